@@ -1,0 +1,58 @@
+"""Airflow provider: move the result of an Impala query to files, clusters and storage."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_IMPALA_FIELDS = {
+    "auth_mechanism": {
+        "label": "Auth mechanism",
+        "schema": {"type": ["string", "null"], "default": "NOSASL",
+                   "enum": ["NOSASL", "PLAIN", "LDAP", "GSSAPI", "JWT"]},
+        "description": "PLAIN/LDAP for user+password, GSSAPI for Kerberos, NOSASL for none.",
+    },
+    "use_ssl": {"label": "Use SSL/TLS", "schema": {"type": ["boolean", "null"], "default": False}},
+    "ca_cert": {"label": "CA certificate file", "schema": {"type": ["string", "null"]}},
+    "use_http_transport": {"label": "HTTP transport", "schema": {"type": ["boolean", "null"], "default": False}},
+    "http_path": {"label": "HTTP path", "schema": {"type": ["string", "null"]},
+                  "description": "e.g. cliservice (only with HTTP transport)"},
+    "kerberos_service_name": {"label": "Kerberos service name",
+                              "schema": {"type": ["string", "null"], "default": "impala"}},
+    "connect_timeout": {"label": "Connect timeout (s)", "schema": {"type": ["number", "null"], "default": 30},
+                        "description": "Bounds TCP connect, handshake and session open."},
+}
+
+
+def get_provider_info() -> dict:
+    return {
+        "package-name": "airflow-provider-impala-transfer",
+        "name": "Impala Transfer",
+        "description": "Extract Impala query results into exact-typed Parquet/CSV chunks and move them "
+        "to other clusters and storage (distcp, hdfs, scp, fsspec).",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "Impala Transfer", "external-doc-url": "https://impala.apache.org/",
+             "tags": ["apache"]}
+        ],
+        "hooks": [
+            {"integration-name": "Impala Transfer",
+             "python-modules": ["airflow_provider_impala_transfer.hooks.impala"]}
+        ],
+        "operators": [
+            {"integration-name": "Impala Transfer",
+             "python-modules": ["airflow_provider_impala_transfer.operators.impala_extract"]}
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_impala_transfer.hooks.impala.ImpalaTransferHook",
+                "hook-name": "Impala (transfer)",
+                "connection-type": "impala_transfer",
+                "conn-fields": _IMPALA_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"schema": "Database"},
+                    "placeholders": {"host": "impalad.example.com", "port": "21050", "schema": "default"},
+                },
+            }
+        ],
+    }

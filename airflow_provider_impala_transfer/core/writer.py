@@ -1,0 +1,262 @@
+"""Size-bounded, atomically published Parquet/CSV files from a stream of Arrow record batches.
+
+* At most ``max_rows_per_file`` rows per file; a new part starts only when there is a row to put in
+  it, so a total that divides evenly never leaves an empty trailing file.
+* Each part is written under a hidden temporary name (``.`` prefix: Hive and Impala skip such
+  files), fsync'ed, then renamed, so a reader never sees a half-written file.
+* Names are deterministic per (chunk, part): a retried task overwrites its own files, and parts
+  left from an earlier, longer attempt are removed, so a retry never duplicates rows.
+* The sha256 and byte count are computed while writing; nothing is read back.
+* Memory is bounded by one row group (``row_group_rows``), never by the result size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import posixpath
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.manifest import FileEntry
+
+OUTPUT_FORMATS = ("parquet", "csv")
+COMPRESSIONS = {
+    "parquet": ("snappy", "zstd", "gzip", "none"),
+    "csv": ("none", "gzip"),
+}
+DEFAULT_COMPRESSION = {"parquet": "snappy", "csv": "none"}
+DEFAULT_ROW_GROUP_ROWS = 128 * 1024
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How chunk files are encoded."""
+
+    output_format: str = "parquet"
+    compression: str | None = None  # None = the format's default
+
+    def __post_init__(self) -> None:
+        fmt = str(self.output_format).lower()
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError("output_format", f"{self.output_format!r} is not supported",
+                              f"use one of {', '.join(OUTPUT_FORMATS)}")
+        compression = DEFAULT_COMPRESSION[fmt] if self.compression in (None, "") else str(self.compression).lower()
+        if compression not in COMPRESSIONS[fmt]:
+            raise ConfigError("compression", f"{self.compression!r} is not supported for {fmt}",
+                              f"use one of {', '.join(COMPRESSIONS[fmt])}")
+        object.__setattr__(self, "output_format", fmt)
+        object.__setattr__(self, "compression", compression)
+
+    @property
+    def extension(self) -> str:
+        if self.output_format == "csv":
+            return ".csv.gz" if self.compression == "gzip" else ".csv"
+        return ".parquet"
+
+
+def part_name(chunk: int, part: int, file_format: FileFormat) -> str:
+    return f"chunk-{chunk:05d}-part-{part:05d}{file_format.extension}"
+
+
+class _HashingSink(io.RawIOBase):
+    """Counts and hashes every byte on its way to the real file."""
+
+    def __init__(self, raw: Any):
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._raw.write(view)
+        self.digest.update(view)
+        self.size += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+class _Part:
+    """One output file being written: temporary name until ``commit``."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, directory: str, name: str,
+                 schema: pa.Schema, file_format: FileFormat, row_group_rows: int):
+        self.fs = fs
+        self.final_path = posixpath.join(directory, name)
+        self.tmp_path = posixpath.join(directory, f".{name}.{uuid.uuid4().hex}.inprogress")
+        self.schema = schema
+        self.file_format = file_format
+        self.row_group_rows = row_group_rows
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._raw = open(self.tmp_path, "wb") if _is_local(fs) else fs.open(self.tmp_path, "wb")
+        self._sink = _HashingSink(self._raw)
+        if file_format.output_format == "parquet":
+            compression = None if file_format.compression == "none" else file_format.compression
+            self._stream: Any = None
+            self._writer: Any = pq.ParquetWriter(self._sink, schema, compression=compression)
+        else:
+            self._stream = (gzip.GzipFile(fileobj=self._sink, mode="wb", mtime=0, filename="")
+                            if file_format.compression == "gzip" else None)
+            self._writer = pacsv.CSVWriter(self._stream or self._sink, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        if self.file_format.output_format == "csv":
+            self._writer.write_batch(batch)
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_rows:
+            self._flush_row_group()
+
+    def _flush_row_group(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self.schema)
+            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            self._pending, self._pending_rows = [], 0
+
+    def commit(self, chunk: int, part: int) -> FileEntry:
+        self._flush_row_group()
+        self._writer.close()
+        if self._stream is not None:
+            self._stream.close()
+        self._raw.flush()
+        if _is_local(self.fs):
+            os.fsync(self._raw.fileno())
+        self._raw.close()
+        _publish(self.fs, self.tmp_path, self.final_path)
+        return FileEntry(
+            path=_url(self.fs, self.final_path), rows=self.rows, bytes=self._sink.size,
+            sha256=self._sink.digest.hexdigest(), chunk=chunk, part=part,
+            format=self.file_format.output_format, compression=self.file_format.compression,
+        )
+
+    def abort(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            if self.fs.exists(self.tmp_path):
+                self.fs.rm(self.tmp_path)
+
+
+class RollingFileWriter:
+    """Writes one chunk's rows as ``chunk-CCCCC-part-PPPPP`` files of at most N rows each."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, directory: str, chunk: int, schema: pa.Schema,
+                 file_format: FileFormat, max_rows_per_file: int, *, write_empty_file: bool = False,
+                 row_group_rows: int = DEFAULT_ROW_GROUP_ROWS):
+        if max_rows_per_file <= 0:
+            raise ConfigError("chunk_size", f"{max_rows_per_file} is not > 0", "give a whole number > 0")
+        self.fs = fs
+        self.directory = directory.rstrip("/") or "/"
+        self.chunk = chunk
+        self.schema = schema
+        self.file_format = file_format
+        self.max_rows_per_file = max_rows_per_file
+        self.write_empty_file = write_empty_file
+        self.row_group_rows = min(row_group_rows, max_rows_per_file)
+        self.files: list[FileEntry] = []
+        self._part: _Part | None = None
+        self.rows = 0
+        fs.makedirs(self.directory, exist_ok=True)
+
+    @property
+    def bytes_written(self) -> int:
+        done = sum(f.bytes for f in self.files)
+        return done + (self._part._sink.size if self._part else 0)
+
+    def _open_part(self) -> _Part:
+        name = part_name(self.chunk, len(self.files), self.file_format)
+        return _Part(self.fs, self.directory, name, self.schema, self.file_format, self.row_group_rows)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        offset = 0
+        while offset < batch.num_rows:
+            if self._part is None:
+                self._part = self._open_part()
+            room = self.max_rows_per_file - self._part.rows
+            piece = batch.slice(offset, room)
+            self._part.write(piece)
+            offset += piece.num_rows
+            self.rows += piece.num_rows
+            if self._part.rows >= self.max_rows_per_file:
+                self._commit_part()
+
+    def _commit_part(self) -> None:
+        assert self._part is not None
+        self.files.append(self._part.commit(self.chunk, len(self.files)))
+        self._part = None
+
+    def close(self) -> list[FileEntry]:
+        if self._part is not None:
+            self._commit_part()
+        elif not self.files and self.write_empty_file:
+            self._part = self._open_part()
+            self._commit_part()
+        self._remove_stale_parts()
+        return self.files
+
+    def abort(self) -> None:
+        if self._part is not None:
+            self._part.abort()
+            self._part = None
+
+    def _remove_stale_parts(self) -> None:
+        """Parts (and crashed temporaries) of this chunk from an earlier attempt that this attempt
+        did not rewrite. Safe because one chunk is written by one task instance at a time."""
+        keep = {posixpath.basename(f.path) for f in self.files}
+        pattern = re.compile(rf"^\.?chunk-{self.chunk:05d}-part-\d{{5}}\.")
+        for path in self.fs.ls(self.directory, detail=False):
+            name = posixpath.basename(path.rstrip("/"))
+            if pattern.match(name) and name not in keep:
+                self.fs.rm(path)
+
+    def __enter__(self) -> RollingFileWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def _publish(fs: fsspec.AbstractFileSystem, tmp_path: str, final_path: str) -> None:
+    if _is_local(fs):
+        os.replace(tmp_path, final_path)  # atomic on POSIX, replaces an earlier attempt's file
+        dir_fd = os.open(os.path.dirname(final_path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    else:
+        fs.mv(tmp_path, final_path)
+
+
+def _url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    return fs.unstrip_protocol(path)

@@ -1,0 +1,73 @@
+"""Impala hook for extracts: ``ImpalaHook`` plus bounded connects and one connection per task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.apache.impala.hooks.impala import ImpalaHook
+
+from airflow_provider_impala_transfer.core.connection import DEFAULT_PORT, SECRET_KEYS, SourceConnector
+
+# Extras this provider reads itself; every other extra goes to impala.dbapi.connect unchanged,
+# exactly as ImpalaHook does, so an existing `impala` connection works as it is.
+_OWN_EXTRAS = {"connect_timeout", "rpc_timeout"}
+_BOOL_EXTRAS = {"use_ssl", "use_http_transport", "verify_cert"}
+
+
+class ImpalaTransferHook(ImpalaHook):
+    """Accepts connections of type ``impala`` (extras passed to impyla as-is) or
+    ``impala_transfer`` (the same, with form fields in the UI)."""
+
+    conn_type = "impala_transfer"
+    hook_name = "Impala (transfer)"
+
+    def __init__(self, *args: Any, connect_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+
+    def connector(self) -> SourceConnector:
+        """A picklable description of the connection; each task opens its own socket from it."""
+        conn = self.get_connection(self.get_conn_id())
+        extras = _normalise_extras(conn.extra_dejson, conn.conn_type)
+        self._mask_secrets(extras)
+        connect_timeout = self.connect_timeout or extras.pop("connect_timeout", None) or 30
+        rpc_timeout = extras.pop("rpc_timeout", None)
+        options = {k: v for k, v in extras.items() if k not in _OWN_EXTRAS}
+        if conn.login:
+            options.setdefault("user", conn.login)
+        if conn.password:
+            options.setdefault("password", conn.password)
+        if conn.schema:
+            options.setdefault("database", conn.schema)
+        return SourceConnector(
+            host=conn.host or "",
+            port=conn.port or DEFAULT_PORT,
+            connect_timeout=float(connect_timeout),
+            rpc_timeout=float(rpc_timeout) if rpc_timeout not in (None, "") else None,
+            options=options,
+        )
+
+    def get_conn(self):
+        return self.connector().connect()
+
+    @staticmethod
+    def _mask_secrets(extras: dict[str, Any]) -> None:
+        from airflow.sdk.log import mask_secret
+
+        for key, value in extras.items():
+            if key in SECRET_KEYS and value:
+                mask_secret(str(value))
+
+
+def _normalise_extras(extras: dict[str, Any], conn_type: str | None) -> dict[str, Any]:
+    """UI forms may store ``extra__<type>__<field>``; empty form fields come back as '' or None."""
+    out: dict[str, Any] = {}
+    for key, value in extras.items():
+        if key.startswith("extra__"):
+            key = key.split("__", 2)[-1]
+        if value in (None, ""):
+            continue
+        if key in _BOOL_EXTRAS and isinstance(value, str):
+            value = value.strip().lower() in ("1", "true", "yes", "on")
+        out[key] = value
+    return out

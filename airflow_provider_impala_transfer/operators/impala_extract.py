@@ -1,0 +1,171 @@
+"""Operators that turn an Impala query into chunk files. They only read Airflow context and call
+the Airflow-free core (planning, conversion, writing, manifests)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_impala_transfer.core.extract import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_FETCH_SIZE,
+    ExtractSpec,
+    Progress,
+    extract_chunk,
+    plan_chunks,
+)
+from airflow_provider_impala_transfer.core.manifest import merge_manifests
+from airflow_provider_impala_transfer.core.planning import Chunk
+from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+
+
+def run_directory(output_path: str, dag_id: str, run_id: str) -> str:
+    """``<output_path>/<dag_id>/<run_id>`` with characters Hadoop paths reject (``:``, ``+``) replaced,
+    so every run has its own directory and a retry lands in the same one."""
+    safe = lambda text: re.sub(r"[^A-Za-z0-9._=-]", "_", text)  # noqa: E731
+    return posixpath.join(output_path.rstrip("/"), safe(dag_id), safe(run_id))
+
+
+class _ImpalaQueryOperator(BaseOperator):
+    """Fields shared by planning and extracting: what to read and how to cut it."""
+
+    template_fields: Sequence[str] = ("sql", "table", "split_by", "chunk_size", "num_chunks")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
+    ui_color = "#e6f1f2"
+
+    def __init__(
+        self,
+        *,
+        sql: str | None = None,
+        table: str | None = None,
+        impala_conn_id: str = ImpalaTransferHook.default_conn_name,
+        split_by: str | None = None,
+        chunk_size: int | str = DEFAULT_CHUNK_SIZE,
+        num_chunks: int | str | None = None,
+        empty_result: str = "file",
+        allow_non_select: bool = False,
+        connect_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sql = sql
+        self.table = table
+        self.impala_conn_id = impala_conn_id
+        self.split_by = split_by
+        self.chunk_size = chunk_size
+        self.num_chunks = num_chunks
+        self.empty_result = empty_result
+        self.allow_non_select = allow_non_select
+        self.connect_timeout = connect_timeout
+
+    def hook(self) -> ImpalaTransferHook:
+        return ImpalaTransferHook(impala_conn_id=self.impala_conn_id, connect_timeout=self.connect_timeout)
+
+    def build_spec(self, **overrides: Any) -> ExtractSpec:
+        return ExtractSpec.build(
+            sql=self.sql, table=self.table, split_by=self.split_by, chunk_size=self.chunk_size,
+            num_chunks=self.num_chunks, empty_result=self.empty_result,
+            allow_non_select=self.allow_non_select, **overrides,
+        )
+
+
+class ImpalaChunkPlanOperator(_ImpalaQueryOperator):
+    """Cut a query into chunks (key ranges of ``split_by``), returned as a list for ``.expand()``.
+
+    Without ``split_by`` there is one chunk: a single streamed query (files still roll over every
+    ``chunk_size`` rows). Never ``LIMIT ... OFFSET``.
+    """
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        spec = self.build_spec()
+        chunks = plan_chunks(self.hook().connector(), spec)
+        for chunk in chunks:
+            self.log.info("chunk %d: %s", chunk.index, chunk.description)
+        return [c.to_dict() for c in chunks]
+
+
+class ImpalaExtractOperator(_ImpalaQueryOperator):
+    """Stream an Impala query into exact-typed Parquet/CSV files of at most ``chunk_size`` rows.
+
+    Map it over :class:`ImpalaChunkPlanOperator`'s output (``chunk=``) for parallel chunks, each
+    with its own connection; without ``chunk`` it plans and extracts every chunk itself.
+
+    :param sql: query, or a path ending in ``.sql`` (templated). Exactly one of sql/table.
+    :param table: ``db.table`` to extract whole.
+    :param output_path: directory or fsspec URL (``/data/out``, ``s3://bucket/prefix``). Files go to
+        ``<output_path>/<dag_id>/<run_id>/chunk-CCCCC-part-PPPPP.<ext>`` unless ``run_subdirectory``
+        is False.
+    :param output_format: ``parquet`` (default) or ``csv``.
+    :param compression: parquet: snappy (default), zstd, gzip, none; csv: none (default), gzip.
+    :param chunk_size: maximum rows per file, and the target rows per chunk when planning.
+    :param split_by: integer/decimal/float/date/timestamp column to cut into key ranges.
+    :param order_by: columns to sort each chunk by; makes re-runs byte-identical on servers that
+        do not return rows in a stable order (costs a sort on the server).
+    :param fetch_size: rows per round trip to the server.
+    :param timestamp_unit: ``us`` (default; years 1-9999) or ``ns``. A value with more digits than
+        the unit keeps fails the task instead of being truncated.
+    :param empty_result: ``file`` writes one schema-only file for an empty result; ``none`` nothing.
+    :param storage_options: fsspec options for ``output_path`` (credentials belong in a connection).
+    :return: the manifest (files with rows, bytes, sha256; the Arrow schema) through XCom.
+    """
+
+    template_fields: Sequence[str] = (*_ImpalaQueryOperator.template_fields, "output_path", "output_format",
+                                      "compression", "chunk", "order_by")
+    map_index_template = "chunk {{ task.chunk.index if task.chunk else 'all' }}"
+
+    def __init__(
+        self,
+        *,
+        output_path: str,
+        output_format: str = "parquet",
+        compression: str | None = None,
+        chunk: dict[str, Any] | None = None,
+        order_by: str | list[str] | None = None,
+        fetch_size: int = DEFAULT_FETCH_SIZE,
+        timestamp_unit: str = "us",
+        storage_options: dict[str, Any] | None = None,
+        run_subdirectory: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.output_path = output_path
+        self.output_format = output_format
+        self.compression = compression
+        self.chunk = chunk
+        self.order_by = order_by
+        self.fetch_size = fetch_size
+        self.timestamp_unit = timestamp_unit
+        self.storage_options = storage_options
+        self.run_subdirectory = run_subdirectory
+
+    def output_directory(self, context: Any) -> str:
+        if not self.run_subdirectory:
+            return self.output_path
+        return run_directory(self.output_path, context["dag"].dag_id, context["run_id"])
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        spec = self.build_spec(
+            output_format=self.output_format, compression=self.compression, order_by=self.order_by,
+            fetch_size=self.fetch_size, timestamp_unit=self.timestamp_unit,
+        )
+        connector = self.hook().connector()
+        directory = self.output_directory(context)
+        chunks = [Chunk.from_dict(self.chunk)] if self.chunk else plan_chunks(connector, spec)
+        manifests = []
+        for chunk in chunks:
+            self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
+            progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
+            manifests.append(extract_chunk(connector, spec, chunk, directory,
+                                           storage_options=self.storage_options, progress=progress))
+        manifest = merge_manifests(manifests)
+        manifest["output_path"] = directory
+        manifest["chunks"] = [c.to_dict() for c in chunks]
+        for entry in manifest["files"]:
+            self.log.info("wrote %s: %d rows, %d bytes, sha256 %s", entry["path"], entry["rows"],
+                          entry["bytes"], entry["sha256"])
+        return manifest

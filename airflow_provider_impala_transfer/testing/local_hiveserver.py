@@ -1,0 +1,315 @@
+"""A real HiveServer2-protocol server on 127.0.0.1 for demos and tests.
+
+Impala itself does not run on a laptop, but the Spark Thrift Server shipped inside the ``pyspark``
+wheel speaks the same HiveServer2 protocol that impyla (and so ``ImpalaHook``) uses. This module
+starts one, waits until it answers a query, seeds a sample table holding every type users move,
+and stops it again by its PID (never by process name).
+
+Usage::
+
+    python -m airflow_provider_impala_transfer.testing.local_hiveserver start --workdir .demo/hs2
+    python -m airflow_provider_impala_transfer.testing.local_hiveserver seed --port 10000
+    python -m airflow_provider_impala_transfer.testing.local_hiveserver stop --workdir .demo/hs2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_FILE = "server.json"
+SAMPLE_TABLE = "default.sample_types"
+
+# Rows of the sample table: every type users move, NULL in every column, unicode, empty and very
+# long strings, sub-second timestamps, extreme integers and decimals.
+SAMPLE_DDL = """
+CREATE TABLE {table} (
+  id INT, c_tinyint TINYINT, c_smallint SMALLINT, c_int INT, c_bigint BIGINT,
+  c_float FLOAT, c_double DOUBLE, c_dec18 DECIMAL(18,2), c_dec38 DECIMAL(38,10),
+  c_string STRING, c_bool BOOLEAN, c_date DATE, c_ts TIMESTAMP
+) USING parquet
+"""
+SAMPLE_ROWS = [
+    "(1, 1, 1, 1, 1, 1.5, 1.25, 1.10, 1.0000000001, 'plain ascii', true, DATE '2024-01-31', "
+    "TIMESTAMP '2024-01-31 12:34:56.123456')",
+    "(2, -128, -32768, -2147483648, -9223372036854775808, -3.25, -1.0E300, "
+    "-9999999999999999.99, -9999999999999999999999999999.9999999999, 'Grüße, 東京 🚀', false, "
+    "DATE '1900-01-01', TIMESTAMP '1900-01-01 00:00:00.000001')",
+    "(3, 127, 32767, 2147483647, 9223372036854775807, 3.4028234E38, 1.7976931348623157E308, "
+    "9999999999999999.99, 9999999999999999999999999999.9999999999, '', true, DATE '9999-12-31', "
+    "TIMESTAMP '9999-12-31 23:59:59.999999')",
+    "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "(5, 0, 0, 0, 0, 0.0, 0.1, 0.01, 0.0000000001, repeat('long-', 20000), false, "
+    "DATE '1970-01-01', TIMESTAMP '1970-01-01 00:00:00.5')",
+    "(6, 7, 7, 7, 12345678901234, -0.0, 2.5E-308, 123.45, 12345.6789012345, "
+    "'quote '' and \\\\ backslash and \\n newline and ; semicolon', true, DATE '2000-02-29', "
+    "TIMESTAMP '2000-02-29 23:59:59.9')",
+]
+
+
+def pyspark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalHiveServer:
+    """One Spark Thrift Server process, its own Derby metastore and warehouse under ``workdir``."""
+
+    workdir: Path
+    port: int
+    pid: int | None = None
+    transport_mode: str = "binary"  # or "http" (path "cliservice")
+    authentication: str = "NONE"  # NONE = SASL PLAIN with any user/password; or NOSASL
+    driver_memory: str = "2g"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def command(self) -> list[str]:
+        home = pyspark_home()
+        w = self.workdir
+        return [
+            str(home / "bin" / "spark-submit"),
+            "--master", "local[2]",
+            "--driver-memory", self.driver_memory,
+            "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+            "--conf", "spark.sql.hive.thriftServer.singleSession=true",
+            "--conf", "spark.sql.thriftServer.incrementalCollect=true",
+            "--conf", f"spark.sql.warehouse.dir={w / 'warehouse'}",
+            "--conf", "spark.ui.enabled=false",
+            "--conf", "spark.sql.session.timeZone=UTC",
+            "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={w / 'derby'} -Duser.timezone=UTC",
+            "--hiveconf", f"hive.server2.thrift.port={self.port}",
+            "--hiveconf", f"hive.server2.thrift.http.port={self.port}",
+            "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+            "--hiveconf", f"hive.server2.transport.mode={self.transport_mode}",
+            "--hiveconf", f"hive.server2.authentication={self.authentication}",
+            "--hiveconf",
+            f"javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={w / 'derby' / 'metastore_db'};create=true",
+            "spark-internal",
+        ]
+
+    def start(self, timeout: float = 120.0) -> LocalHiveServer:
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise RuntimeError("java not found on PATH: install a Java 17 runtime (openjdk-17-jre-headless)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "derby").mkdir(exist_ok=True)
+        env = dict(os.environ)
+        env.update(SPARK_HOME=str(pyspark_home()), SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
+        env.pop("PYSPARK_PYTHON", None)
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches the JVM too
+            )
+        self.pid = proc.pid
+        self._write_state()
+        try:
+            self._wait_until_ready(proc, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self, proc: subprocess.Popen, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"HiveServer2 exited with code {proc.returncode}; last log lines:\n{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+                self.query("SELECT 1")
+                return
+            except Exception as exc:  # not up yet
+                last_error = exc
+                time.sleep(0.5)
+        raise TimeoutError(
+            f"HiveServer2 on 127.0.0.1:{self.port} did not answer within {timeout:.0f}s "
+            f"({last_error}); log:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def connect_kwargs(self) -> dict:
+        kwargs: dict = {"host": "127.0.0.1", "port": self.port}
+        if self.authentication == "NOSASL":
+            kwargs["auth_mechanism"] = "NOSASL"
+        else:
+            kwargs.update(auth_mechanism="PLAIN", user="airflow", password="airflow")
+        if self.transport_mode == "http":
+            kwargs.update(use_http_transport=True, http_path="cliservice")
+        return kwargs
+
+    def connect(self):
+        from impala.dbapi import connect
+
+        return connect(timeout=60, **self.connect_kwargs())
+
+    def query(self, sql: str) -> list[tuple]:
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description and cursor.description[0][1] else []
+        finally:
+            conn.close()
+
+    def execute(self, *statements: str) -> None:
+        """Run DDL/DML. Never fetch after DDL: the server reports a description but no columns."""
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            conn.close()
+
+    def seed_sample_table(self, table: str = SAMPLE_TABLE) -> str:
+        self.execute(
+            f"DROP TABLE IF EXISTS {table}",
+            SAMPLE_DDL.format(table=table),
+            f"INSERT INTO {table} VALUES " + ",\n".join(SAMPLE_ROWS),
+        )
+        return table
+
+    def seed_range_table(self, table: str, rows: int) -> str:
+        """A synthetic table of ``rows`` rows (9 columns, NULLs in one), generated server-side."""
+        self.execute(
+            f"DROP TABLE IF EXISTS {table}",
+            f"""CREATE TABLE {table} USING parquet AS
+            SELECT id,
+                   CAST(id % 100 AS INT) AS small_int,
+                   id * 0.5D AS amount_double,
+                   concat('name-', CAST(id AS STRING)) AS name,
+                   CAST(id AS DECIMAL(18,2)) / 100 AS amount_decimal,
+                   timestamp_micros(1700000000000000 + id * 1000001) AS event_ts,
+                   date_add(DATE '2020-01-01', CAST(id % 3000 AS INT)) AS event_date,
+                   id % 2 = 0 AS is_even,
+                   CASE WHEN id % 7 = 0 THEN NULL ELSE id * 3 END AS maybe_null
+            FROM range({int(rows)})""",
+        )
+        return table
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.pid is None:
+            return
+        _stop_process_group(self.pid, timeout)
+        self.pid = None
+        try:
+            (self.workdir / STATE_FILE).unlink()
+        except FileNotFoundError:
+            pass
+
+    def _write_state(self) -> None:
+        state = {"pid": self.pid, "port": self.port, "transport_mode": self.transport_mode,
+                 "authentication": self.authentication}
+        (self.workdir / STATE_FILE).write_text(json.dumps(state))
+
+    @classmethod
+    def from_state(cls, workdir: Path) -> LocalHiveServer | None:
+        try:
+            state = json.loads((workdir / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        return cls(workdir=workdir, port=state["port"], pid=state["pid"],
+                   transport_mode=state["transport_mode"], authentication=state["authentication"])
+
+    def __enter__(self) -> LocalHiveServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _stop_process_group(pid: int, timeout: float) -> None:
+    """SIGTERM the server's own process group (it was started as a session leader), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child (started by another process): poll instead
+            finished = 0 if _alive(pid) else pid
+        if finished:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop", "seed", "status"])
+    parser.add_argument("--workdir", type=Path, default=Path(".demo/hiveserver2"))
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port")
+    parser.add_argument("--range-rows", type=int, default=0, help="also seed default.events with N rows")
+    args = parser.parse_args(argv)
+    workdir = args.workdir.resolve()
+    server = LocalHiveServer.from_state(workdir)
+    if args.action == "start":
+        if server is not None and server.pid and _alive(server.pid):
+            print(json.dumps({"port": server.port, "pid": server.pid, "already_running": True}))
+            return 0
+        server = LocalHiveServer(workdir=workdir, port=args.port or free_port()).start()
+        print(json.dumps({"port": server.port, "pid": server.pid}))
+        return 0
+    if server is None:
+        print(f"no server recorded in {workdir}", file=sys.stderr)
+        return 1 if args.action != "stop" else 0
+    if args.action == "stop":
+        server.stop()
+    elif args.action == "seed":
+        server.seed_sample_table()
+        if args.range_rows:
+            server.seed_range_table("default.events", args.range_rows)
+    else:
+        print(json.dumps({"port": server.port, "pid": server.pid, "alive": _alive(server.pid)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
