@@ -100,7 +100,7 @@ class SourceConnector:
 
     def _explain(self, exc: Exception) -> SourceError:
         text = str(exc) or type(exc).__name__
-        if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in text:
+        if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in text or "timeout" in text.lower():
             return SourceError(
                 f"Impala at {self.address} accepted the connection but did not answer within "
                 f"{self.connect_timeout:g}s ({text}): check auth_mechanism={self.auth_mechanism}, "

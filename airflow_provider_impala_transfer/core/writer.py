@@ -153,7 +153,15 @@ class _Part:
         )
 
     def abort(self) -> None:
+        """Drop the temporary file. The format writer is closed first (into the doomed temporary)
+        so it cannot write its footer into a closed file later, at garbage collection."""
         try:
+            for closable in (self._writer, self._stream):
+                if closable is not None:
+                    try:
+                        closable.close()
+                    except Exception:  # noqa: BLE001 - the file is being discarded anyway
+                        continue
             self._raw.close()
         finally:
             if self.fs.exists(self.tmp_path):
