@@ -1,0 +1,69 @@
+"""Packaging and Airflow integration: entry point, connection type, hook, templated fields."""
+
+import json
+from importlib.metadata import entry_points
+
+import pytest
+
+from airflow_provider_impala_transfer import get_provider_info
+
+
+def test_provider_is_registered_through_its_entry_point():
+    [ep] = [ep for ep in entry_points(group="apache_airflow_provider")
+            if ep.value.startswith("airflow_provider_impala_transfer")]
+    info = ep.load()()
+    assert info["package-name"] == "airflow-provider-impala-transfer"
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "impala_transfer"
+    assert conn_type["conn-fields"]["auth_mechanism"]["schema"]["enum"][0] == "NOSASL"
+
+
+def test_airflow_providers_manager_sees_the_connection_type():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-impala-transfer" in manager.providers
+    assert "impala_transfer" in manager.hooks
+
+
+def _conn_env(monkeypatch, conn_id, conn):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+@pytest.mark.server
+def test_hook_connects_with_an_impala_connection_and_masks_the_password(hiveserver, monkeypatch):
+    from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+
+    _conn_env(monkeypatch, "impala_test", {
+        "conn_type": "impala", "host": "127.0.0.1", "port": hiveserver.port, "login": "etl",
+        "password": "pa55-word", "schema": "default",
+        "extra": {"auth_mechanism": "PLAIN", "connect_timeout": 7,
+                  "extra__impala_transfer__use_ssl": "false", "http_path": ""},
+    })
+    connector = ImpalaTransferHook(impala_conn_id="impala_test").connector()
+    assert connector.connect_timeout == 7
+    assert connector.options == {"auth_mechanism": "PLAIN", "use_ssl": False, "user": "etl",
+                                 "password": "pa55-word", "database": "default"}
+    assert "pa55-word" not in repr(connector)
+    conn = ImpalaTransferHook(impala_conn_id="impala_test").get_conn()
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT COUNT(*) FROM sample_types")  # schema -> default database
+        assert cursor.fetchone() == (6,)
+    finally:
+        conn.close()
+
+
+def test_operator_templated_fields_cover_what_users_template():
+    from airflow_provider_impala_transfer.operators.impala_extract import ImpalaExtractOperator
+
+    fields = set(ImpalaExtractOperator.template_fields)
+    assert {"sql", "table", "output_path", "chunk_size", "split_by", "chunk", "output_format"} <= fields
+    assert ".sql" in ImpalaExtractOperator.template_ext
+
+
+def test_run_directory_is_hadoop_safe():
+    from airflow_provider_impala_transfer.operators.impala_extract import run_directory
+
+    path = run_directory("hdfs://nn:8020/data/out/", "my_dag", "manual__2026-01-01T00:00:00+00:00")
+    assert path == "hdfs://nn:8020/data/out/my_dag/manual__2026-01-01T00_00_00_00_00"
