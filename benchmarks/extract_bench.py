@@ -10,8 +10,10 @@ RSS is its own:
                   nothing: what any client of this server must pay
   c  naive        default impyla cursor ``fetchall()`` -> ``pandas.DataFrame`` -> ``to_parquet``
 
-Seconds are measured inside the child from connect to the last byte written (imports excluded);
-peak RSS is the child's ``ru_maxrss``. The methods run interleaved (a, b, c for each N, repeated),
+Seconds are measured inside the child from connect to the last byte written (imports excluded;
+the child's whole lifetime is kept in the JSON as ``process_s``), with the client CPU seconds spent
+in that span: against a local server, seconds minus CPU is mostly time waiting for the server. Peak
+RSS is the child's ``ru_maxrss``. The methods run interleaved (a, b, c for each N, repeated),
 so machine noise hits all three alike; the ratios compare each method's best run. Targets:
 a/b >= 0.8 (conversion + writing cost at most 20% over fetching), a/c >= 3, and RSS(a) at the
 largest N <= 1.3 x RSS(a) at the smallest (memory does not grow with the result).
@@ -53,10 +55,10 @@ def run_method(method: str, config: dict) -> dict:
     spec = ExtractSpec.build(table=config["table"], chunk_size=ROWS_PER_FILE, output_format="parquet",
                              compression="snappy", fetch_size=config["fetch_size"])
     out = Path(config["out"])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if method == "a":
         extract_chunk(connector, spec, unsplit_plan()[0], str(out))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         import pyarrow.parquet as pq
 
         rows = sum(pq.read_metadata(path).num_rows for path in out.glob("*.parquet"))
@@ -75,19 +77,20 @@ def run_method(method: str, config: dict) -> dict:
                 rows = len(frame)
         finally:
             connection.close()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_mb}
+    return {"rows": rows, "seconds": seconds, "cpu_s": cpu, "peak_rss_mb": peak_mb}
 
 
 def measure(method: str, config: dict) -> dict:
     """Parent side: one fresh process per run, its output in a temp dir removed afterwards."""
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"out-{method}-", dir=BENCH_DIR) as out:
         child = subprocess.run(
             [sys.executable, __file__, "--child", method, json.dumps({**config, "out": out})],
             check=True, capture_output=True, text=True,
         )
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return {**json.loads(child.stdout.strip().splitlines()[-1]), "process_s": time.perf_counter() - started}
 
 
 def summarize(n: int, method: str, runs: list[dict]) -> dict:
@@ -96,16 +99,18 @@ def summarize(n: int, method: str, runs: list[dict]) -> dict:
         "rows": n, "method": method, "name": METHODS[method], "runs": runs,
         "best_s": min(seconds), "median_s": statistics.median(seconds),
         "best_rows_per_s": n / min(seconds), "median_rows_per_s": n / statistics.median(seconds),
+        "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
     }
 
 
 def report(results: list[dict], row_counts: list[int]) -> dict:
     print(f"\n{'rows':>10}  {'method':<16} {'best s':>8} {'median s':>9} {'best rows/s':>12} "
-          f"{'median rows/s':>14} {'peak RSS MB':>12}")
+          f"{'median rows/s':>14} {'client CPU s':>13} {'peak RSS MB':>12}")
     for r in results:
         print(f"{r['rows']:>10,}  {r['method'] + ' ' + r['name']:<16} {r['best_s']:>8.2f} {r['median_s']:>9.2f} "
-              f"{r['best_rows_per_s']:>12,.0f} {r['median_rows_per_s']:>14,.0f} {r['peak_rss_mb']:>12.0f}")
+              f"{r['best_rows_per_s']:>12,.0f} {r['median_rows_per_s']:>14,.0f} {r['median_cpu_s']:>13.2f} "
+              f"{r['peak_rss_mb']:>12.0f}")
     by = {(r["rows"], r["method"]): r for r in results}
     ratios = {}
     print()
@@ -165,7 +170,8 @@ def main() -> int:
                         raise SystemExit(f"method {method} returned {run['rows']:,} rows, expected {n:,}")
                     runs[method].append(run)
                     print(f"{n:>10,} {method} {METHODS[method]:<13} rep {rep + 1}: {run['seconds']:6.2f}s "
-                          f"{n / run['seconds']:>10,.0f} rows/s {run['peak_rss_mb']:6.0f} MB", flush=True)
+                          f"{n / run['seconds']:>10,.0f} rows/s cpu {run['cpu_s']:5.2f}s "
+                          f"{run['peak_rss_mb']:6.0f} MB", flush=True)
             results += [summarize(n, m, runs[m]) for m in METHODS]
     finally:
         server.stop()

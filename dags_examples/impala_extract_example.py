@@ -17,6 +17,7 @@ from airflow_provider_impala_transfer.core.sql import resolve_query
 from airflow_provider_impala_transfer.core.manifest import merge_manifests
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
+    CHUNK_LABEL_TEMPLATE,
     ImpalaChunkPlanOperator,
     ImpalaExtractOperator,
 )
@@ -58,6 +59,7 @@ with DAG(
         output_format="{{ params.output_format }}",
         compression="{{ params.compression }}",
         max_active_tis_per_dagrun=MAX_WORKERS,
+        map_index_template=CHUNK_LABEL_TEMPLATE,  # the grid shows each chunk's key range
         retries=1,
         **query_args,
     ).expand(chunk=plan.output)

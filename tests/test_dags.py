@@ -70,6 +70,12 @@ def test_example_dag_extracts_every_row_in_parallel_chunks(airflow_home):
     assert run_state == "success"
     assert states[("plan", -1)] == "success" and states[("summary", -1)] == "success"
     assert [states[("extract", i)] for i in range(7)] == ["success"] * 7
+    with sqlite3.connect(airflow_home["home"] / "airflow.db") as db:
+        labels = [row[0] for row in db.execute(
+            "SELECT rendered_map_index FROM task_instance WHERE task_id = 'extract' ORDER BY map_index")]
+    # the grid names each chunk by its key range: 20,000 ids in 7 ranges
+    assert labels[0] == "`id` < 2858" and labels[1] == "`id` >= 2858 AND `id` < 5715"
+    assert labels[-1] == "`id` >= 17143" and len(set(labels)) == 7
     files = sorted((airflow_home["out"] / "impala_extract_example").rglob("*.parquet"))
     assert len(files) == 7
     assert sorted(read_files([str(f) for f in files])["id"].to_pylist()) == list(range(EVENTS_ROWS))

@@ -30,6 +30,12 @@ def run_directory(output_path: str, dag_id: str, run_id: str) -> str:
     return posixpath.join(output_path.rstrip("/"), safe(dag_id), safe(run_id))
 
 
+# Pass as ``map_index_template=`` to ``ImpalaExtractOperator.partial(...)``: the grid then names each
+# mapped task instance by its key range instead of a bare index. (A mapped operator reads this from
+# the partial() arguments only, so it cannot be defaulted in __init__.)
+CHUNK_LABEL_TEMPLATE = "{{ task.chunk.description if task.chunk else 'all rows' }}"
+
+
 class _ImpalaQueryOperator(BaseOperator):
     """Fields shared by planning and extracting: what to read and how to cut it."""
 
@@ -116,8 +122,6 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
 
     template_fields: Sequence[str] = (*_ImpalaQueryOperator.template_fields, "output_path", "output_format",
                                       "compression", "chunk", "order_by")
-    map_index_template = "chunk {{ task.chunk.index if task.chunk else 'all' }}"
-
     def __init__(
         self,
         *,
