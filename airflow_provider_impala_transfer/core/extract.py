@@ -20,6 +20,7 @@ from airflow_provider_impala_transfer.core.arrow_types import (
 from airflow_provider_impala_transfer.core.connection import SourceConnector, run_server_call
 from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
 from airflow_provider_impala_transfer.core.manifest import build_manifest
+from airflow_provider_impala_transfer.core.prefetch import Prefetcher
 from airflow_provider_impala_transfer.core.planning import (
     DEFAULT_MAX_CHUNKS,
     Chunk,
@@ -211,12 +212,10 @@ def extract_chunk(
             fs, directory, chunk.index, schema, spec.file_format, spec.chunk_size,
             write_empty_file=chunk.write_empty_file, row_group_rows=spec.row_group_rows,
         )
-        with writer:
-            batches = iter_raw_batches(cursor)
-            while True:
-                raw = run_server_call(connector, f"chunk {chunk.index} fetch", lambda: next(batches, None))
-                if raw is None:
-                    break
+        batches = iter_raw_batches(cursor)
+        fetch = lambda: run_server_call(connector, f"chunk {chunk.index} fetch", lambda: next(batches, None))  # noqa: E731
+        with writer, Prefetcher(fetch) as prefetched:
+            for raw in prefetched:
                 writer.write(converter.convert(raw))
                 progress.update(writer.rows, writer.bytes_written)
         run_server_call(connector, "closing the query", cursor.close)
