@@ -13,7 +13,7 @@ RSS is its own:
 Seconds are measured inside the child from connect to the last byte written (imports excluded;
 the child's whole lifetime is kept in the JSON as ``process_s``), with the client CPU seconds spent
 in that span: against a local server, seconds minus CPU is mostly time waiting for the server. Peak
-RSS is the child's ``ru_maxrss``. The methods run interleaved (a, b, c for each N, repeated),
+RSS is the child's ``ru_maxrss``. One untimed run per N warms the server first. The methods run interleaved, in an order rotated each repetition (a b c, b c a, c a b),
 so machine noise hits all three alike; the ratios compare each method's best run. Targets:
 a/b >= 0.8 (conversion + writing cost at most 20% over fetching), a/c >= 3, and RSS(a) at the
 largest N <= 1.3 x RSS(a) at the smallest (memory does not grow with the result).
@@ -138,7 +138,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1000000,5000000", help="comma-separated row counts")
     parser.add_argument("--fetch-size", type=int, default=10240, help="rows per fetch round trip")
-    parser.add_argument("--reps", type=int, default=2, help="runs of each method per row count")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each method per row count")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -163,8 +163,15 @@ def main() -> int:
             config = {"connect": server.connect_kwargs(), "table": f"default.bench_{n}",
                       "fetch_size": args.fetch_size}
             runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+            # The server's first scans of a table run on a cold JIT: warm it so that the method
+            # that happens to run first is not charged for it.
+            warm = measure("b", config)
+            print(f"{n:>10,} warm-up (b, untimed): {warm['seconds']:.2f}s", flush=True)
             for rep in range(args.reps):
-                for method in METHODS:
+                # Rotate the order: a run pays for the server-side garbage the previous run left
+                # (the naive method leaves a lot), so each method must follow each other in turn.
+                names = list(METHODS)
+                for method in names[rep % len(names):] + names[:rep % len(names)]:
                     run = measure(method, config)
                     if run["rows"] != n:
                         raise SystemExit(f"method {method} returned {run['rows']:,} rows, expected {n:,}")
