@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
 from airflow_provider_impala_transfer.testing.local_hiveserver import LocalHiveServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,15 +86,6 @@ def main() -> int:
     print("Look inside: .venv/bin/python -c \"import pyarrow.parquet as pq; "
           f"print(pq.read_table('{files[0]}').slice(0, 5).to_pandas())\"")
     return 0
-
-
-def latest_run(db_path: Path, dag_id: str) -> tuple[str, dict[tuple[str, int], str]]:
-    with sqlite3.connect(db_path) as db:
-        run_id, state = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
-        rows = db.execute("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                          (dag_id, run_id))
-        return state, {(task, index): task_state for task, index, task_state in rows}
 
 
 def newest_run_dir(dag_dir: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pytest
 
+from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
 from tests.conftest import EVENTS_ROWS, read_files, repo_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -52,21 +53,11 @@ def airflow(env, *args, check=True) -> subprocess.CompletedProcess:
     return result
 
 
-def latest_run(home: Path, dag_id: str) -> tuple[str, dict[tuple[str, int], str]]:
-    """The newest run's state and its task instances' states by (task_id, map_index)."""
-    with sqlite3.connect(home / "airflow.db") as db:
-        run_id, run_state = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
-        rows = db.execute("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                          (dag_id, run_id))
-        return run_state, {(task, index): state for task, index, state in rows}
-
-
 def test_example_dag_extracts_every_row_in_parallel_chunks(airflow_home):
     conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 3000}
     result = airflow(airflow_home["env"], "dags", "test", "impala_extract_example", "-c", json.dumps(conf))
     assert f"total: {EVENTS_ROWS:,} rows in 7 files" in result.stdout + result.stderr
-    run_state, states = latest_run(airflow_home["home"], "impala_extract_example")
+    run_state, states = latest_run(airflow_home["home"] / "airflow.db", "impala_extract_example")
     assert run_state == "success"
     assert states[("plan", -1)] == "success" and states[("summary", -1)] == "success"
     assert [states[("extract", i)] for i in range(7)] == ["success"] * 7
@@ -86,7 +77,7 @@ def test_example_dag_fails_with_the_servers_message_on_a_bad_query(airflow_home)
     result = airflow(airflow_home["env"], "dags", "test", "impala_extract_example", "-c", json.dumps(conf), check=False)
     output = result.stdout + result.stderr
     assert "PARSE_SYNTAX_ERROR" in output
-    run_state, states = latest_run(airflow_home["home"], "impala_extract_example")
+    run_state, states = latest_run(airflow_home["home"] / "airflow.db", "impala_extract_example")
     assert run_state == "failed"
     assert states[("plan", -1)] == "failed"
     assert states[("summary", -1)] == "upstream_failed"

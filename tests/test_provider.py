@@ -67,3 +67,13 @@ def test_run_directory_is_hadoop_safe():
 
     path = run_directory("hdfs://nn:8020/data/out/", "my_dag", "manual__2026-01-01T00:00:00+00:00")
     assert path == "hdfs://nn:8020/data/out/my_dag/manual__2026-01-01T00_00_00_00_00"
+
+
+def test_the_core_imports_without_airflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; import airflow_provider_impala_transfer.core.extract, "
+            "airflow_provider_impala_transfer.core.prefetch; "
+            "assert not [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')], 'airflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

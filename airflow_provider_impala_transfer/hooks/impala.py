@@ -8,9 +8,6 @@ from airflow.providers.apache.impala.hooks.impala import ImpalaHook
 
 from airflow_provider_impala_transfer.core.connection import DEFAULT_PORT, SECRET_KEYS, SourceConnector
 
-# Extras this provider reads itself; every other extra goes to impala.dbapi.connect unchanged,
-# exactly as ImpalaHook does, so an existing `impala` connection works as it is.
-_OWN_EXTRAS = {"connect_timeout", "rpc_timeout"}
 _BOOL_EXTRAS = {"use_ssl", "use_http_transport", "verify_cert"}
 
 
@@ -28,11 +25,13 @@ class ImpalaTransferHook(ImpalaHook):
     def connector(self) -> SourceConnector:
         """A picklable description of the connection; each task opens its own socket from it."""
         conn = self.get_connection(self.get_conn_id())
-        extras = _normalise_extras(conn.extra_dejson, conn.conn_type)
+        extras = _normalise_extras(conn.extra_dejson)
         self._mask_secrets(extras)
+        # Our own extras; every other one goes to impala.dbapi.connect unchanged, exactly as
+        # ImpalaHook does, so an existing `impala` connection works as it is.
         connect_timeout = self.connect_timeout or extras.pop("connect_timeout", None) or 30
         rpc_timeout = extras.pop("rpc_timeout", None)
-        options = {k: v for k, v in extras.items() if k not in _OWN_EXTRAS}
+        options = extras
         if conn.login:
             options.setdefault("user", conn.login)
         if conn.password:
@@ -59,7 +58,7 @@ class ImpalaTransferHook(ImpalaHook):
                 mask_secret(str(value))
 
 
-def _normalise_extras(extras: dict[str, Any], conn_type: str | None) -> dict[str, Any]:
+def _normalise_extras(extras: dict[str, Any]) -> dict[str, Any]:
     """UI forms may store ``extra__<type>__<field>``; empty form fields come back as '' or None."""
     out: dict[str, Any] = {}
     for key, value in extras.items():

@@ -26,8 +26,11 @@ from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 def run_directory(output_path: str, dag_id: str, run_id: str) -> str:
     """``<output_path>/<dag_id>/<run_id>`` with characters Hadoop paths reject (``:``, ``+``) replaced,
     so every run has its own directory and a retry lands in the same one."""
-    safe = lambda text: re.sub(r"[^A-Za-z0-9._=-]", "_", text)  # noqa: E731
-    return posixpath.join(output_path.rstrip("/"), safe(dag_id), safe(run_id))
+    return posixpath.join(output_path.rstrip("/"), _path_safe(dag_id), _path_safe(run_id))
+
+
+def _path_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", text)
 
 
 # Pass as ``map_index_template=`` to ``ImpalaExtractOperator.partial(...)``: the grid then names each
