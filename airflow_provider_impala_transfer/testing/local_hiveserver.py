@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -135,6 +136,16 @@ class LocalHiveServer:
         return self
 
     def _wait_until_ready(self, proc: subprocess.Popen, timeout: float) -> None:
+        # While the server starts, thrift logs an error for every refused connect: expected here.
+        thrift_log = logging.getLogger("thrift.transport.TSocket")
+        previous_level = thrift_log.level
+        thrift_log.setLevel(logging.CRITICAL)
+        try:
+            self._poll_until_ready(proc, timeout)
+        finally:
+            thrift_log.setLevel(previous_level)
+
+    def _poll_until_ready(self, proc: subprocess.Popen, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
