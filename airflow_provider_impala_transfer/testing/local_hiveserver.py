@@ -237,10 +237,7 @@ class LocalHiveServer:
             return
         _stop_process_group(self.pid, timeout)
         self.pid = None
-        try:
-            (self.workdir / STATE_FILE).unlink()
-        except FileNotFoundError:
-            pass
+        (self.workdir / STATE_FILE).unlink(missing_ok=True)
 
     def _write_state(self) -> None:
         state = {"pid": self.pid, "port": self.port, "transport_mode": self.transport_mode,
