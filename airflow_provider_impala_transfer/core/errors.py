@@ -25,3 +25,7 @@ class SourceError(RuntimeError):
 
 class ExtractError(RuntimeError):
     """Rows could not be turned into files exactly (type conversion, write failure)."""
+
+
+class TargetTableError(RuntimeError):
+    """The target table cannot safely show the published files (schema clash, row count mismatch)."""
