@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian/Ubuntu machine: the system packages
 # (Kerberos headers for the hdfs provider's gssapi build, a Java 17 runtime for the local
-# HiveServer2 server), then a virtualenv with the pinned, tested Python set (constraints.txt).
+# HiveServer2 server and Hadoop's FsShell, OpenSSH server and client for the scp/sftp tests),
+# then a virtualenv with the pinned, tested Python set (constraints.txt).
+# The tests start their own sshd on 127.0.0.1 (testing/local_sshd.py); the system sshd service
+# that installing openssh-server may start is neither needed nor used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-apt_packages=(libkrb5-dev)
+apt_packages=(libkrb5-dev openssh-server openssh-client)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 missing=()
 for pkg in "${apt_packages[@]}"; do

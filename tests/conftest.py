@@ -93,3 +93,42 @@ def read_files(paths: list[str]):
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# --- Local transfer targets: `hdfs`/`hadoop` executables, an sshd, an S3 endpoint ----------------
+# (airflow_provider_impala_transfer/testing/local_hadoop.py, local_sshd.py, local_s3.py)
+
+from airflow_provider_impala_transfer.testing.local_hadoop import HadoopTools  # noqa: E402
+from airflow_provider_impala_transfer.testing.local_s3 import LocalS3  # noqa: E402
+from airflow_provider_impala_transfer.testing.local_sshd import LocalSshd  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hadoop_tools(tmp_path_factory) -> HadoopTools:
+    """`hdfs` (real FsShell) and `hadoop` (fake distcp) in a bin dir; `.env` runs with them first on PATH."""
+    workdir = tmp_path_factory.mktemp("hadoop-tools")
+    return HadoopTools.install(workdir / "bin", workdir)
+
+
+@pytest.fixture
+def hadoop_env(hadoop_tools, monkeypatch, tmp_path) -> HadoopTools:
+    """The shims on this test's PATH, with a distcp log of its own and no reject hook left over."""
+    tools = hadoop_tools.with_distcp_log(tmp_path / "distcp.jsonl")
+    for name, value in tools.additions.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FAKE_DISTCP_REJECT", raising=False)
+    return tools
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 (key login for the current user), started once, stopped by PID."""
+    with LocalSshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 (in this process); credentials only via s3.storage_options()."""
+    with LocalS3() as server:
+        yield server
