@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-transfer clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/extract_bench.py
+
+bench-transfer: setup
+	$(PY) benchmarks/transfer_bench.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache
