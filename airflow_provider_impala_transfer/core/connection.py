@@ -86,6 +86,7 @@ class SourceConnector:
             raise self._explain(exc) from exc
         cursor.arraysize = fetch_size  # impyla fetches `arraysize` rows per round trip
         _set_socket_timeout(connection, self.rpc_timeout)
+        _tolerate_lost_operation_log(cursor)
         return cursor
 
     def _check_reachable(self) -> None:
@@ -113,6 +114,21 @@ class SourceConnector:
                 "server expects (PLAIN/LDAP for user+password, GSSAPI for Kerberos, NOSASL for none)"
             )
         return SourceError(f"Impala at {self.address}: {text}")
+
+
+def _tolerate_lost_operation_log(cursor: Any) -> None:
+    """impyla reads a finished operation's log before closing it, only to keep it for a later
+    ``get_log()`` we never make. HiveServer2 (Spark Thrift Server, measured) sometimes answers
+    "Couldn't find log associated with operation handle", which would fail a finished query."""
+    fetch_log = cursor.get_log
+
+    def get_log() -> str | None:
+        try:
+            return fetch_log()
+        except Exception:  # noqa: BLE001 - the log is optional; the query itself succeeded
+            return None
+
+    cursor.get_log = get_log
 
 
 def _set_socket_timeout(connection: Any, seconds: float | None) -> None:

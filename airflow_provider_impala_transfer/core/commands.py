@@ -1,0 +1,166 @@
+"""Running the transfer tools (hadoop, hdfs, scp, ssh) as argv lists, never through a shell.
+
+Every child runs in its own process group, so a timeout or Airflow's ``on_kill`` stops the tool
+*and* what it started (the JVM behind ``hdfs``, ssh behind scp). A missing binary fails at once
+with the setting to change; a failing tool raises with the tail of its stderr, because that is
+where Hadoop and OpenSSH say what went wrong.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+STDERR_TAIL_LINES = 20
+_HASH_BLOCK = 1 << 20
+
+
+class TransferError(RuntimeError):
+    """A method could not deliver; the fallback chain moves on to the next one."""
+
+
+class ToolNotFound(TransferError):
+    """The executable is not installed here: fail fast so the next method can run."""
+
+
+class CommandFailed(TransferError):
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr_tail: str, *, timed_out: bool = False):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+        what = "timed out" if timed_out else f"exited with {returncode}"
+        message = f"{os.path.basename(argv[0])} {what}: {' '.join(argv)}"
+        if stderr_tail:
+            message += "\n" + stderr_tail
+        super().__init__(message)
+
+
+def resolve_binary(binary: str, setting: str) -> str:
+    """Absolute path of ``binary`` (a name on PATH or a path)."""
+    found = shutil.which(binary)
+    if not found:
+        name = os.path.basename(binary)
+        where = "on PATH" if os.sep not in binary else f"at {binary}"
+        raise ToolNotFound(f"{name} not found {where} (set {setting}=/path/to/{name})")
+    return found
+
+
+@dataclass
+class CommandRunner:
+    """Runs one tool at a time for one task; ``kill()`` (from ``on_kill``) stops it."""
+
+    timeout: float | None = None
+    env: dict[str, str] | None = None
+    log: Callable[[str], None] = lambda message: None
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """Run to completion; stdout is returned, stderr is kept only as a tail for errors."""
+        self.log("running: " + " ".join(argv))
+        proc = self._start(argv, stdout=subprocess.PIPE)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout or self.timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            stdout, stderr = proc.communicate()
+            raise CommandFailed(argv, None, _tail(stderr), timed_out=True) from None
+        finally:
+            self._forget(proc)
+        if check and proc.returncode != 0:
+            raise CommandFailed(argv, proc.returncode, _tail(stderr))
+        return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+    def sha256_of_output(self, argv: Sequence[str], sizes: Sequence[int], *,
+                         timeout: float | None = None) -> list[str]:
+        """sha256 of each of several files a tool prints back to back (``hdfs dfs -cat a b``),
+        split by their known ``sizes``: one process for all files, read in blocks, never whole.
+        Extra or missing bytes raise, since they mean a file changed between stat and read."""
+        self.log("running: " + " ".join(argv))
+        proc = self._start(argv, stdout=subprocess.PIPE)
+        stderr_lines: collections.deque[bytes] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_lines), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + (timeout or self.timeout or 1e9)
+        digests: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for size in sizes:
+                digest, left = hashlib.sha256(), size
+                while left:
+                    block = proc.stdout.read(min(left, _HASH_BLOCK))
+                    if not block:
+                        break
+                    digest.update(block)
+                    left -= len(block)
+                    if time.monotonic() > deadline:
+                        self.kill()
+                        raise CommandFailed(argv, None, _tail(b"".join(stderr_lines)), timed_out=True)
+                digests.append(digest.hexdigest() if not left else "(short read)")
+            trailing = proc.stdout.read(1)
+            proc.stdout.read()  # drain so the tool can exit
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        finally:
+            reader.join(timeout=5)
+            self._forget(proc)
+        if proc.returncode != 0:
+            raise CommandFailed(argv, proc.returncode, _tail(b"".join(stderr_lines)))
+        if trailing:
+            raise TransferError(f"{argv[0]} printed more bytes than the files' sizes: a file changed while read")
+        return digests
+
+    def kill(self, grace: float = 5.0) -> None:
+        """Terminate the running tool's whole process group (SIGTERM, then SIGKILL)."""
+        with self._lock:
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def _start(self, argv: Sequence[str], stdout: int) -> subprocess.Popen:
+        env = None if self.env is None else {**os.environ, **self.env}
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                env=env, start_new_session=True)
+        with self._lock:
+            self._proc = proc
+        return proc
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+
+
+def _drain(stream: IO[bytes] | None, lines: collections.deque[bytes]) -> None:
+    if stream is not None:
+        for line in stream:
+            lines.append(line)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> str:
+    if not stderr:
+        return ""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    return "\n".join(text.strip().splitlines()[-lines:])

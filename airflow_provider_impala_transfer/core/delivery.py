@@ -1,0 +1,124 @@
+"""Deliver one chunk with one method, verify it, and publish a run once every chunk arrived.
+
+A method has delivered only when every file at the target has the manifest's size and sha256;
+anything else is a failure of that method for that chunk, so the fallback chain moves on.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_provider_impala_transfer.core.commands import TransferError
+from airflow_provider_impala_transfer.core.destinations import Destination
+from airflow_provider_impala_transfer.core.layout import RunLayout
+from airflow_provider_impala_transfer.core.methods import SourceFile, TransferMethod
+from airflow_provider_impala_transfer.core.uris import join
+
+VERIFY_MODES = ("sha256", "size")
+
+
+class VerificationError(TransferError):
+    """Bytes at the target differ from what was extracted."""
+
+
+class PublishError(RuntimeError):
+    """A run's files could not be made visible at their final location."""
+
+
+def chunk_files(manifest: dict[str, Any]) -> list[SourceFile]:
+    return [SourceFile.from_entry(entry) for entry in manifest["files"]]
+
+
+def chunk_label(manifest: dict[str, Any]) -> str:
+    indexes = sorted({entry["chunk"] for entry in manifest["files"]} |
+                     {c["index"] for c in manifest.get("chunks", [])})
+    return "chunk " + ",".join(str(i) for i in indexes) if indexes else "empty chunk"
+
+
+def verify(destination: Destination, target_dir: str, files: Sequence[SourceFile], *,
+           mode: str = "sha256") -> list[dict[str, Any]]:
+    """Compare every delivered file with the manifest; raise on the first difference."""
+    paths = [join(target_dir, f.name) for f in files]
+    try:
+        found = destination.file_info(paths, checksum=mode == "sha256")
+    except TransferError as exc:
+        raise VerificationError(f"cannot read back delivered files under {destination.describe(target_dir)}: {exc}") from exc
+    delivered = []
+    for f, path in zip(files, paths):
+        size, digest = found[path]
+        if size != f.bytes or (digest is not None and digest != f.sha256):
+            raise VerificationError(
+                f"{destination.describe(path)} differs from the extracted file: {size:,} bytes, "
+                f"sha256 {digest or '(not checked)'}; expected {f.bytes:,} bytes, sha256 {f.sha256}")
+        delivered.append({"name": f.name, "path": destination.describe(path), "bytes": size,
+                          "sha256": digest or f.sha256, "checksum_verified": digest is not None})
+    return delivered
+
+
+def deliver_chunk(method: TransferMethod, manifest: dict[str, Any], layout: RunLayout, *,
+                  overwrite: bool, verify_mode: str = "sha256",
+                  log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Copy one chunk's files into the run's staging directory with ``method``, then verify."""
+    files = chunk_files(manifest)
+    target_dir = method.target_dir(layout)
+    if files:
+        log(f"{chunk_label(manifest)}: {method.name} -> {method.destination.describe(target_dir)}")
+        method.deliver(files, layout, overwrite=overwrite)
+    delivered = verify(method.destination, target_dir, files, mode=verify_mode) if files else []
+    for entry in delivered:
+        log(f"verified {entry['path']}: {entry['bytes']:,} bytes, sha256 {entry['sha256']}")
+    return {
+        "method": method.name,
+        "destination": method.destination.kind,
+        "root": method.destination.root,
+        "staging_dir": method.destination.describe(target_dir),
+        "chunk": chunk_label(manifest),
+        "files": delivered,
+        "rows": sum(int(e["rows"]) for e in manifest["files"]),
+        "bytes": sum(e["bytes"] for e in delivered),
+    }
+
+
+def publish(destination: Destination, layout: RunLayout, expected: Sequence[str], allowed: Sequence[str],
+            *, log: Callable[[str], None] = lambda message: None) -> str:
+    """Rename the run's staging directory to its final directory, replacing the previous attempt.
+
+    ``expected``: names this destination delivered; ``allowed``: every name of the run (another
+    destination may be the same physical place). Unknown files in staging (from an earlier, longer
+    attempt of this run) are removed first; other runs' directories are never touched.
+    Idempotent: if staging is already gone and the final directory holds the files, it is done.
+    """
+    layout = layout.with_root(destination.root)
+    staging, final = layout.staging_dir, layout.final_dir
+    if not destination.is_dir(staging):
+        present = set(destination.list_names(final)) if destination.is_dir(final) else set()
+        missing = sorted(set(expected) - present)
+        if missing:
+            raise PublishError(f"nothing to publish: {destination.describe(staging)} is missing and "
+                               f"{destination.describe(final)} lacks {', '.join(missing[:5])}")
+        log(f"{destination.describe(final)} already published")
+        return destination.describe(final)
+    present = set(destination.list_names(staging))
+    missing = sorted(set(expected) - present)
+    if missing:
+        raise PublishError(f"{destination.describe(staging)} lacks {', '.join(missing[:5])}: "
+                           "deliver every chunk before publishing")
+    stale = sorted(present - set(allowed))
+    if stale:
+        log(f"removing files of an earlier attempt: {', '.join(stale)}")
+        destination.remove([join(staging, name) for name in stale])
+    trash = None
+    if destination.is_dir(final):
+        trash = layout.trash_dir(uuid.uuid4().hex[:12])
+        destination.makedirs(posixpath.dirname(trash))
+        log(f"replacing this run's earlier data at {destination.describe(final)}")
+        destination.move(final, trash)
+    destination.makedirs(posixpath.dirname(final))
+    destination.move(staging, final)
+    log(f"published {destination.describe(final)}")
+    if trash:
+        destination.remove([trash], recursive=True)
+    return destination.describe(final)

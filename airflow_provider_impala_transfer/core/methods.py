@@ -1,0 +1,287 @@
+"""The transfer methods: what each runs to move one chunk's files into a run's staging directory.
+
+Each method builds its command lines in ``commands()`` (printed as-is by the CLI's ``--dry-run``)
+and ``deliver()`` runs exactly those. Verification and publishing are common to all methods and
+live in :mod:`delivery`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+from fsspec.callbacks import Callback
+
+from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError, resolve_binary
+from airflow_provider_impala_transfer.core.destinations import (
+    Destination,
+    FsspecDestination,
+    HdfsDestination,
+    SshDestination,
+)
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.layout import RunLayout
+from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.uris import join, local_path
+
+CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
+METHODS = (*CHAIN, "fsspec")
+DISTCP_STRATEGIES = ("dynamic", "uniformsize")
+
+
+def check_method(method: object, field: str = "method") -> str:
+    if method not in METHODS:
+        raise ConfigError(field, f"{method!r} is not a transfer method", f"use one of {', '.join(METHODS)}")
+    return str(method)
+
+
+def chain_from(method: str | None = None, *, use_distcp: bool = True) -> list[str]:
+    """The methods tried for a chunk, in order: the seed's distcp -> hdfs put -> hdfs cp -> scp,
+    entered at ``method`` (``fsspec`` is a chain of its own)."""
+    if method is None or method == "":
+        method = "distcp" if use_distcp else "hdfs_put"
+    method = check_method(method)
+    if method == "distcp" and not use_distcp:
+        raise ConfigError("use_distcp", "is false but method is 'distcp'", "drop one of the two")
+    if method == "fsspec":
+        return ["fsspec"]
+    return list(CHAIN[CHAIN.index(method):])
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One extracted file as the manifest describes it: the transfer must reproduce these bytes."""
+
+    url: str
+    bytes: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.url.rstrip("/"))
+
+    @property
+    def local(self) -> str | None:
+        return local_path(self.url)
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> SourceFile:
+        return cls(url=entry["path"], bytes=int(entry["bytes"]), sha256=entry["sha256"])
+
+
+def _local_paths(files: Sequence[SourceFile], method: str) -> list[str]:
+    paths = [f.local for f in files]
+    if any(p is None for p in paths):
+        remote = next(f.url for f in files if f.local is None)
+        raise TransferError(f"{method} copies files from this machine, but {remote} is not local "
+                            "(use hdfs_cp or distcp for files already on a cluster)")
+    return paths  # type: ignore[return-value]
+
+
+class TransferMethod(ABC):
+    name: str
+    destination: Destination
+    runner: CommandRunner
+
+    def target_dir(self, layout: RunLayout) -> str:
+        return layout.with_root(self.destination.root).staging_dir
+
+    @abstractmethod
+    def commands(self, files: Sequence[SourceFile], layout: RunLayout, *, overwrite: bool) -> list[list[str]]:
+        """Every command line ``deliver`` runs, in order."""
+
+    def deliver(self, files: Sequence[SourceFile], layout: RunLayout, *, overwrite: bool) -> None:
+        for argv in self.commands(files, layout, overwrite=overwrite):
+            self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
+
+
+@dataclass
+class DistcpOptions:
+    hadoop_bin: str = "hadoop"
+    maps: int = 20
+    bandwidth_mb: int | None = None
+    strategy: str = "dynamic"
+    atomic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.strategy not in DISTCP_STRATEGIES:
+            raise ConfigError("distcp_strategy", f"{self.strategy!r} is not a distcp strategy",
+                              f"use one of {', '.join(DISTCP_STRATEGIES)}")
+        for name in ("maps", "bandwidth_mb"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ConfigError(f"distcp_{name}", f"{value!r} is not a whole number > 0", "fix or leave unset")
+
+
+@dataclass
+class DistcpMethod(TransferMethod):
+    """ONE distcp job for all of a chunk's files (a ``-f`` listing), never one job per file.
+
+    Local chunk files are first put into ``source_hdfs_path/<run>/`` on the source cluster (the seed
+    tool forgot this and handed local paths to a MapReduce job that runs on other machines).
+    ``-update`` (no ``-delete``: the target directory is shared with other chunks), ``-strategy
+    dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in MB/s per map.
+    """
+
+    destination: HdfsDestination
+    source_shell: HdfsShell
+    runner: CommandRunner
+    source_hdfs_path: str | None = None
+    options: DistcpOptions = field(default_factory=DistcpOptions)
+    listing_dir: str = field(default_factory=lambda: tempfile.gettempdir())
+    name: str = "distcp"
+
+    def listing_path(self, layout: RunLayout, files: Sequence[SourceFile]) -> str:
+        first = files[0].name.rsplit("-part-", 1)[0] if files else "empty"
+        return os.path.join(self.listing_dir, f"distcp-{layout.key}-{first}.list")
+
+    def sources(self, files: Sequence[SourceFile], layout: RunLayout) -> tuple[list[list[str]], list[str]]:
+        if all(f.local is None for f in files):
+            return [], [f.url for f in files]
+        if not self.source_hdfs_path:
+            raise ConfigError("source_hdfs_path", "chunk files are on this machine, and distcp copies "
+                              "between clusters", "set source_hdfs_path=hdfs://<source-namenode>/staging "
+                              "(files are put there first) or use hdfs_put")
+        staged = layout.with_root(self.source_hdfs_path).staging_dir
+        locals_ = _local_paths(files, self.name)
+        steps = [self.source_shell.mkdir_argv(staged),
+                 self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
+        return steps, [join(staged, f.name) for f in files]
+
+    def distcp_argv(self, listing: str, target_dir: str) -> list[str]:
+        o = self.options
+        argv = [o.hadoop_bin, "distcp", "-update", "-strategy", o.strategy, "-m", str(o.maps)]
+        if o.bandwidth_mb:
+            argv += ["-bandwidth", str(o.bandwidth_mb)]
+        if o.atomic:
+            argv += ["-atomic"]
+        return [*argv, "-f", "file://" + listing, target_dir]
+
+    def commands(self, files, layout, *, overwrite):
+        staging, _ = self.sources(files, layout)
+        target_dir = self.target_dir(layout)
+        return [*staging, self.destination.shell.mkdir_argv(target_dir),
+                self.distcp_argv(self.listing_path(layout, files), target_dir)]
+
+    def deliver(self, files, layout, *, overwrite):
+        resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
+        _, sources = self.sources(files, layout)
+        listing = self.listing_path(layout, files)
+        os.makedirs(os.path.dirname(listing), exist_ok=True)
+        with open(listing, "w", encoding="utf-8") as out:
+            out.writelines(source + "\n" for source in sources)
+        try:
+            super().deliver(files, layout, overwrite=overwrite)
+        finally:
+            os.unlink(listing)
+
+
+@dataclass
+class HdfsPutMethod(TransferMethod):
+    """``hdfs dfs -put`` of the local chunk files: one JVM for all of a chunk's files."""
+
+    destination: HdfsDestination
+    runner: CommandRunner
+    name: str = "hdfs_put"
+
+    def commands(self, files, layout, *, overwrite):
+        shell, target_dir = self.destination.shell, self.target_dir(layout)
+        return [shell.mkdir_argv(target_dir), shell.put_argv(_local_paths(files, self.name), target_dir, overwrite=overwrite)]
+
+
+@dataclass
+class HdfsCpMethod(TransferMethod):
+    """``hdfs dfs -cp`` from the files' URIs (hdfs:// or file://), through Hadoop's FileSystem API."""
+
+    destination: HdfsDestination
+    runner: CommandRunner
+    name: str = "hdfs_cp"
+
+    def commands(self, files, layout, *, overwrite):
+        shell, target_dir = self.destination.shell, self.target_dir(layout)
+        sources = [f.url if f.local is None else "file://" + f.local for f in files]
+        return [shell.mkdir_argv(target_dir), shell.cp_argv(sources, target_dir, overwrite=overwrite)]
+
+
+@dataclass
+class ScpMethod(TransferMethod):
+    """``scp`` to a host's filesystem; the remote directory is created first over ssh."""
+
+    destination: SshDestination
+    runner: CommandRunner
+    name: str = "scp"
+
+    def commands(self, files, layout, *, overwrite):
+        target, target_dir = self.destination.target, self.target_dir(layout)
+        return [target.ssh_argv("mkdir", "-p", "--", target_dir),
+                target.scp_argv(_local_paths(files, self.name), target_dir)]
+
+
+class LoggingCallback(Callback):
+    """fsspec progress callback: a log line at most every ``every`` seconds per file."""
+
+    def __init__(self, label: str, sink: Callable[[str], None], every: float = 10.0):
+        super().__init__()
+        self.label, self.sink, self.every = label, sink, every
+        self._last = time.monotonic()
+
+    def call(self, *args: Any, **kwargs: Any) -> None:
+        now = time.monotonic()
+        if self.size and (now - self._last >= self.every or self.value >= self.size):
+            self._last = now
+            self.sink(f"{self.label}: {self.value / 1e6:,.1f} of {self.size / 1e6:,.1f} MB")
+
+
+@dataclass
+class FsspecMethod(TransferMethod):
+    """Streams each file to any fsspec filesystem in blocks (``put_file`` for local files, which
+    s3fs/gcsfs turn into multipart uploads); never reads a whole file into memory."""
+
+    destination: FsspecDestination
+    runner: CommandRunner = field(default_factory=CommandRunner)
+    source_storage_options: dict[str, Any] = field(default_factory=dict)
+    block_size: int = 8 << 20
+    log: Callable[[str], None] = lambda message: None
+    name: str = "fsspec"
+
+    def commands(self, files, layout, *, overwrite):
+        return []  # no external program; ``describe`` says what is copied
+
+    def describe(self, files: Sequence[SourceFile], layout: RunLayout) -> list[str]:
+        target_dir = self.target_dir(layout)
+        return [f"fsspec copy {f.url} -> {self.destination.describe(join(target_dir, f.name))}" for f in files]
+
+    def deliver(self, files, layout, *, overwrite):
+        fs, target_dir = self.destination.fs, self.target_dir(layout)
+        fs.makedirs(target_dir, exist_ok=True)
+        for f in files:
+            target = join(target_dir, f.name)
+            callback = LoggingCallback(f"{f.name}", self.log)
+            if f.local is not None:
+                fs.put_file(f.local, target, callback=callback)
+            else:
+                source_fs, source_path = fsspec.core.url_to_fs(f.url, **self.source_storage_options)
+                copy_stream(source_fs, source_path, fs, target, callback=callback, block_size=self.block_size)
+
+
+def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fsspec.AbstractFileSystem,
+                target: str, *, callback: Callback | None = None, block_size: int = 8 << 20) -> int:
+    """Copy between two filesystems in blocks of ``block_size``; memory stays at one block."""
+    callback = callback or Callback()
+    size = source_fs.size(source)
+    callback.set_size(size)
+    copied = 0
+    with source_fs.open(source, "rb", block_size=block_size) as src, target_fs.open(target, "wb") as dst:
+        while block := src.read(block_size):
+            dst.write(block)
+            copied += len(block)
+            callback.relative_update(len(block))
+    return copied

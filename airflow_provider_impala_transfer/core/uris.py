@@ -1,0 +1,106 @@
+"""Target locations as full URIs, checked before anything is copied.
+
+The seed tool passed ``cluster2.example.com/target/path`` to distcp: without a scheme Hadoop reads
+that as a *relative path on the source cluster* and quietly copies into the wrong place. Here a
+location is always ``scheme://authority/path``; the seed's (cluster, path) pair is turned into
+``hdfs://cluster/path``, anything else without a scheme is refused with the form to write.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from urllib.parse import urlsplit
+
+from airflow_provider_impala_transfer.core.errors import ConfigError
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Hadoop's Path splits on ':' inside a path component and reads a leading '-' as an option.
+_HADOOP_UNSAFE_COMPONENT = re.compile(r"^-|:")
+
+
+def _check_path_text(value: str, field: str) -> None:
+    if _CONTROL.search(value):
+        raise ConfigError(field, f"{value!r} contains a control character", "remove it")
+    parts = value.split("/")
+    if ".." in parts or "." in parts[1:]:
+        raise ConfigError(field, f"{value!r} contains a '.' or '..' segment",
+                          "give the location without relative segments")
+
+
+def normalize_uri(value: object, field: str, *, cluster: str | None = None,
+                  schemes: tuple[str, ...] | None = None) -> str:
+    """Return ``value`` as a full URI without a trailing slash.
+
+    ``cluster`` (the seed's ``--target-cluster``) turns an absolute path into
+    ``hdfs://<cluster><path>``. A value such as ``cluster2.example.com/target/path`` is refused.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, "is empty", "give a full URI such as hdfs://namenode:8020/data/target")
+    value = value.strip()
+    _check_path_text(value, field)
+    if not _SCHEME.match(value):
+        if value.startswith("/") and cluster:
+            value = f"hdfs://{_cluster_authority(cluster)}{value}"
+        elif value.startswith("/"):
+            raise ConfigError(field, f"{value!r} has no scheme, so it would mean a different place "
+                              "on every machine", f"write hdfs://<namenode>{value} or file://{value}")
+        else:
+            host, _, rest = value.partition("/")
+            raise ConfigError(field, f"{value!r} has no scheme; Hadoop would read it as a relative "
+                              "path on the source cluster",
+                              f"write hdfs://{host}/{rest} (add :8020 if your namenode needs a port)")
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if schemes and scheme not in schemes:
+        raise ConfigError(field, f"{value!r} uses {scheme}://, which this method cannot write",
+                          f"use one of {', '.join(s + '://' for s in schemes)}")
+    if scheme in ("hdfs", "viewfs", "webhdfs", "swebhdfs") and not parts.netloc and not parts.path.startswith("/"):
+        raise ConfigError(field, f"{value!r} has no path", "write hdfs://namenode:8020/absolute/path")
+    if parts.query or parts.fragment:
+        raise ConfigError(field, f"{value!r} has a query or fragment", "remove the '?'/'#' part")
+    return value.rstrip("/") if parts.path not in ("", "/") else value
+
+
+def _cluster_authority(cluster: str) -> str:
+    cluster = cluster.strip()
+    if _SCHEME.match(cluster):
+        parts = urlsplit(cluster)
+        if parts.path not in ("", "/"):
+            raise ConfigError("target_cluster", f"{cluster!r} has a path",
+                              "give the namenode (host[:port] or nameservice) only")
+        return parts.netloc
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", cluster):
+        raise ConfigError("target_cluster", f"{cluster!r} is not a host[:port] or nameservice",
+                          "for example cluster2.example.com:8020")
+    return cluster
+
+
+def check_component(name: str, field: str) -> str:
+    """A single path component that every method writes literally (no shell ever sees it)."""
+    if not name or "/" in name or name in (".", "..") or _CONTROL.search(name):
+        raise ConfigError(field, f"{name!r} is not a single path component", "use a plain name")
+    if _HADOOP_UNSAFE_COMPONENT.search(name):
+        raise ConfigError(field, f"{name!r} starts with '-' or contains ':', which Hadoop's "
+                          "shell cannot address", "rename it")
+    return name
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path components onto a URI or path without losing its scheme/authority."""
+    return posixpath.join(base.rstrip("/") or "/", *parts)
+
+
+def scheme_of(uri: str) -> str:
+    return urlsplit(uri).scheme.lower() if _SCHEME.match(uri) else ""
+
+
+def local_path(uri: str) -> str | None:
+    """The local filesystem path of a ``file://`` URI (or a plain absolute path), else None."""
+    if not _SCHEME.match(uri):
+        return uri if uri.startswith("/") else None
+    parts = urlsplit(uri)
+    if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+        return parts.path
+    return None

@@ -1,0 +1,78 @@
+"""fsspec filesystems from an Airflow connection of type ``fsspec``, a URL, or a ready instance.
+
+The connection's extras are ``{"protocol": "s3", "storage_options": {...}}`` (or the options
+flat beside ``protocol``); credentials belong there, not in DAG code, and every value under a
+secret-looking key is masked in task logs. Host/login/password, when set, become the options
+that protocol calls them (``host``/``username``/``password`` for sftp, ``key``/``secret`` for s3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+from airflow.sdk import BaseHook
+
+from airflow_provider_impala_transfer.core.destinations import FsspecDestination
+from airflow_provider_impala_transfer.core.errors import ConfigError
+
+_SECRET_WORDS = ("secret", "password", "token", "key", "credential", "sas", "passphrase")
+_LOGIN_NAMES = {"s3": ("key", "secret"), "s3a": ("key", "secret"), "sftp": ("username", "password"),
+                "ssh": ("username", "password"), "ftp": ("username", "password"),
+                "abfs": ("account_name", "account_key"), "az": ("account_name", "account_key")}
+
+
+class FsspecHook(BaseHook):
+    conn_name_attr = "fsspec_conn_id"
+    default_conn_name = "fsspec_default"
+    conn_type = "fsspec"
+    hook_name = "fsspec filesystem"
+
+    def __init__(self, fsspec_conn_id: str | None = None, *, filesystem: fsspec.AbstractFileSystem | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fsspec_conn_id = fsspec_conn_id
+        self.filesystem = filesystem
+
+    def storage_options(self) -> tuple[str | None, dict[str, Any]]:
+        if not self.fsspec_conn_id:
+            return None, {}
+        conn = self.get_connection(self.fsspec_conn_id)
+        extras = dict(conn.extra_dejson)
+        protocol = extras.pop("protocol", None)
+        options = dict(extras.pop("storage_options", None) or {})
+        options.update(extras)
+        login_name, password_name = _LOGIN_NAMES.get(protocol or "", ("username", "password"))
+        if conn.host:
+            options.setdefault("host", conn.host)
+        if conn.port:
+            options.setdefault("port", conn.port)
+        if conn.login:
+            options.setdefault(login_name, conn.login)
+        if conn.password:
+            options.setdefault(password_name, conn.password)
+        mask_secret_options(options)
+        return protocol, options
+
+    def destination(self, target_url: str) -> FsspecDestination:
+        if self.filesystem is not None:
+            return FsspecDestination(fs=self.filesystem, root=self.filesystem._strip_protocol(target_url))
+        protocol, options = self.storage_options()
+        scheme = fsspec.utils.get_protocol(target_url)
+        if protocol and protocol != scheme and "://" in target_url:
+            raise ConfigError("target_path", f"{target_url!r} is {scheme}:// but connection "
+                              f"{self.fsspec_conn_id!r} is for {protocol}://", "make them agree")
+        if protocol and "://" not in target_url:
+            target_url = f"{protocol}://{target_url.lstrip('/')}" if protocol not in ("file", "local") else target_url
+        fs, path = fsspec.core.url_to_fs(target_url, **options)
+        return FsspecDestination(fs=fs, root=path)
+
+
+def mask_secret_options(options: dict[str, Any]) -> None:
+    from airflow.sdk.log import mask_secret
+
+    for key, value in options.items():
+        if isinstance(value, dict):
+            mask_secret_options(value)
+        elif value and any(word in key.lower() for word in _SECRET_WORDS) and isinstance(value, str):
+            mask_secret(value)

@@ -1,0 +1,257 @@
+"""Operators that move extracted chunk files to a target, check them, and publish them.
+
+* :class:`TransferOperator` runs ONE method (distcp, hdfs_put, hdfs_cp, scp, fsspec) for one
+  chunk's manifest and returns what it delivered (paths, bytes, sha256, method) through XCom.
+* :class:`ChunkDeliveredOperator` is the per-chunk join of the fallback chain: it fails unless one
+  method delivered the chunk.
+* :class:`PublishOperator` renames the run's staging directory to its final place once every
+  chunk is there.
+
+All real work is in the Airflow-free core; these read context and connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
+from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_label, deliver_chunk, publish
+from airflow_provider_impala_transfer.core.destinations import Destination
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.layout import RunLayout
+from airflow_provider_impala_transfer.core.methods import DistcpOptions, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.uris import local_path, normalize_uri
+from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
+from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
+from airflow_provider_impala_transfer.hooks.scp import ScpHook
+
+# Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
+MANIFEST_LABEL_TEMPLATE = (
+    "{{ (task.manifest.get('chunks') or [{}])[0].get('description', 'all rows') if task.manifest else '' }}"
+)
+DEFAULT_COMMAND_TIMEOUT = 6 * 3600.0
+
+
+class _TargetOperator(BaseOperator):
+    """Where chunks go and how each method reaches it; shared by transfer and publish."""
+
+    template_fields: Sequence[str] = ("target_path", "target_cluster", "source_hdfs_path", "scp_target_path",
+                                      "scp_target_host", "partition")
+    ui_color = "#fdf0e0"
+
+    def __init__(
+        self,
+        *,
+        target_path: str,
+        target_cluster: str | None = None,
+        source_hdfs_path: str | None = None,
+        partition: dict[str, str] | None = None,
+        hadoop_conn_id: str | None = None,
+        hadoop_bin: str | None = None,
+        hdfs_bin: str | None = None,
+        hadoop_env: dict[str, str] | None = None,
+        ssh_conn_id: str | None = None,
+        scp_target_path: str | None = None,
+        scp_target_host: str | None = None,
+        scp_bandwidth_kbit: int | None = None,
+        scp_bin: str = "scp",
+        ssh_bin: str = "ssh",
+        fsspec_conn_id: str | None = None,
+        distcp_maps: int = 20,
+        distcp_bandwidth_mb: int | None = None,
+        distcp_strategy: str = "dynamic",
+        distcp_atomic: bool = False,
+        command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target_path = target_path
+        self.target_cluster = target_cluster
+        self.source_hdfs_path = source_hdfs_path
+        self.partition = partition
+        self.hadoop_conn_id = hadoop_conn_id
+        self.hadoop_bin = hadoop_bin
+        self.hdfs_bin = hdfs_bin
+        self.hadoop_env = hadoop_env
+        self.ssh_conn_id = ssh_conn_id
+        self.scp_target_path = scp_target_path
+        self.scp_target_host = scp_target_host
+        self.scp_bandwidth_kbit = scp_bandwidth_kbit
+        self.scp_bin = scp_bin
+        self.ssh_bin = ssh_bin
+        self.fsspec_conn_id = fsspec_conn_id
+        self.distcp_options = dict(maps=distcp_maps, bandwidth_mb=distcp_bandwidth_mb,
+                                   strategy=distcp_strategy, atomic=distcp_atomic)
+        DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
+        self.command_timeout = command_timeout
+        self._runner: CommandRunner | None = None
+
+    @property
+    def runner(self) -> CommandRunner:
+        """Made at run time (it holds the running child, which ``on_kill`` terminates)."""
+        if self._runner is None:
+            self._runner = CommandRunner(timeout=self.command_timeout, log=self.log.info)
+        return self._runner
+
+    def layout(self, context: Any) -> RunLayout:
+        return RunLayout(root="", run_id=context["run_id"], partition=self.partition or None)
+
+    def _target_uri(self) -> str:
+        return normalize_uri(self.target_path, "target_path", cluster=self.target_cluster)
+
+    def _hadoop(self) -> HadoopCliHook:
+        return HadoopCliHook(self.hadoop_conn_id, runner=self.runner, hadoop_bin=self.hadoop_bin,
+                             hdfs_bin=self.hdfs_bin, env=self.hadoop_env)
+
+    def _scp(self) -> ScpHook:
+        return ScpHook(self.ssh_conn_id, runner=self.runner, scp_bin=self.scp_bin, ssh_bin=self.ssh_bin)
+
+    def _scp_args(self) -> dict[str, Any]:
+        return {"remote_path": self.scp_target_path or local_path(self.target_path or "") or None,
+                "host": self.scp_target_host, "bandwidth_kbit": self.scp_bandwidth_kbit}
+
+    def build_method(self, method: str) -> TransferMethod:
+        if method == "scp":
+            return self._scp().method(**self._scp_args())
+        if method == "fsspec":
+            from airflow_provider_impala_transfer.core.methods import FsspecMethod
+
+            return FsspecMethod(destination=FsspecHook(self.fsspec_conn_id).destination(self._target_uri()),
+                                log=self.log.info)
+        source = (normalize_uri(self.source_hdfs_path, "source_hdfs_path")
+                  if self.source_hdfs_path else None)
+        hadoop = self._hadoop()
+        if method == "distcp":
+            return hadoop.distcp(self._target_uri(), source_hdfs_path=source,
+                                 options=DistcpOptions(**self.distcp_options))
+        return getattr(hadoop, method)(self._target_uri())
+
+    def build_destination(self, kind: str) -> Destination:
+        if kind == "ssh":
+            return self.build_method("scp").destination
+        if kind == "fsspec":
+            return self.build_method("fsspec").destination
+        return self._hadoop().destination(self._target_uri())
+
+    def on_kill(self) -> None:
+        if self._runner is not None:
+            self._runner.kill()
+
+
+class TransferOperator(_TargetOperator):
+    """Deliver one chunk's files with one method into the run's staging directory, verified.
+
+    :param method: distcp, hdfs_put, hdfs_cp, scp or fsspec.
+    :param manifest: the chunk's manifest from :class:`ImpalaExtractOperator` (templated/mapped).
+    :param target_path: the table/data root on the target: ``hdfs://nn:8020/data/x`` (distcp, hdfs
+        put/cp), any fsspec URL (fsspec), or ``file:///...``. Never without a scheme; with
+        ``target_cluster`` an absolute path becomes ``hdfs://<cluster><path>``.
+    :param source_hdfs_path: where distcp stages local chunk files on the source cluster first.
+    :param partition: ``{"ds": "{{ ds }}"}`` publishes into ``<target_path>/ds=<value>/``;
+        without it a run publishes into ``<target_path>/<run_id>/``.
+    :param ssh_conn_id: scp target (host, port, login, key; see :class:`ScpHook`).
+    :param scp_target_path: remote directory for scp (default: the path of a file:// target, or
+        the connection's ``target_path`` extra).
+    :param fsspec_conn_id: credentials/options for the fsspec target.
+    :param verify: ``sha256`` (default: read back and hash) or ``size``.
+    :param route_task_id: in a fallback chain, the branch task that chose the methods to try;
+        this task skips itself unless chosen.
+    :param skip_if_delivered_by: earlier methods of the chain; skips itself if one delivered.
+    """
+
+    template_fields: Sequence[str] = (*_TargetOperator.template_fields, "manifest")
+
+    def __init__(self, *, method: str, manifest: Any, verify: str = "sha256",
+                 route_task_id: str | None = None, skip_if_delivered_by: Sequence[str] = (),
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.method = check_method(method)
+        if verify not in VERIFY_MODES:
+            raise ConfigError("verify", f"{verify!r} is not a verification mode", f"use one of {', '.join(VERIFY_MODES)}")
+        self.manifest = manifest
+        self.verify = verify
+        self.route_task_id = route_task_id
+        self.skip_if_delivered_by = list(skip_if_delivered_by)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        label = chunk_label(self.manifest)
+        if self.route_task_id:
+            chosen = ti.xcom_pull(task_ids=self.route_task_id, map_indexes=ti.map_index) or []
+            if self.task_id not in chosen:
+                raise AirflowSkipException(f"{label}: {self.method} is not among the methods chosen for this run")
+        for earlier in self.skip_if_delivered_by:
+            if ti.xcom_pull(task_ids=earlier, map_indexes=ti.map_index):
+                raise AirflowSkipException(f"{label}: already delivered by {earlier.rsplit('.', 1)[-1]}")
+        method = self.build_method(self.method)
+        # Overwrite only what this run itself may have left: a retry, or an earlier method's attempt.
+        overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
+        record = deliver_chunk(method, self.manifest, self.layout(context), overwrite=overwrite,
+                               verify_mode=self.verify, log=self.log.info)
+        self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record["files"]), record["bytes"])
+        return record
+
+
+class ChunkDeliveredOperator(BaseOperator):
+    """Join of one chunk's fallback chain (trigger rule ALL_DONE): returns the delivery record of
+    the method that delivered, fails naming the chunk when none did. It looks at XCom for its
+    own map index, because in Airflow 3.3 a ONE_SUCCESS join inside a mapped group fires early."""
+
+    template_fields: Sequence[str] = ("manifest",)
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, manifest: Any, method_task_ids: Sequence[str], **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.manifest = manifest
+        self.method_task_ids = list(method_task_ids)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        for task_id in self.method_task_ids:
+            record = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
+            if record:
+                self.log.info("%s delivered by %s to %s", record["chunk"], record["method"], record["staging_dir"])
+                return record
+        tried = ", ".join(t.rsplit(".", 1)[-1] for t in self.method_task_ids)
+        raise TransferError(f"{chunk_label(self.manifest)} was not delivered by any method ({tried}); "
+                            "see those tasks' logs for each method's error")
+
+
+class PublishOperator(_TargetOperator):
+    """Make a run's verified files visible: staging directory -> final directory, by rename.
+
+    :param deliveries: every chunk's delivery record (the joins' outputs).
+    """
+
+    template_fields: Sequence[str] = (*_TargetOperator.template_fields, "deliveries")
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, deliveries: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deliveries = deliveries
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        records = [r for r in self.deliveries if r]
+        all_names = [f["name"] for r in records for f in r["files"]]
+        by_kind: dict[str, list[str]] = {}
+        for record in records:
+            by_kind.setdefault(record["destination"], []).extend(f["name"] for f in record["files"])
+        layout = self.layout(context)
+        published = {kind: publish(self.build_destination(kind), layout, names, all_names, log=self.log.info)
+                     for kind, names in sorted(by_kind.items())}
+        for record in records:
+            self.log.info("%-40s %-8s %3d files %14s bytes", record["chunk"], record["method"],
+                          len(record["files"]), f"{record['bytes']:,}")
+        return {
+            "published": published,
+            "rows": sum(r["rows"] for r in records),
+            "bytes": sum(r["bytes"] for r in records),
+            "files": len(all_names),
+            "methods": {r["chunk"]: r["method"] for r in records},
+            "final_dir": published.get("hdfs") or published.get("fsspec") or next(iter(published.values()), None),
+        }

@@ -1,0 +1,172 @@
+"""``impala_transfer_group``: the whole pipeline as one reusable task group.
+
+    plan -> extract (mapped: one task per chunk)
+         -> deliver (mapped group, one per chunk):
+                route -> distcp -> hdfs_put -> hdfs_cp -> scp    (each tried only if needed)
+                      -> fsspec
+                -> delivered (fails unless one method delivered this chunk)
+         -> publish (staging -> final, by rename) -> target_table -> reconcile
+
+Why not ONE_FAILED between methods: the first method is chosen at run time (``method``,
+``use_distcp``), so the method after a skipped one must run although nothing upstream failed,
+which no trigger rule expresses. Each later method therefore runs when its predecessor is done
+(ALL_DONE) and skips itself unless the route chose it and no earlier method delivered; the grid
+still shows per chunk which method ran (green), failed (red) or was not needed (pink).
+The join uses ALL_DONE plus XCom, not ONE_SUCCESS, which fires early inside a mapped group on
+Airflow 3.3; and ``reconcile`` is the group's leaf, so the run fails if and only if some chunk was
+not delivered (or a count differs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import TaskGroup, get_current_context, task, task_group
+
+from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
+from airflow_provider_impala_transfer.core.extract import count_rows
+from airflow_provider_impala_transfer.core.manifest import merge_manifests
+from airflow_provider_impala_transfer.core.methods import CHAIN, METHODS, chain_from
+from airflow_provider_impala_transfer.core.sql import resolve_query
+from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+from airflow_provider_impala_transfer.operators.impala_extract import (
+    CHUNK_LABEL_TEMPLATE,
+    ImpalaChunkPlanOperator,
+    ImpalaExtractOperator,
+)
+from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
+from airflow_provider_impala_transfer.operators.transfer import (
+    MANIFEST_LABEL_TEMPLATE,
+    ChunkDeliveredOperator,
+    PublishOperator,
+    TransferOperator,
+)
+
+TARGET_ARGS = (
+    "target_cluster", "source_hdfs_path", "hadoop_conn_id", "hadoop_bin", "hdfs_bin", "hadoop_env",
+    "ssh_conn_id", "scp_target_path", "scp_target_host", "scp_bandwidth_kbit", "scp_bin", "ssh_bin",
+    "fsspec_conn_id", "distcp_maps", "distcp_bandwidth_mb", "distcp_strategy", "distcp_atomic",
+    "command_timeout",
+)
+
+
+def impala_transfer_group(
+    group_id: str = "impala_transfer",
+    *,
+    target_path: str,
+    output_path: str,
+    sql: str | None = None,
+    table: str | None = None,
+    impala_conn_id: str = "impala_default",
+    split_by: str | None = None,
+    chunk_size: int | str = 1_000_000,
+    output_format: str = "parquet",
+    compression: str | None = None,
+    order_by: str | list[str] | None = None,
+    method: str | None = None,
+    use_distcp: bool | str = True,
+    partition: dict[str, str] | None = None,
+    target_table: str | None = None,
+    target_impala_conn_id: str | None = None,
+    table_dialect: str = "impala",
+    verify: str = "sha256",
+    max_active_chunks: int = 4,
+    retries: int = 1,
+    **target_args: Any,
+) -> TaskGroup:
+    """Build extract -> per-chunk fallback transfer -> publish -> target table -> reconcile.
+
+    ``method``/``use_distcp`` may be templates (e.g. ``"{{ params.method }}"``) so a manual run
+    can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
+    :class:`TransferOperator`. Returns the TaskGroup; wire ``upstream >> group >> downstream``.
+    """
+    unknown = set(target_args) - set(TARGET_ARGS)
+    if unknown:
+        raise ConfigError(", ".join(sorted(unknown)), "unknown argument(s)", f"use: {', '.join(TARGET_ARGS)}")
+    if "{{" not in str(method) and method not in (None, ""):
+        chain_from(str(method), use_distcp=_flag(use_distcp))  # a typo fails when the DAG is parsed
+    if verify not in VERIFY_MODES:
+        raise ConfigError("verify", f"{verify!r} is not a verification mode", f"use one of {', '.join(VERIFY_MODES)}")
+    query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
+    target = dict(target_path=target_path, partition=partition, **target_args)
+
+    with TaskGroup(group_id) as group:
+        plan = ImpalaChunkPlanOperator(task_id="plan", **query_args)
+        extract = ImpalaExtractOperator.partial(
+            task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
+            order_by=order_by, max_active_tis_per_dagrun=max_active_chunks, map_index_template=CHUNK_LABEL_TEMPLATE,
+            retries=retries, **query_args,
+        ).expand(chunk=plan.output)
+
+        @task.branch(task_id="route")
+        def route(method: str | None, use_distcp: Any) -> list[str]:
+            """Pick the methods this chunk may use, first to last."""
+            prefix = get_current_context()["ti"].task_id.rsplit(".", 1)[0]
+            return [f"{prefix}.{name}" for name in chain_from(method or None, use_distcp=_flag(use_distcp))]
+
+        @task_group(group_id="deliver")
+        def deliver(manifest: dict):
+            """One chunk: the fallback chain, then a join that fails unless a method delivered."""
+            chosen = route(method, use_distcp)
+            route_id = chosen.operator.task_id
+            prefix = route_id.rsplit(".", 1)[0]
+            methods: dict[str, TransferOperator] = {}
+            for name in METHODS:
+                earlier = list(CHAIN[:CHAIN.index(name)]) if name in CHAIN else []
+                methods[name] = TransferOperator(
+                    task_id=name, method=name, manifest=manifest, verify=verify, retries=retries,
+                    route_task_id=route_id, skip_if_delivered_by=[f"{prefix}.{e}" for e in earlier],
+                    trigger_rule="all_done" if earlier else "all_success",
+                    map_index_template=MANIFEST_LABEL_TEMPLATE, **target,
+                )
+                chosen >> methods[name]
+                if earlier:
+                    methods[earlier[-1]] >> methods[name]
+            join = ChunkDeliveredOperator(
+                task_id="delivered", manifest=manifest, method_task_ids=[f"{prefix}.{n}" for n in METHODS],
+                map_index_template=MANIFEST_LABEL_TEMPLATE,
+            )
+            list(methods.values()) >> join
+            return join
+
+        delivered = deliver.expand(manifest=extract.output)
+        publish = PublishOperator(task_id="publish", deliveries=delivered.output, **target)
+
+        table_result = None
+        if target_table:
+            table_result = TargetTableOperator(
+                task_id="target_table", target_table=target_table, manifests=extract.output,
+                published=publish.output, target_path=target_path,
+                target_cluster=target_args.get("target_cluster"),
+                target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
+                dialect=table_dialect, file_format=output_format,
+            )
+
+        @task(task_id="reconcile")
+        def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], published: dict,
+                      table_result: dict | None) -> dict:
+            """Source COUNT(*) == rows in the files == rows published (== target COUNT(*))."""
+            manifest = merge_manifests(manifests)
+            source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
+                                resolve_query(sql or None, table or None))
+            counts = {"source": source, "files": manifest["rows"], "published": published["rows"]}
+            if table_result is not None:
+                counts["target_table"] = table_result["rows"]
+            for chunk, method in sorted(published["methods"].items()):
+                print(f"{chunk:<14} delivered by {method}")
+            print("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            if len(set(counts.values())) != 1:
+                raise ExtractError(f"row counts differ: {counts}")
+            return {**counts, "final_dir": published["final_dir"], "methods": published["methods"]}
+
+        reconcile(sql, table, extract.output, publish.output,
+                  table_result.output if table_result is not None else None)
+    return group
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
