@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError, resolve_binary
 from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
@@ -172,7 +173,16 @@ class FsspecDestination(Destination):
                 if _visible(posixpath.basename(p.rstrip("/"))) and self.fs.isfile(p)]
 
     def move(self, source, target):
-        self.fs.mv(source, target, recursive=True)
+        if isinstance(self.fs, LocalFileSystem) or not self.fs.isdir(source):
+            self.fs.mv(source, target, recursive=True)
+            return
+        # Object stores (S3, GCS, ABFS) have no directories to rename: move object by object.
+        # Each object appears whole, but the set does not appear at once (documented).
+        prefix = source.rstrip("/") + "/"
+        for path in self.fs.find(source):
+            self.fs.mv(path, posixpath.join(target, path[len(prefix):]))
+        if self.fs.exists(source):
+            self.fs.rm(source, recursive=True)
 
     def remove(self, paths, *, recursive=False):
         for path in paths:

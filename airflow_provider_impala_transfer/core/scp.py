@@ -58,6 +58,7 @@ class ScpTarget:
 
     def _options(self, port_flag: str) -> list[str]:
         options = [port_flag, str(self.port),
+                   "-o", "LogLevel=ERROR",  # errors (host key, auth) reach the task log; no banners
                    "-o", "BatchMode=yes",
                    "-o", f"StrictHostKeyChecking={self.host_key_checking}",
                    "-o", f"ConnectTimeout={self.connect_timeout}",
@@ -70,7 +71,7 @@ class ScpTarget:
 
     def scp_argv(self, sources: Sequence[str], remote_dir: str) -> list[str]:
         limit = ["-l", str(int(self.bandwidth_kbit))] if self.bandwidth_kbit else []
-        return [self.scp_bin, "-q", "-p", *self._options("-P"), *limit, "--", *sources,
+        return [self.scp_bin, "-p", *self._options("-P"), *limit, "--", *sources,
                 f"{self.destination}:{remote_dir}/"]
 
     def ssh_argv(self, *remote_command: str) -> list[str]:

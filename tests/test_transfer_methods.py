@@ -1,0 +1,322 @@
+"""Each transfer method against a real target: Hadoop's FsShell on file:// URIs, sshd on loopback,
+moto's S3 server, fsspec memory/local; and the bad input every method must refuse up front."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, ToolNotFound, TransferError
+from airflow_provider_impala_transfer.core.delivery import PublishError, VerificationError, deliver_chunk, publish
+from airflow_provider_impala_transfer.core.destinations import FsspecDestination, HdfsDestination, SshDestination
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.layout import RunLayout
+from airflow_provider_impala_transfer.core.methods import (
+    DistcpMethod,
+    DistcpOptions,
+    FsspecMethod,
+    HdfsCpMethod,
+    HdfsPutMethod,
+    ScpMethod,
+    chain_from,
+    check_method,
+    copy_stream,
+)
+from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.uris import normalize_uri
+
+RUN = "manual__2026-11-24T10:00:00+00:00"
+
+
+def make_chunk(directory: Path, chunk: int = 0, parts: int = 2, size: int = 300_000) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for part in range(parts):
+        path = directory / f"chunk-{chunk:05d}-part-{part:05d}.parquet"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        files.append({"path": f"file://{path}", "rows": 10, "bytes": size, "sha256": hashlib.sha256(data).hexdigest(),
+                      "chunk": chunk, "part": part, "format": "parquet", "compression": "snappy"})
+    return {"files": files, "chunks": [{"index": chunk, "description": "all rows"}]}
+
+
+def names(manifest: dict) -> list[str]:
+    return [f["path"].rsplit("/", 1)[1] for f in manifest["files"]]
+
+
+def hdfs_destination(root: Path | str) -> HdfsDestination:
+    return HdfsDestination(root=f"file://{root}", shell=HdfsShell(runner=CommandRunner(timeout=120)))
+
+
+# --- configuration and command lines -----------------------------------------------------------
+
+def test_seed_style_target_without_scheme_is_refused_with_the_form_to_write():
+    with pytest.raises(ConfigError, match=r"target_path: 'cluster2.example.com/target/path' has no scheme.*"
+                                          r"write hdfs://cluster2.example.com/target/path"):
+        normalize_uri("cluster2.example.com/target/path", "target_path")
+    assert normalize_uri("/target/path", "target_path", cluster="cluster2.example.com:8020") == \
+        "hdfs://cluster2.example.com:8020/target/path"
+    with pytest.raises(ConfigError, match="target_path: '/target' has no scheme"):
+        normalize_uri("/target", "target_path")
+    with pytest.raises(ConfigError, match=r"target_path: .*'\.\.' segment"):
+        normalize_uri("hdfs://nn/data/../etc", "target_path")
+    with pytest.raises(ConfigError, match="target_cluster"):
+        normalize_uri("/x", "target_path", cluster="nn; rm -rf /")
+
+
+def test_method_names_and_chain_entry():
+    assert chain_from(None) == ["distcp", "hdfs_put", "hdfs_cp", "scp"]
+    assert chain_from(None, use_distcp=False) == ["hdfs_put", "hdfs_cp", "scp"]
+    assert chain_from("scp") == ["scp"] and chain_from("fsspec") == ["fsspec"]
+    with pytest.raises(ConfigError, match="method: 'rsync' is not a transfer method"):
+        check_method("rsync")
+    with pytest.raises(ConfigError, match="use_distcp: is false but method is 'distcp'"):
+        chain_from("distcp", use_distcp=False)
+
+
+def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=3)
+    method = DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner(),
+                          source_hdfs_path="hdfs://source-nn:8020/staging",
+                          options=DistcpOptions(maps=8, bandwidth_mb=50, atomic=True), listing_dir="/lists")
+    commands = method.commands([_sf(f) for f in manifest["files"]], RunLayout("", RUN), overwrite=False)
+    staged = "hdfs://source-nn:8020/staging/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"
+    assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
+    assert commands[1][:4] == ["hdfs", "dfs", "-put", "-f"] and commands[1][-1] == staged + "/"
+    assert commands[-1] == ["hadoop", "distcp", "-update", "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
+                            "-atomic", "-f", "file:///lists/distcp-manual__2026-11-24T10_00_00_00_00-chunk-00000.list",
+                            "file:///t/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"]
+    assert sum(1 for argv in commands if "distcp" in argv) == 1
+    with pytest.raises(ConfigError, match="source_hdfs_path: chunk files are on this machine"):
+        DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner()) \
+            .commands([_sf(f) for f in manifest["files"]], RunLayout("", RUN), overwrite=False)
+    with pytest.raises(ConfigError, match="distcp_strategy"):
+        DistcpOptions(strategy="fastest")
+
+
+def test_hdfs_put_overwrites_only_when_asked(tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    method = HdfsPutMethod(destination=hdfs_destination("/t"), runner=CommandRunner())
+    files = [_sf(f) for f in manifest["files"]]
+    assert "-f" not in method.commands(files, RunLayout("", RUN), overwrite=False)[1]
+    assert method.commands(files, RunLayout("", RUN), overwrite=True)[1][3] == "-f"
+
+
+def test_scp_command_checks_host_keys_runs_in_batch_mode_and_limits_bandwidth():
+    target = ScpTarget(host="edge.example.com", user="etl", port=2222, key_file="/keys/id", known_hosts="/keys/kh",
+                       remote_path="/data/in", bandwidth_kbit=8000)
+    argv = target.scp_argv(["/tmp/a b.parquet"], "/data/in/x")
+    assert argv[0] == "scp" and "-l" in argv and argv[argv.index("-l") + 1] == "8000"
+    for option in ("BatchMode=yes", "StrictHostKeyChecking=yes", "UserKnownHostsFile=/keys/kh"):
+        assert option in argv
+    assert argv[-3:] == ["--", "/tmp/a b.parquet", "etl@edge.example.com:/data/in/x/"]
+    assert target.ssh_argv("mkdir", "-p", "--", "/d/$(touch x); y")[-1] == "mkdir -p -- '/d/$(touch x); y'"
+    with pytest.raises(ConfigError, match="scp host: is not set"):
+        ScpTarget(host="", remote_path="/x")
+    with pytest.raises(ConfigError, match="strict_host_key_checking: 'no' is not allowed"):
+        ScpTarget(host="h", remote_path="/x", host_key_checking="no")
+    with pytest.raises(ConfigError, match="scp_target_path"):
+        ScpTarget(host="h", remote_path="relative/dir")
+
+
+def test_a_missing_binary_fails_fast_naming_the_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    method = HdfsPutMethod(destination=hdfs_destination(tmp_path / "t"), runner=CommandRunner())
+    with pytest.raises(ToolNotFound, match=r"hdfs not found on PATH \(set hdfs_bin=/path/to/hdfs\)"):
+        deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+    distcp = DistcpMethod(destination=hdfs_destination(tmp_path / "t"), source_shell=HdfsShell(), runner=CommandRunner(),
+                          source_hdfs_path="file:///s", options=DistcpOptions(hadoop_bin="/opt/none/hadoop"))
+    with pytest.raises(ToolNotFound, match=r"hadoop not found at /opt/none/hadoop \(set hadoop_bin="):
+        deliver_chunk(distcp, manifest, RunLayout("", RUN), overwrite=False)
+
+
+def test_timeout_and_kill_stop_the_whole_process_group(tmp_path):
+    child_pid_file = tmp_path / "child.pid"
+    script = f"import subprocess,time; p=subprocess.Popen(['sleep','60']); open({str(child_pid_file)!r},'w').write(str(p.pid)); time.sleep(60)"
+    runner = CommandRunner(timeout=2)
+    started = time.monotonic()
+    with pytest.raises(CommandFailed, match="timed out"):
+        runner.run([sys.executable, "-c", script])
+    assert time.monotonic() - started < 15
+    child = int(child_pid_file.read_text())
+    time.sleep(0.5)
+    assert not _alive(child), "the tool's child survived the timeout"
+
+
+# --- real FsShell ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method_class", [HdfsPutMethod, HdfsCpMethod])
+def test_hdfs_methods_deliver_and_verify_literal_weird_paths(method_class, hadoop_env, tmp_path):
+    root = tmp_path / "tärget dir $(touch pwned); x"
+    manifest = make_chunk(tmp_path / "extract", parts=2)
+    method = method_class(destination=hdfs_destination(root), runner=CommandRunner(timeout=120))
+    record = deliver_chunk(method, manifest, RunLayout("", RUN, {"ds": "2026-11-24"}), overwrite=False)
+    assert record["method"] == method.name and len(record["files"]) == 2
+    assert all(f["checksum_verified"] for f in record["files"])
+    staging = root / "_impala_transfer_staging" / "manual__2026-11-24T10_00_00_00_00"
+    assert sorted(p.name for p in staging.glob("chunk-*")) == names(manifest)
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
+
+
+def test_distcp_stages_local_files_on_the_source_cluster_then_one_job(hadoop_env, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=3)
+    method = DistcpMethod(destination=hdfs_destination(tmp_path / "target"), source_shell=HdfsShell(),
+                          runner=CommandRunner(timeout=120), source_hdfs_path=f"file://{tmp_path}/source-hdfs")
+    deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+    calls = hadoop_env.distcp_calls()
+    assert len(calls) == 1 and calls[0]["exit_code"] == 0
+    assert all("/source-hdfs/_impala_transfer_staging/" in s for s in calls[0]["sources"])
+    assert len(calls[0]["sources"]) == 3
+
+
+def test_verification_catches_a_file_changed_at_the_target(hadoop_env, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    destination = hdfs_destination(tmp_path / "target")
+    method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
+    layout = RunLayout("", RUN)
+    deliver_chunk(method, manifest, layout, overwrite=False)
+    delivered = tmp_path / "target" / "_impala_transfer_staging" / layout.key / names(manifest)[0]
+    data = bytearray(delivered.read_bytes())
+    data[100] ^= 0xFF  # same size, different bytes
+    delivered.write_bytes(bytes(data))
+    (delivered.parent / f".{delivered.name}.crc").unlink(missing_ok=True)
+    from airflow_provider_impala_transfer.core.delivery import chunk_files, verify
+    with pytest.raises(VerificationError, match="differs from the extracted file"):
+        verify(destination, str(method.target_dir(layout)), chunk_files(manifest))
+
+
+def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(hadoop_env, tmp_path):
+    destination = hdfs_destination(tmp_path / "target")
+    method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
+    first = make_chunk(tmp_path / "a", parts=2)
+    other_run = RunLayout("", "scheduled__2026-11-23", {"ds": "2026-11-23"})
+    deliver_chunk(method, first, other_run, overwrite=False)
+    publish(destination, other_run, names(first), names(first))
+    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
+    deliver_chunk(method, first, layout, overwrite=False)
+    publish(destination, layout, names(first), names(first))
+    # re-run of the same run with a shorter result: one file; the earlier two are replaced
+    second = make_chunk(tmp_path / "b", parts=1)
+    deliver_chunk(method, second, layout, overwrite=True)
+    publish(destination, layout, names(second), names(second))
+    final = tmp_path / "target" / "ds=2026-11-24"
+    assert sorted(p.name for p in final.glob("chunk-*")) == names(second)
+    assert (final / names(second)[0]).read_bytes() == (tmp_path / "b" / names(second)[0]).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "target" / "ds=2026-11-23").glob("chunk-*")) == names(first)
+    assert not list((tmp_path / "target" / "_impala_transfer_trash").iterdir())
+    # publishing again is a no-op; publishing a run that delivered nothing is an error
+    publish(destination, layout, names(second), names(second))
+    with pytest.raises(PublishError, match="nothing to publish"):
+        publish(destination, RunLayout("", "never_delivered"), names(second), names(second))
+
+
+# --- real sshd ---------------------------------------------------------------------------------
+
+def scp_method(sshd, remote: Path, **overrides) -> ScpMethod:
+    settings = dict(host=sshd.host, port=sshd.port, user=sshd.user, key_file=str(sshd.key_file),
+                    known_hosts=str(sshd.known_hosts), remote_path=str(remote), connect_timeout=5)
+    settings.update(overrides)
+    runner = CommandRunner(timeout=60)
+    return ScpMethod(destination=SshDestination(target=ScpTarget(**settings), runner=runner), runner=runner)
+
+
+def test_scp_delivers_verifies_and_publishes_over_real_sshd(sshd, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=2)
+    method = scp_method(sshd, tmp_path / "remote dir; $(touch pwned)", bandwidth_kbit=800_000)
+    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
+    record = deliver_chunk(method, manifest, layout, overwrite=False)
+    assert record["destination"] == "ssh" and all(f["checksum_verified"] for f in record["files"])
+    publish(method.destination, layout, names(manifest), names(manifest))
+    final = tmp_path / "remote dir; $(touch pwned)" / "ds=2026-11-24"
+    assert sorted(p.name for p in final.iterdir()) == names(manifest)
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_scp_refuses_an_unknown_host_key_unless_accept_new(sshd, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(CommandFailed, match="Host key verification failed"):
+        deliver_chunk(scp_method(sshd, tmp_path / "r", known_hosts=str(empty)), manifest, RunLayout("", RUN),
+                      overwrite=False)
+    deliver_chunk(scp_method(sshd, tmp_path / "r", known_hosts=str(empty), host_key_checking="accept-new"),
+                  manifest, RunLayout("", RUN), overwrite=False)
+    assert "ssh-ed25519" in empty.read_text()  # learnt on first use, checked from now on
+
+
+def test_scp_to_an_unreachable_target_fails_within_its_timeout(tmp_path, closed_port):
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    runner = CommandRunner(timeout=30)
+    target = ScpTarget(host="127.0.0.1", port=closed_port, remote_path="/tmp/x", connect_timeout=3)
+    method = ScpMethod(destination=SshDestination(target=target, runner=runner), runner=runner)
+    started = time.monotonic()
+    with pytest.raises(CommandFailed, match="Connection refused"):
+        deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+    assert time.monotonic() - started < 30
+
+
+# --- fsspec: memory, local, S3 (moto server) ----------------------------------------------------
+
+def test_fsspec_to_memory_and_local(tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=2)
+    for fs, root in ((fsspec.filesystem("memory"), "/impala-transfer-test"), (fsspec.filesystem("file"), str(tmp_path / "t"))):
+        method = FsspecMethod(destination=FsspecDestination(fs=fs, root=root))
+        layout = RunLayout("", RUN, {"ds": "2026-11-24"})
+        deliver_chunk(method, manifest, layout, overwrite=False)
+        publish(method.destination, layout, names(manifest), names(manifest))
+        assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{root}/ds=2026-11-24", detail=False)) == names(manifest)
+
+
+def test_fsspec_to_s3_streams_verifies_and_publishes(s3, tmp_path):
+    s3.create_bucket("impala-transfer")
+    manifest = make_chunk(tmp_path / "extract", parts=2, size=6 << 20)
+    fs = fsspec.filesystem("s3", **s3.storage_options())
+    method = FsspecMethod(destination=FsspecDestination(fs=fs, root="impala-transfer/events"))
+    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
+    record = deliver_chunk(method, manifest, layout, overwrite=False)
+    assert record["bytes"] == 12 << 20
+    publish(method.destination, layout, names(manifest), names(manifest))
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.ls("impala-transfer/events/ds=2026-11-24", detail=False)) == names(manifest)
+    assert not fs.exists(f"impala-transfer/events/_impala_transfer_staging/{layout.key}")
+
+
+def test_copy_stream_never_reads_more_than_a_block(tmp_path):
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/big/source", os.urandom(5 << 20))
+    reads: list[int] = []
+    real_open = memory.open
+
+    def spying_open(path, mode="rb", **kwargs):
+        handle = real_open(path, mode, **kwargs)
+        if "r" in mode:
+            read = handle.read
+            handle.read = lambda n=-1: (reads.append(n), read(n))[1]
+        return handle
+
+    memory.open = spying_open
+    copied = copy_stream(memory, "/big/source", memory, "/big/target", block_size=1 << 20)
+    assert copied == 5 << 20 and memory.cat("/big/target") == memory.cat("/big/source")
+    assert reads and all(0 < n <= 1 << 20 for n in reads)
+
+
+def _sf(entry):
+    from airflow_provider_impala_transfer.core.methods import SourceFile
+    return SourceFile.from_entry(entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return bool(status) and not status.startswith("Z")
