@@ -74,13 +74,16 @@ def impala_transfer_group(
     verify: str = "sha256",
     max_active_chunks: int = 4,
     retries: int = 1,
+    method_retries: int = 0,
     **target_args: Any,
 ) -> TaskGroup:
     """Build extract -> per-chunk fallback transfer -> publish -> target table -> reconcile.
 
     ``method``/``use_distcp`` may be templates (e.g. ``"{{ params.method }}"``) so a manual run
     can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
-    :class:`TransferOperator`. Returns the TaskGroup; wire ``upstream >> group >> downstream``.
+    :class:`TransferOperator`. ``retries`` applies to extract, publish and table tasks;
+    ``method_retries`` (default 0) to each method, since the next method is the retry.
+    Returns the TaskGroup; wire ``upstream >> group >> downstream``.
     """
     unknown = set(target_args) - set(TARGET_ARGS)
     if unknown:
@@ -116,7 +119,7 @@ def impala_transfer_group(
             for name in METHODS:
                 earlier = list(CHAIN[:CHAIN.index(name)]) if name in CHAIN else []
                 methods[name] = TransferOperator(
-                    task_id=name, method=name, manifest=manifest, verify=verify, retries=retries,
+                    task_id=name, method=name, manifest=manifest, verify=verify, retries=method_retries,
                     route_task_id=route_id, skip_if_delivered_by=[f"{prefix}.{e}" for e in earlier],
                     trigger_rule="all_done" if earlier else "all_success",
                     map_index_template=MANIFEST_LABEL_TEMPLATE, **target,
@@ -132,7 +135,7 @@ def impala_transfer_group(
             return join
 
         delivered = deliver.expand(manifest=extract.output)
-        publish = PublishOperator(task_id="publish", deliveries=delivered.output, **target)
+        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries, **target)
 
         table_result = None
         if target_table:
@@ -141,7 +144,7 @@ def impala_transfer_group(
                 published=publish.output, target_path=target_path,
                 target_cluster=target_args.get("target_cluster"),
                 target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
-                dialect=table_dialect, file_format=output_format,
+                dialect=table_dialect, file_format=output_format, retries=retries,
             )
 
         @task(task_id="reconcile")
