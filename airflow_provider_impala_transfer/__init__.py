@@ -23,6 +23,21 @@ _IMPALA_FIELDS = {
 }
 
 
+_HADOOP_CLI_FIELDS = {
+    "hadoop_bin": {"label": "hadoop binary", "schema": {"type": ["string", "null"], "default": "hadoop"}},
+    "hdfs_bin": {"label": "hdfs binary", "schema": {"type": ["string", "null"], "default": "hdfs"}},
+    "env": {"label": "Environment", "schema": {"type": ["object", "null"]},
+            "description": "e.g. {\"HADOOP_CONF_DIR\": \"/etc/hadoop/conf\", \"KRB5CCNAME\": \"/tmp/krb5cc_airflow\"}"},
+}
+
+_FSSPEC_FIELDS = {
+    "protocol": {"label": "Protocol", "schema": {"type": ["string", "null"]},
+                 "description": "s3, gcs, abfs, sftp, file, memory ... (fsspec protocol name)"},
+    "storage_options": {"label": "Storage options", "schema": {"type": ["object", "null"]},
+                        "description": "Passed to fsspec.filesystem(protocol, **options); secrets are masked."},
+}
+
+
 def get_provider_info() -> dict:
     return {
         "package-name": "airflow-provider-impala-transfer",
@@ -36,11 +51,16 @@ def get_provider_info() -> dict:
         ],
         "hooks": [
             {"integration-name": "Impala Transfer",
-             "python-modules": ["airflow_provider_impala_transfer.hooks.impala"]}
+             "python-modules": ["airflow_provider_impala_transfer.hooks.impala",
+                                "airflow_provider_impala_transfer.hooks.hadoop",
+                                "airflow_provider_impala_transfer.hooks.scp",
+                                "airflow_provider_impala_transfer.hooks.fsspec"]}
         ],
         "operators": [
             {"integration-name": "Impala Transfer",
-             "python-modules": ["airflow_provider_impala_transfer.operators.impala_extract"]}
+             "python-modules": ["airflow_provider_impala_transfer.operators.impala_extract",
+                                "airflow_provider_impala_transfer.operators.transfer",
+                                "airflow_provider_impala_transfer.operators.target_table"]}
         ],
         "connection-types": [
             {
@@ -53,6 +73,25 @@ def get_provider_info() -> dict:
                     "relabeling": {"schema": "Database"},
                     "placeholders": {"host": "impalad.example.com", "port": "21050", "schema": "default"},
                 },
-            }
+            },
+            {
+                "hook-class-name": "airflow_provider_impala_transfer.hooks.hadoop.HadoopCliHook",
+                "hook-name": "Hadoop CLI (distcp, hdfs dfs)",
+                "connection-type": "hadoop_cli",
+                "conn-fields": _HADOOP_CLI_FIELDS,
+                "ui-field-behaviour": {"hidden-fields": ["host", "port", "schema", "login", "password"],
+                                       "relabeling": {}, "placeholders": {}},
+            },
+            {
+                "hook-class-name": "airflow_provider_impala_transfer.hooks.fsspec.FsspecHook",
+                "hook-name": "fsspec filesystem",
+                "connection-type": "fsspec",
+                "conn-fields": _FSSPEC_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"login": "Login (S3 key / SFTP user)", "password": "Password / secret"},
+                    "placeholders": {"host": "only for sftp/ftp"},
+                },
+            },
         ],
     }

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pytest
 
 from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
+from airflow_provider_impala_transfer.testing.airflow_runs import run_airflow as airflow
 from tests.conftest import EVENTS_ROWS, read_files, repo_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -45,12 +43,6 @@ def airflow_home(tmp_path_factory, hiveserver):
     return {"env": env, "home": home, "out": out}
 
 
-def airflow(env, *args, check=True) -> subprocess.CompletedProcess:
-    cli = Path(sys.executable).with_name("airflow")
-    result = subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
 
 
 def test_example_dag_extracts_every_row_in_parallel_chunks(airflow_home):

@@ -1,5 +1,6 @@
 """Packaging and Airflow integration: entry point, connection type, hook, templated fields."""
 
+import importlib
 import json
 from importlib.metadata import entry_points
 
@@ -13,9 +14,12 @@ def test_provider_is_registered_through_its_entry_point():
             if ep.value.startswith("airflow_provider_impala_transfer")]
     info = ep.load()()
     assert info["package-name"] == "airflow-provider-impala-transfer"
-    [conn_type] = info["connection-types"]
-    assert conn_type["connection-type"] == "impala_transfer"
-    assert conn_type["conn-fields"]["auth_mechanism"]["schema"]["enum"][0] == "NOSASL"
+    conn_types = {c["connection-type"]: c for c in info["connection-types"]}
+    assert sorted(conn_types) == ["fsspec", "hadoop_cli", "impala_transfer"]
+    assert conn_types["impala_transfer"]["conn-fields"]["auth_mechanism"]["schema"]["enum"][0] == "NOSASL"
+    for conn_type in conn_types.values():  # every declared hook class imports
+        module, _, name = conn_type["hook-class-name"].rpartition(".")
+        assert getattr(importlib.import_module(module), name).conn_type == conn_type["connection-type"]
 
 
 def test_airflow_providers_manager_sees_the_connection_type():
@@ -23,7 +27,7 @@ def test_airflow_providers_manager_sees_the_connection_type():
 
     manager = ProvidersManager()
     assert "airflow-provider-impala-transfer" in manager.providers
-    assert "impala_transfer" in manager.hooks
+    assert {"impala_transfer", "hadoop_cli", "fsspec"} <= set(manager.hooks)
 
 
 def _conn_env(monkeypatch, conn_id, conn):

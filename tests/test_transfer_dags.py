@@ -21,6 +21,7 @@ import pytest
 
 from airflow_provider_impala_transfer.core.layout import RunLayout
 from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
+from airflow_provider_impala_transfer.testing.airflow_runs import run_airflow as airflow
 from airflow_provider_impala_transfer.testing.local_hiveserver import free_port
 from tests.conftest import EVENTS_ROWS, repo_root
 
@@ -58,17 +59,12 @@ def airflow_home(tmp_path_factory, hiveserver, hadoop_tools, sshd):
     return {"env": env, "home": home}
 
 
-def airflow(env, *args, check=True) -> subprocess.CompletedProcess:
-    cli = Path(sys.executable).with_name("airflow")
-    result = subprocess.run([str(cli), *args], env=env, capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
 
 
-def run_dag(home, logical_date: str, *, method: str, target: Path, table: str, extra_env=None):
+def run_dag(home, logical_date: str, *, method: str, target: Path, table: str, extra_env=None,
+            query: str = "SELECT * FROM default.events"):
     env = {**home["env"], "IMPALA_TRANSFER_TARGET_TABLE": table, **(extra_env or {})}
-    conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000,
+    conf = {"query": query, "split_by": "id", "chunk_size": 5000,
             "method": method, "target_path": f"file://{target}"}
     result = airflow(env, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf), check=False)
     run_state, states = latest_run(home["home"] / "airflow.db", DAG_ID)
@@ -91,10 +87,10 @@ def test_every_chunk_by_distcp_published_as_a_partition_and_counted(airflow_home
     assert states[("events.reconcile", -1)] == "success"
     assert "counts: source 20,000, files 20,000, published 20,000, target_table 20,000" in output
     # ONE distcp job per chunk, all of its files through a -f listing, never -delete
-    calls = [c for c in hadoop_tools.distcp_calls() if str(target) in " ".join(c["argv"])]
+    calls = [c for c in hadoop_tools.distcp_calls() if str(target) in " ".join(c["args"])]
     assert len(calls) == 4
     for call in calls:
-        argv = call["argv"]
+        argv = call["args"]
         assert argv[:8] == ["distcp", "-update", "-strategy", "dynamic", "-m", "20", "-f", argv[7]]
         assert argv[7].startswith("file://") and argv[8].startswith(f"file://{target}/_impala_transfer_staging/")
         assert "-delete" not in argv
@@ -136,6 +132,15 @@ def test_a_chunk_no_method_can_deliver_fails_the_run_and_names_it(airflow_home, 
     assert states[("events.publish", -1)] == "upstream_failed"
     assert states[("events.reconcile", -1)] == "upstream_failed"
     assert not (target / "ds=2026-03-03").exists()  # nothing half-published
+
+
+def test_a_failed_extract_fails_the_run_before_any_transfer(airflow_home, tmp_path):
+    output, run_state, states = run_dag(airflow_home, "2026-03-08", method="distcp", target=tmp_path / "t",
+                                        table="default.events_bad", query="SELECT * FORM default.events")
+    assert run_state == "failed"
+    assert states[("events.plan", -1)] == "failed"
+    assert states[("events.reconcile", -1)] == "upstream_failed"
+    assert not (tmp_path / "t").exists()
 
 
 def test_fsspec_route_skips_the_whole_chain(airflow_home, hadoop_tools, tmp_path):

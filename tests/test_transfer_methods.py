@@ -13,7 +13,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, ToolNotFound, TransferError
+from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, ToolNotFound
 from airflow_provider_impala_transfer.core.delivery import PublishError, VerificationError, deliver_chunk, publish
 from airflow_provider_impala_transfer.core.destinations import FsspecDestination, HdfsDestination, SshDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError

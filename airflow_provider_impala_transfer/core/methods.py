@@ -29,7 +29,6 @@ from airflow_provider_impala_transfer.core.destinations import (
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.layout import RunLayout
-from airflow_provider_impala_transfer.core.scp import ScpTarget
 from airflow_provider_impala_transfer.core.uris import join, local_path
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
