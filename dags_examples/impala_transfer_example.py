@@ -23,7 +23,7 @@ ENV = os.environ.get
 
 with DAG(
     dag_id="impala_transfer_example",
-    schedule="@daily",
+    schedule=ENV("IMPALA_TRANSFER_SCHEDULE", "@daily") or None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -56,7 +56,7 @@ with DAG(
         target_path="{{ params.target_path }}",
         source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH") or None,
         ssh_conn_id=ENV("IMPALA_TRANSFER_SSH_CONN_ID") or None,
-        partition={"ds": "{{ ds }}"},
+        partition={"ds": "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},  # manual runs may have no logical date
         target_table=ENV("IMPALA_TRANSFER_TARGET_TABLE", "default.events_copy"),
         target_impala_conn_id=ENV("IMPALA_TRANSFER_TARGET_CONN_ID", "impala_target"),
         table_dialect=ENV("IMPALA_TRANSFER_TABLE_DIALECT", "impala"),

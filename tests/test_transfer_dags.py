@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_impala_transfer.core.layout import RunLayout
 from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
 from airflow_provider_impala_transfer.testing.airflow_runs import run_airflow as airflow
 from airflow_provider_impala_transfer.testing.local_hiveserver import free_port
@@ -118,20 +118,33 @@ def test_distcp_rejected_for_one_chunk_is_delivered_by_hdfs_put(airflow_home, tm
 
 
 def test_a_chunk_no_method_can_deliver_fails_the_run_and_names_it(airflow_home, tmp_path):
-    """distcp rejects chunk 2; hdfs put, hdfs cp and scp all meet a directory where its file must go."""
-    target = tmp_path / "target"
-    logical_date = "2026-03-03"
-    staging = Path(RunLayout(root=str(target), run_id=f"manual__{logical_date}T00:00:00+00:00").staging_dir)
-    (staging / "chunk-00002-part-00000.parquet" / "in-the-way").mkdir(parents=True)
-    output, run_state, states = run_dag(airflow_home, logical_date, method="distcp", target=target,
-                                        table="default.events_never", extra_env={"FAKE_DISTCP_REJECT": "chunk-00002-"})
+    """Chunk 2's file disappears between extract and transfer (a temp cleaner, a full disk):
+    every method fails on it for real, the other chunks are delivered, the run fails naming it."""
+    extract_dir = tmp_path / "extract"
+    stop = threading.Event()
+
+    def lose_chunk_2():
+        while not stop.is_set():
+            for path in extract_dir.rglob("chunk-00002-part-00000.parquet"):
+                path.unlink(missing_ok=True)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=lose_chunk_2, daemon=True)
+    watcher.start()
+    try:
+        output, run_state, states = run_dag(airflow_home, "2026-03-03", method="distcp", target=tmp_path / "target",
+                                            table="default.events_never",
+                                            extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": str(extract_dir)})
+    finally:
+        stop.set()
+        watcher.join()
     assert run_state == "failed"
     assert [states[(f"events.deliver.{m}", 2)] for m in CHAIN] == ["failed"] * 4
     assert chunk_states(states, "delivered") == ["success", "success", "failed", "success"]
     assert "chunk 2 was not delivered by any method (distcp, hdfs_put, hdfs_cp, scp, fsspec)" in output
     assert states[("events.publish", -1)] == "upstream_failed"
     assert states[("events.reconcile", -1)] == "upstream_failed"
-    assert not (target / "ds=2026-03-03").exists()  # nothing half-published
+    assert not (tmp_path / "target" / "ds=2026-03-03").exists()  # nothing half-published
 
 
 def test_a_failed_extract_fails_the_run_before_any_transfer(airflow_home, tmp_path):
@@ -172,8 +185,6 @@ def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, tmp_pa
         _, run_state, _ = run_dag(airflow_home, date, method="hdfs_put", target=target, table="default.events_rerun")
         assert run_state == "success"
     other = sorted((target / "ds=2026-03-06").iterdir())
-    with sqlite3.connect(airflow_home["home"] / "airflow.db") as db:
-        db.execute("DELETE FROM dag_run WHERE dag_id = ? AND run_id LIKE '%2026-03-07%'", (DAG_ID,))
     output, run_state, _ = run_dag(airflow_home, "2026-03-07", method="hdfs_put", target=target,
                                    table="default.events_rerun")
     assert run_state == "success", output[-3000:]
@@ -186,7 +197,7 @@ def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, tmp_pa
 @pytest.mark.timeout(900)
 def test_fallback_under_a_real_scheduler(airflow_home, tmp_path):
     """api-server (127.0.0.1), scheduler and dag-processor as separate processes, a triggered run."""
-    env = dict(airflow_home["env"], FAKE_DISTCP_REJECT="chunk-00003-",
+    env = dict(airflow_home["env"], FAKE_DISTCP_REJECT="chunk-00003-", IMPALA_TRANSFER_SCHEDULE="",
                IMPALA_TRANSFER_TARGET_TABLE="default.events_scheduled")
     port = free_port()
     env.update(AIRFLOW__API__PORT=str(port), AIRFLOW__API__HOST="127.0.0.1",
