@@ -56,7 +56,7 @@ with DAG(
         target_path="{{ params.target_path }}",
         source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH") or None,
         ssh_conn_id=ENV("IMPALA_TRANSFER_SSH_CONN_ID") or None,
-        partition={"ds": "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},  # manual runs may have no logical date
+        partition={"ds": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},  # manual runs may have no logical date
         target_table=ENV("IMPALA_TRANSFER_TARGET_TABLE", "default.events_copy"),
         target_impala_conn_id=ENV("IMPALA_TRANSFER_TARGET_CONN_ID", "impala_target"),
         table_dialect=ENV("IMPALA_TRANSFER_TABLE_DIALECT", "impala"),
