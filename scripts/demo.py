@@ -98,7 +98,7 @@ def main() -> int:
     for index, label in sorted(labels.items()):
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
-        print(f"{label:<32}" + "".join(f"{s:<11}" for s in states) + winner)
+        print(f"{label:<34}" + "".join(f"{s:<11}" for s in states) + winner)
     files = sorted((target / f"ds={args.date}").glob("*.parquet"))
     rows = sum(pq.read_metadata(f).num_rows for f in files)
     print(f"\npublished: {len(files)} files, {rows:,} rows in {target / f'ds={args.date}'}")

@@ -189,11 +189,12 @@ class LocalHiveServer:
 
     def query(self, sql: str) -> list[tuple]:
         conn = self.connect()
+        cursor = conn.cursor()
         try:
-            cursor = conn.cursor()
             cursor.execute(sql)
             return cursor.fetchall() if cursor.description and cursor.description[0][1] else []
         finally:
+            cursor.close()  # closed here, not at exit against a stopped server (thrift retry noise)
             conn.close()
 
     def execute(self, *statements: str) -> None:
