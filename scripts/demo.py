@@ -94,7 +94,7 @@ def main() -> int:
     print("\n=== demo summary ===")
     print(f"DAG run: {run_state} in {elapsed:.1f}s (including Airflow start-up)")
     labels = chunk_labels(home / "airflow.db")
-    print(f"\n{'chunk':<32}" + "".join(f"{m:<11}" for m in METHODS) + "delivered by")
+    print(f"\n{'chunk':<34}" + "".join(f"{m:<11}" for m in METHODS) + "delivered by")
     for index, label in sorted(labels.items()):
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
