@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.target_table import clean_partition
 from airflow_provider_impala_transfer.core.uris import check_component, join
 
 STAGING_DIR = "_impala_transfer_staging"
 TRASH_DIR = "_impala_transfer_trash"
-_PARTITION_VALUE = re.compile(r"^[A-Za-z0-9_.=+-][A-Za-z0-9_.=+ -]*$")
 
 
 def run_key(run_id: str) -> str:
@@ -28,14 +28,12 @@ def run_key(run_id: str) -> str:
 
 
 def partition_path(partition: dict[str, str]) -> str:
+    """``col=value[/col=value]``: the Hive layout the target table's partitions point at."""
     parts = []
-    for column, value in partition.items():
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(column)):
-            raise ConfigError("partition", f"column {column!r} is not a plain identifier", "use letters, digits, _")
-        value = str(value)
-        if not _PARTITION_VALUE.match(value) or value.startswith(".") :
-            raise ConfigError("partition", f"value {value!r} of {column} needs escaping in a path",
-                              "use letters, digits and . _ - + = (e.g. a date 2026-11-24)")
+    for column, value in (clean_partition(partition) or {}).items():
+        if value.startswith("."):
+            raise ConfigError("partition", f"value {value!r} of {column} would be a hidden directory",
+                              "start it with a letter or digit")
         parts.append(f"{column}={value}")
     return "/".join(parts)
 

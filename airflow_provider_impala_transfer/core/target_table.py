@@ -77,7 +77,7 @@ class TableTarget:
                               "set output_format=parquet or drop target_table")
         object.__setattr__(self, "file_format", file_format)
         object.__setattr__(self, "location", _clean_location(self.location))
-        object.__setattr__(self, "partition", _clean_partition(self.partition))
+        object.__setattr__(self, "partition", clean_partition(self.partition))
 
     @property
     def quoted_table(self) -> str:
@@ -120,7 +120,9 @@ def _clean_location(location: Any) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-def _clean_partition(partition: Any) -> dict[str, str] | None:
+def clean_partition(partition: Any) -> dict[str, str] | None:
+    """Partition columns and values that are safe both as SQL literals and as Hive directory
+    names (``col=value``); shared by the table step and the publish layout."""
     if partition is None or partition == {}:
         return None
     if not isinstance(partition, dict):

@@ -4,7 +4,6 @@ the Airflow-free core (planning, conversion, writing, manifests)."""
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from airflow_provider_impala_transfer.core.extract import (
     extract_chunk,
     plan_chunks,
 )
+from airflow_provider_impala_transfer.core.layout import run_key
 from airflow_provider_impala_transfer.core.manifest import merge_manifests
 from airflow_provider_impala_transfer.core.planning import Chunk
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
@@ -26,11 +26,7 @@ from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 def run_directory(output_path: str, dag_id: str, run_id: str) -> str:
     """``<output_path>/<dag_id>/<run_id>`` with characters Hadoop paths reject (``:``, ``+``) replaced,
     so every run has its own directory and a retry lands in the same one."""
-    return posixpath.join(output_path.rstrip("/"), _path_safe(dag_id), _path_safe(run_id))
-
-
-def _path_safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]", "_", text)
+    return posixpath.join(output_path.rstrip("/"), run_key(dag_id), run_key(run_id))
 
 
 # Pass as ``map_index_template=`` to ``ImpalaExtractOperator.partial(...)``: the grid then names each

@@ -23,7 +23,7 @@ from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_l
 from airflow_provider_impala_transfer.core.destinations import Destination
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.layout import RunLayout
-from airflow_provider_impala_transfer.core.methods import DistcpOptions, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.methods import DistcpOptions, FsspecMethod, TransferMethod, check_method
 from airflow_provider_impala_transfer.core.uris import local_path, normalize_uri
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
@@ -118,8 +118,6 @@ class _TargetOperator(BaseOperator):
         if method == "scp":
             return self._scp().method(**self._scp_args())
         if method == "fsspec":
-            from airflow_provider_impala_transfer.core.methods import FsspecMethod
-
             return FsspecMethod(destination=FsspecHook(self.fsspec_conn_id).destination(self._target_uri()),
                                 log=self.log.info)
         source = (normalize_uri(self.source_hdfs_path, "source_hdfs_path")
