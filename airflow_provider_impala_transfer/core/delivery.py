@@ -7,12 +7,15 @@ anything else is a failure of that method for that chunk, so the fallback chain 
 from __future__ import annotations
 
 import posixpath
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_impala_transfer.core.commands import TransferError
 from airflow_provider_impala_transfer.core.destinations import Destination
+from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.layout import RunLayout
 from airflow_provider_impala_transfer.core.methods import SourceFile, TransferMethod
 from airflow_provider_impala_transfer.core.uris import join
@@ -62,10 +65,19 @@ def deliver_chunk(method: TransferMethod, manifest: dict[str, Any], layout: RunL
                   overwrite: bool, verify_mode: str = "sha256",
                   log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Copy one chunk's files into the run's staging directory with ``method``, then verify."""
-    files = chunk_files(manifest)
+    record = deliver_files(method, chunk_files(manifest), layout, label=chunk_label(manifest),
+                           overwrite=overwrite, verify_mode=verify_mode, log=log)
+    record["rows"] = sum(int(e["rows"]) for e in manifest["files"])
+    return record
+
+
+def deliver_files(method: TransferMethod, files: Sequence[SourceFile], layout: RunLayout, *, label: str,
+                  overwrite: bool, verify_mode: str = "sha256",
+                  log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Copy ``files`` into the run's staging directory with ``method``, then verify every one."""
     target_dir = method.target_dir(layout)
     if files:
-        log(f"{chunk_label(manifest)}: {method.name} -> {method.destination.describe(target_dir)}")
+        log(f"{label}: {method.name} -> {method.destination.describe(target_dir)}")
         method.deliver(files, layout, overwrite=overwrite)
     delivered = verify(method.destination, target_dir, files, mode=verify_mode) if files else []
     for entry in delivered:
@@ -75,11 +87,48 @@ def deliver_chunk(method: TransferMethod, manifest: dict[str, Any], layout: RunL
         "destination": method.destination.kind,
         "root": method.destination.root,
         "staging_dir": method.destination.describe(target_dir),
-        "chunk": chunk_label(manifest),
+        "chunk": label,
         "files": delivered,
-        "rows": sum(int(e["rows"]) for e in manifest["files"]),
         "bytes": sum(e["bytes"] for e in delivered),
     }
+
+
+@dataclass
+class Attempt:
+    """One method's try at one chunk, for the summary a person reads afterwards."""
+
+    method: str
+    error: str | None = None  # None: delivered
+    seconds: float = 0.0
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
+def deliver_with_fallback(candidates: Sequence[tuple[str, Callable[[], TransferMethod]]],
+                          deliver: Callable[[TransferMethod, bool], dict[str, Any]], *,
+                          label: str, log: Callable[[str], None] = lambda message: None,
+                          ) -> tuple[dict[str, Any] | None, list[Attempt]]:
+    """Try each method in turn until one delivers (and verifies): the seed's fallback chain, in
+    one process. ``candidates`` are (name, build) pairs, so a method that cannot even be set up
+    (a missing setting) is a failed attempt like any other. ``deliver(method, overwrite)`` runs
+    one attempt; after the first attempt, ``overwrite`` lets a method replace what an earlier
+    one left in this run's staging directory. The DAG expresses the same chain as tasks."""
+    attempts: list[Attempt] = []
+    for name, build in candidates:
+        started = time.monotonic()
+        try:
+            record = deliver(build(), bool(attempts))
+        except (TransferError, ConfigError) as exc:
+            attempts.append(Attempt(name, str(exc).splitlines()[0] or type(exc).__name__,
+                                    time.monotonic() - started))
+            log(f"{label}: {name} failed: {exc}")
+            continue
+        attempts.append(Attempt(name, None, time.monotonic() - started))
+        log(f"{label}: delivered by {name}")
+        return record, attempts
+    return None, attempts
 
 
 def publish(destination: Destination, layout: RunLayout, expected: Sequence[str], allowed: Sequence[str],
@@ -122,3 +171,26 @@ def publish(destination: Destination, layout: RunLayout, expected: Sequence[str]
     if trash:
         destination.remove([trash], recursive=True)
     return destination.describe(final)
+
+
+def publish_files(destination: Destination, staging_dir: str, final_dir: str, names: Sequence[str], *,
+                  log: Callable[[str], None] = lambda message: None) -> list[str]:
+    """Move verified files one by one from a staging directory into a directory other writers
+    share (the seed's ``<target_path>/<table>/``): each name appears whole or not at all, and a
+    file of the same name is replaced (the old one is moved aside first, then removed)."""
+    destination.makedirs(final_dir)
+    published, existing = [], set(destination.list_names(final_dir))
+    for name in names:
+        target = join(final_dir, name)
+        aside = None
+        if name in existing:
+            aside = join(final_dir, f"_{name}.replaced-{uuid.uuid4().hex[:8]}")
+            destination.move(target, aside)
+        destination.move(join(staging_dir, name), target)
+        if aside:
+            destination.remove([aside])
+        log(f"published {destination.describe(target)}")
+        published.append(destination.describe(target))
+    if destination.is_dir(staging_dir):
+        destination.remove([staging_dir], recursive=True)
+    return published

@@ -1,0 +1,99 @@
+"""Every method's target in one object, built from plain settings: the CLI and the Python
+managers use it directly; the operators build the same methods from Airflow connections.
+
+A method whose settings are missing raises :class:`ConfigError` naming the setting, so in a
+fallback chain it counts as a failed attempt and the next method runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+from airflow_provider_impala_transfer.core.commands import CommandRunner
+from airflow_provider_impala_transfer.core.destinations import (
+    Destination,
+    FsspecDestination,
+    HdfsDestination,
+    SshDestination,
+)
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.methods import (
+    DistcpMethod,
+    DistcpOptions,
+    FsspecMethod,
+    HdfsCpMethod,
+    HdfsPutMethod,
+    ScpMethod,
+    TransferMethod,
+    check_method,
+)
+from airflow_provider_impala_transfer.core.scp import ScpTarget
+
+DESTINATION_OF = {"distcp": "hdfs", "hdfs_put": "hdfs", "hdfs_cp": "hdfs", "scp": "ssh", "fsspec": "fsspec"}
+
+
+@dataclass
+class TransferTargets:
+    """Where each method delivers.
+
+    :param hdfs_root: target of distcp / hdfs put / hdfs cp (``hdfs://nn/path``, ``file:///path``,
+        or an absolute path on the client's default filesystem; distcp needs a cluster URI).
+    :param scp: the scp host and remote directory (None: scp is not configured).
+    :param fsspec_fs, fsspec_root: the fsspec filesystem and the directory in it.
+    """
+
+    hdfs_root: str | None = None
+    source_hdfs_path: str | None = None
+    hadoop_bin: str = "hadoop"
+    hdfs_bin: str = "hdfs"
+    hadoop_env: dict[str, str] | None = None
+    distcp: DistcpOptions = field(default_factory=DistcpOptions)
+    listing_dir: str | None = None
+    scp: ScpTarget | None = None
+    fsspec_fs: fsspec.AbstractFileSystem | None = None
+    fsspec_root: str | None = None
+    command_timeout: float | None = None
+
+    def runner(self, log: Callable[[str], None] = lambda message: None) -> CommandRunner:
+        """One runner per worker thread: a runner tracks the one child it may have to kill."""
+        return CommandRunner(timeout=self.command_timeout, env=dict(self.hadoop_env) if self.hadoop_env else None,
+                             log=log)
+
+    def method(self, name: str, runner: CommandRunner, log: Callable[[str], None] = lambda m: None) -> TransferMethod:
+        name = check_method(name)
+        if name == "scp":
+            return ScpMethod(destination=self.destination("ssh", runner), runner=runner)
+        if name == "fsspec":
+            return FsspecMethod(destination=self.destination("fsspec", runner), runner=runner, log=log)
+        destination = self.destination("hdfs", runner)
+        if name == "distcp":
+            if "://" not in destination.root or destination.root.startswith("file:"):
+                raise ConfigError("target_cluster", f"distcp copies to another cluster, but the target "
+                                  f"{destination.root!r} names none",
+                                  "set the target cluster (--target-cluster / TARGET_CLUSTER) or give "
+                                  "hdfs://<namenode>/path, or use --no-distcp")
+            options = DistcpOptions(**{**self.distcp.__dict__, "hadoop_bin": self.hadoop_bin})
+            extra: dict[str, Any] = {"listing_dir": self.listing_dir} if self.listing_dir else {}
+            return DistcpMethod(destination=destination, source_shell=destination.shell, runner=runner,
+                                source_hdfs_path=self.source_hdfs_path, options=options, **extra)
+        cls = HdfsPutMethod if name == "hdfs_put" else HdfsCpMethod
+        return cls(destination=destination, runner=runner)
+
+    def destination(self, kind: str, runner: CommandRunner) -> Destination:
+        if kind == "ssh":
+            if self.scp is None:
+                raise ConfigError("scp_target_host", "scp is not configured",
+                                  "set --scp-target-host and --scp-target-path (SCP_TARGET_HOST/SCP_TARGET_PATH)")
+            return SshDestination(target=self.scp, runner=runner)
+        if kind == "fsspec":
+            if self.fsspec_fs is None or self.fsspec_root is None:
+                raise ConfigError("target_path", "no fsspec target is configured", "give an fsspec URL such as s3://bucket/path")
+            return FsspecDestination(fs=self.fsspec_fs, root=self.fsspec_root)
+        if not self.hdfs_root:
+            raise ConfigError("target_hdfs_path", "is not set", "set --target-hdfs-path or TARGET_HDFS_PATH")
+        return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner))
