@@ -194,3 +194,32 @@ def publish_files(destination: Destination, staging_dir: str, final_dir: str, na
     if destination.is_dir(staging_dir):
         destination.remove([staging_dir], recursive=True)
     return published
+
+
+def publish_deliveries(records: Sequence[dict[str, Any]], layout: RunLayout,
+                       destination_of: Callable[[str], Destination], *,
+                       log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Publish a run whose chunks may have arrived by different methods: one rename per kind of
+    destination (hdfs, ssh, fsspec), each told every name of the run (they may be one place)."""
+    records = [r for r in records if r]
+    all_names = [f["name"] for r in records for f in r["files"]]
+    by_kind: dict[str, list[str]] = {}
+    for record in records:
+        by_kind.setdefault(record["destination"], []).extend(f["name"] for f in record["files"])
+    published = {kind: publish(destination_of(kind), layout, names, all_names, log=log)
+                 for kind, names in sorted(by_kind.items())}
+    return {
+        "published": published,
+        "rows": sum(r["rows"] for r in records),
+        "bytes": sum(r["bytes"] for r in records),
+        "files": len(all_names),
+        "methods": {r["chunk"]: r["method"] for r in records},
+        "final_dir": published.get("hdfs") or published.get("fsspec") or next(iter(published.values()), None),
+    }
+
+
+def count_mismatch(counts: dict[str, int]) -> str | None:
+    """Source COUNT(*) == rows in the files == rows published (== target COUNT(*)), or why not."""
+    if len(set(counts.values())) == 1:
+        return None
+    return "row counts differ: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())

@@ -126,7 +126,11 @@ class SshDestination(Destination):
         return {p: (sizes[p], d) for p, d in zip(paths, digests, strict=True)}
 
     def is_dir(self, path):
-        return self._ssh("test", "-d", path, check=False).returncode == 0
+        result = self._ssh("test", "-d", path, check=False)
+        if result.returncode == 255:  # ssh's own failure (unreachable, refused key), not "no"
+            stderr = result.stderr.decode("utf-8", "replace").strip()
+            raise TransferError(f"ssh to {self.target.destination} failed: {stderr or 'exit 255'}")
+        return result.returncode == 0
 
     def makedirs(self, path):
         self._ssh("mkdir", "-p", "--", path)

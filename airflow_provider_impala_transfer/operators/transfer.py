@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
-from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_label, deliver_chunk, publish
+from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_label, deliver_chunk, publish_deliveries
 from airflow_provider_impala_transfer.core.destinations import Destination
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.layout import RunLayout
@@ -235,21 +235,8 @@ class PublishOperator(_TargetOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         records = [r for r in self.deliveries if r]
-        all_names = [f["name"] for r in records for f in r["files"]]
-        by_kind: dict[str, list[str]] = {}
-        for record in records:
-            by_kind.setdefault(record["destination"], []).extend(f["name"] for f in record["files"])
-        layout = self.layout(context)
-        published = {kind: publish(self.build_destination(kind), layout, names, all_names, log=self.log.info)
-                     for kind, names in sorted(by_kind.items())}
+        result = publish_deliveries(records, self.layout(context), self.build_destination, log=self.log.info)
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record["chunk"], record["method"],
                           len(record["files"]), f"{record['bytes']:,}")
-        return {
-            "published": published,
-            "rows": sum(r["rows"] for r in records),
-            "bytes": sum(r["bytes"] for r in records),
-            "files": len(all_names),
-            "methods": {r["chunk"]: r["method"] for r in records},
-            "final_dir": published.get("hdfs") or published.get("fsspec") or next(iter(published.values()), None),
-        }
+        return result

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, get_current_context, task, task_group
 
-from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES
+from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, count_mismatch
 from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
 from airflow_provider_impala_transfer.core.extract import count_rows
 from airflow_provider_impala_transfer.core.manifest import merge_manifests
@@ -160,8 +160,9 @@ def impala_transfer_group(
             for chunk, method in sorted(published["methods"].items()):
                 print(f"{chunk:<14} delivered by {method}")
             print("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-            if len(set(counts.values())) != 1:
-                raise ExtractError(f"row counts differ: {counts}")
+            problem = count_mismatch(counts)
+            if problem:
+                raise ExtractError(problem)
             return {**counts, "final_dir": published["final_dir"], "methods": published["methods"]}
 
         reconcile(sql, table, extract.output, publish.output,

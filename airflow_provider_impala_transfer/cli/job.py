@@ -1,0 +1,229 @@
+"""From resolved settings to a validated job: every check that needs no network happens here, so
+``--validate-config`` and the real run refuse exactly the same input, before anything is written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+
+from airflow_provider_impala_transfer.cli.settings import Resolved
+from airflow_provider_impala_transfer.core.commands import CommandRunner
+from airflow_provider_impala_transfer.core.connection import SourceConnector
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.extract import ExtractSpec
+from airflow_provider_impala_transfer.core.layout import RunLayout, run_key
+from airflow_provider_impala_transfer.core.methods import DistcpOptions, chain_from
+from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.sql import quote_table_name
+from airflow_provider_impala_transfer.core.target_table import TableTarget
+from airflow_provider_impala_transfer.core.targets import TransferTargets
+from airflow_provider_impala_transfer.core.uris import check_component, join, local_path, normalize_uri, scheme_of
+
+HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs", "file")
+
+
+@dataclass
+class Job:
+    settings: Resolved
+    connector: SourceConnector
+    spec: ExtractSpec
+    target_table: str
+    chain: list[str]
+    targets: TransferTargets
+    layout: RunLayout
+    work_dir: str
+    table: TableTarget | None = None
+    table_connector: SourceConnector | None = None
+    notes: list[str] = field(default_factory=list)  # decisions a person should see (skipped steps)
+
+    @property
+    def target_description(self) -> str:
+        t = self.targets
+        if t.fsspec_fs is not None:
+            return t.fsspec_fs.unstrip_protocol(t.fsspec_root or "")
+        return t.hdfs_root or (f"{t.scp.destination}:{t.scp.remote_path}" if t.scp else "(none)")
+
+
+def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | None = None) -> Job:
+    s = settings
+    if not s.source_host:
+        raise ConfigError("--source-host", "is not set", "give the Impala host (or IMPALA_HOST)")
+    query_sql = _query_text(s)
+    spec = ExtractSpec.build(sql=query_sql, table=s.table, output_format=s.output_format,
+                             compression=s.compression, chunk_size=s.chunk_size, split_by=s.split_by)
+    connector = SourceConnector(host=s.source_host, port=s.source_port, connect_timeout=float(s.connect_timeout),
+                                options=_impala_options(s, password, database=s.source_database))
+    target_table = s.target_table or (s.table.rsplit(".", 1)[-1] if s.table else "query_result")
+    quote_table_name(target_table, field="--target-table")
+    table_dir = check_component(target_table.rsplit(".", 1)[-1].strip("`"), "--target-table")
+    run_id = s.run_id or "cli__" + (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H%M%S")
+    layout = RunLayout(root="", run_id=run_id, partition=_partition(s.partition))
+    targets, notes = _targets(s, table_dir)
+    chain = _chain(s, targets, notes)
+    job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
+              layout=layout, work_dir=os.path.join(os.path.abspath(s.temp_dir), run_key(run_id)), notes=notes)
+    _table_step(job, password)
+    return job
+
+
+def _query_text(s: Resolved) -> str | None:
+    given = [name for name in ("table", "query", "query_file") if getattr(s, name)]
+    if len(given) > 1:
+        raise ConfigError("--" + "/--".join(n.replace("_", "-") for n in given), "are given together",
+                          "give exactly one of --table, --query, --query-file")
+    if not given:
+        raise ConfigError("--table/--query/--query-file", "none is given", "say what to transfer")
+    if s.query_file:
+        try:
+            with open(s.query_file, encoding="utf-8") as stream:
+                return stream.read()
+        except OSError as exc:
+            raise ConfigError("--query-file", f"cannot read {s.query_file}: {exc.strerror}",
+                              "give a readable file holding one SELECT") from None
+    return s.query
+
+
+def _impala_options(s: Resolved, password: str | None, *, database: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"auth_mechanism": s.auth_mechanism}
+    if database:
+        options["database"] = database
+    if s.user:
+        options["user"] = s.user
+    if password:
+        options["password"] = password
+    if s.auth_mechanism in ("PLAIN", "LDAP") and not (s.user and password):
+        raise ConfigError("--auth-mechanism", f"{s.auth_mechanism} needs a user and a password",
+                          "set --user and the password (IMPALA_PASSWORD, --password-file or --ask-password)")
+    if s.use_ssl:
+        options["use_ssl"] = True
+        if s.ca_cert:
+            options["ca_cert"] = s.ca_cert
+    if s.auth_mechanism == "GSSAPI":
+        options["kerberos_service_name"] = s.kerberos_service_name
+    if s.use_http_transport:
+        options["use_http_transport"] = True
+        if s.http_path:
+            options["http_path"] = s.http_path
+    return options
+
+
+def _partition(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    partition = {}
+    for part in text.split(","):
+        column, sep, value = part.partition("=")
+        if not sep or not column.strip():
+            raise ConfigError("--partition", f"{part!r} is not column=value", "write e.g. ds=2024-01-01")
+        partition[column.strip()] = value.strip()
+    return partition
+
+
+def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
+    notes: list[str] = []
+    targets = TransferTargets(
+        source_hdfs_path=normalize_uri(s.source_hdfs_path, "--source-hdfs-path") if s.source_hdfs_path else None,
+        hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
+        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb),
+        command_timeout=float(s.command_timeout),
+    )
+    raw = s.target_hdfs_path
+    if raw:
+        raw = raw.strip()
+        scheme = scheme_of(raw)
+        if not scheme and raw.startswith("/") and not s.target_cluster:
+            # `hdfs dfs` resolves a bare path on the client's fs.defaultFS, as the seed tool did.
+            if ".." in raw.split("/"):
+                normalize_uri(raw, "--target-hdfs-path")  # raises with the reason
+            targets.hdfs_root = join(raw, table_dir)
+            notes.append(f"target {raw} has no scheme: the Hadoop client's default filesystem is used")
+        elif not scheme or scheme in HADOOP_SCHEMES:
+            targets.hdfs_root = join(normalize_uri(raw, "--target-hdfs-path", cluster=s.target_cluster), table_dir)
+        else:
+            url = join(normalize_uri(raw, "--target-hdfs-path"), table_dir)
+            try:
+                fs, root = fsspec.core.url_to_fs(url, **(s.fsspec_options or {}))
+            except (ImportError, ValueError, TypeError) as exc:
+                raise ConfigError("--target-hdfs-path", f"cannot open {scheme}:// ({exc})",
+                                  f"install the fsspec package for {scheme} or fix --fsspec-options") from None
+            targets.fsspec_fs, targets.fsspec_root = fs, root
+    if s.scp_target_host:
+        remote = s.scp_target_path or (local_path(targets.hdfs_root) if targets.hdfs_root else None)
+        if not remote:
+            raise ConfigError("--scp-target-path", "is not set", "give the remote directory, e.g. /data/incoming")
+        targets.scp = ScpTarget(host=s.scp_target_host, remote_path=join(remote, table_dir), user=s.scp_user,
+                                port=s.scp_port, key_file=s.scp_key_file, known_hosts=s.scp_known_hosts,
+                                host_key_checking=s.scp_host_key_checking)
+    if targets.hdfs_root is None and targets.fsspec_fs is None and targets.scp is None:
+        raise ConfigError("--target-hdfs-path", "no target is set",
+                          "give --target-hdfs-path (or TARGET_HDFS_PATH), or --scp-target-host with --scp-target-path")
+    return targets, notes
+
+
+def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]:
+    """The methods to try, first to last; the first must be fully configured (else exit 2)."""
+    if s.method == "distcp" and s.given("use_distcp") and not s.use_distcp:
+        raise ConfigError("--method distcp", f"conflicts with use_distcp=false ({s.origins['use_distcp']})",
+                          "drop one of the two")
+    method = s.method
+    if method is None:
+        if targets.fsspec_fs is not None:
+            method = "fsspec"
+        elif targets.hdfs_root is None:
+            method = "scp"
+        elif s.use_distcp and not s.given("use_distcp") and not _distcp_ready(targets):
+            method = "hdfs_put"  # distcp is the default, but this run gives it nowhere to go
+            notes.append("distcp skipped: it needs --target-cluster (or an hdfs:// target) and --source-hdfs-path")
+    chain = chain_from(method, use_distcp=bool(s.use_distcp))
+    if targets.fsspec_fs is not None and chain != ["fsspec"]:
+        url = targets.fsspec_fs.unstrip_protocol(targets.fsspec_root or "")
+        raise ConfigError("--method", f"{chain[0]} cannot write {url}", "use --method fsspec")
+    if chain == ["fsspec"] and targets.fsspec_fs is None:
+        raise ConfigError("--target-hdfs-path", "fsspec needs an fsspec URL (s3://, gs://, abfs://, sftp://, ...)",
+                          "give one, or choose another --method")
+    first = targets.method(chain[0], CommandRunner())  # raises ConfigError naming what is missing
+    if chain[0] == "distcp" and not targets.source_hdfs_path:
+        raise ConfigError("--source-hdfs-path", "distcp runs on the cluster and cannot read this machine's "
+                          "files", "give an hdfs:// staging directory on the source cluster (SOURCE_HDFS_PATH)")
+    del first
+    return chain
+
+
+def _distcp_ready(targets: TransferTargets) -> bool:
+    root = targets.hdfs_root or ""
+    return bool(targets.source_hdfs_path) and "://" in root and not root.startswith("file:")
+
+
+def _table_step(job: Job, password: str | None) -> None:
+    s = job.settings
+    if s.skip_table:
+        job.notes.append("target table: skipped (--skip-table)")
+        return
+    location = job.targets.hdfs_root
+    if job.targets.fsspec_fs is not None:
+        location = job.targets.fsspec_fs.unstrip_protocol(job.targets.fsspec_root)
+    if not location:
+        job.notes.append("target table: skipped (files go by scp to a host directory, which no table can read)")
+        return
+    if not scheme_of(location):
+        job.notes.append(f"target table: skipped ({location} has no scheme, so its cluster is unknown; "
+                         "give hdfs://<namenode>/path to create the table)")
+        return
+    host = s.target_impala_host or (None if s.target_cluster else s.source_host)
+    if not host:
+        job.notes.append("target table: skipped (set --target-impala-host, the Impala daemon of the target cluster)")
+        return
+    if s.output_format != "parquet":
+        job.notes.append("target table: skipped (the table step needs parquet files)")
+        return
+    job.table = TableTarget(table=job.target_table, location=location, partition=job.layout.partition,
+                            dialect=s.table_dialect, file_format=s.output_format)
+    # One set of credentials for both clusters, as the seed tool had.
+    port = s.target_impala_port if s.given("target_impala_port") or s.target_impala_host else s.source_port
+    job.table_connector = SourceConnector(host=host, port=port,
+                                          connect_timeout=float(s.connect_timeout),
+                                          options=_impala_options(s, password, database=s.source_database))

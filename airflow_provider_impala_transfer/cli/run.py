@@ -1,0 +1,278 @@
+"""The CLI's modes on a validated :class:`Job`: the transfer itself, ``--dry-run`` and
+``--test-connection``. Each step calls the same core function the DAG's task calls:
+
+    plan_chunks -> extract_chunk (one connection per worker) -> deliver_with_fallback(deliver_chunk)
+    -> publish_deliveries -> publish_table -> count_mismatch
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import IO, Any
+
+from airflow_provider_impala_transfer.cli.job import Job
+from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, print_summary
+from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
+from airflow_provider_impala_transfer.core.connection import run_server_call
+from airflow_provider_impala_transfer.core.delivery import (
+    count_mismatch,
+    deliver_chunk,
+    deliver_with_fallback,
+    publish_deliveries,
+)
+from airflow_provider_impala_transfer.core.arrow_types import arrow_schema
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, SourceError, TargetTableError
+from airflow_provider_impala_transfer.core.extract import Progress, count_rows, describe_query, extract_chunk, plan_chunks
+from airflow_provider_impala_transfer.core.layout import STAGING_DIR
+from airflow_provider_impala_transfer.core.manifest import merge_manifests, schema_from_dict
+from airflow_provider_impala_transfer.core.methods import FsspecMethod, SourceFile
+from airflow_provider_impala_transfer.core.planning import Chunk
+from airflow_provider_impala_transfer.core.target_table import (
+    add_partition_sql,
+    count_sql,
+    create_table_sql,
+    publish_table,
+    refresh_sql,
+)
+from airflow_provider_impala_transfer.core.targets import DESTINATION_OF
+from airflow_provider_impala_transfer.core.writer import part_name
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RUN_ERRORS = (TransferError, SourceError, ExtractError, TargetTableError, OSError)
+
+
+class _ReportedProgress(Progress):
+    """Extract progress into the reporter instead of log lines."""
+
+    def __init__(self, index: int, reporter: Reporter):
+        super().__init__(label=f"chunk {index}", every=0.25)
+        self.index, self.reporter = index, reporter
+
+    def update(self, rows: int, written: int, *, final: bool = False) -> None:
+        if final:
+            self.reporter.extracted(self.index, rows, written)
+        else:
+            self.reporter.extracting(self.index, rows, written)
+
+
+def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
+    for note in job.notes:
+        reporter.line(note)
+    chunks = plan_chunks(job.connector, job.spec)
+    total = count_rows(job.connector, job.spec.query)
+    reporter.line(f"run {job.layout.run_id}: {job.spec.query.strip()[:200]}")
+    reporter.line(f"target {job.target_description}; methods {' -> '.join(job.chain)}")
+    outcomes = {c.index: ChunkOutcome(c.index, c.description) for c in chunks}
+    manifests: dict[int, dict[str, Any]] = {}
+    records: dict[int, dict[str, Any]] = {}
+    runners: list[CommandRunner] = []
+    reporter.start(chunks, total)
+    try:
+        with ThreadPoolExecutor(max_workers=job.settings.max_workers, thread_name_prefix="chunk") as pool:
+            futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners): chunk for chunk in chunks}
+            for future in as_completed(futures):
+                chunk = futures[future]
+                outcome = outcomes[chunk.index]
+                try:
+                    manifest, record, attempts = future.result()
+                except (*RUN_ERRORS, ConfigError) as exc:
+                    outcome.error = _first_line(exc)
+                    reporter.chunk_failed(chunk.index, outcome.error)
+                    continue
+                manifests[chunk.index] = manifest
+                outcome.rows, outcome.files = manifest["rows"], len(manifest["files"])
+                outcome.bytes = manifest["bytes"]
+                outcome.failed = [f"{a.method}: {a.error}" for a in attempts if not a.delivered]
+                if record is None:
+                    outcome.error = "no method delivered it"
+                    reporter.chunk_failed(chunk.index, "every method failed: " + "; ".join(outcome.failed))
+                    continue
+                records[chunk.index] = record
+                outcome.method = record["method"]
+                outcome.checksum = "sha256 ok" if all(f["checksum_verified"] for f in record["files"]) else "size ok"
+    except KeyboardInterrupt:
+        for runner in runners:
+            runner.kill()
+        raise
+    finally:
+        reporter.stop()
+    lines, code = _finish(job, chunks, manifests, records, total, reporter)
+    print_summary(out, [outcomes[c.index] for c in chunks], lines)
+    return code
+
+
+def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runners: list[CommandRunner]):
+    """Extract one chunk, then walk the fallback chain until a method delivers it."""
+    manifest = extract_chunk(job.connector, job.spec, chunk, job.work_dir,
+                             progress=_ReportedProgress(chunk.index, reporter))
+    runner = job.targets.runner(log=reporter.detail)
+    runners.append(runner)
+
+    def build(name: str) -> Callable[[], Any]:
+        def make():
+            reporter.trying(chunk.index, name)
+            return job.targets.method(name, runner, log=reporter.detail)
+        return make
+
+    def deliver(method, overwrite):
+        # Staging is this run's own directory: replacing what an earlier attempt left is safe.
+        return deliver_chunk(method, manifest, job.layout, overwrite=True,
+                             verify_mode=job.settings.verify, log=reporter.detail)
+
+    def log(message: str) -> None:
+        if " failed: " in message:
+            name, _, reason = message.partition(" failed: ")
+            reporter.method_failed(chunk.index, name.rsplit(": ", 1)[-1], reason.splitlines()[0])
+        elif "delivered by" in message:
+            reporter.delivered(chunk.index, message.rsplit(" ", 1)[-1])
+
+    record, attempts = deliver_with_fallback([(name, build(name)) for name in job.chain], deliver,
+                                             label=f"chunk {chunk.index}", log=log)
+    return manifest, record, attempts
+
+
+def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, dict], records: dict[int, dict],
+            total: int, reporter: Reporter) -> tuple[list[str], int]:
+    missing = [c.index for c in chunks if c.index not in records]
+    if missing:
+        return [f"FAILED: chunk(s) {', '.join(map(str, missing))} not delivered; nothing was published "
+                f"(delivered chunks wait in {STAGING_DIR}/ at the target; local files kept in {job.work_dir})"], EXIT_FAILED
+    runner = job.targets.runner(log=reporter.detail)
+    published = publish_deliveries(list(records.values()), job.layout,
+                                   lambda kind: job.targets.destination(kind, runner), log=reporter.detail)
+    lines = [f"published {', '.join(published['published'].values())}: {published['files']} files, "
+             f"{published['bytes']:,} bytes"]
+    manifest = merge_manifests([manifests[c.index] for c in chunks])
+    counts = {"source": total, "files": manifest["rows"], "published": published["rows"]}
+    code = EXIT_OK
+    if job.table is not None and job.table_connector is not None:
+        table = job.table
+        if not job.layout.partition:
+            table = type(table)(table=table.table, location=published["final_dir"], partition=None,
+                                dialect=table.dialect, file_format=table.file_format)
+        try:
+            result = publish_table(job.table_connector, table, schema_from_dict(manifest["schema"]), published["rows"])
+            counts["target_table"] = result["rows"]
+            lines.append(f"table {result['table']} shows {result['rows']:,} rows at {result['location']}")
+        except (TargetTableError, SourceError, ConfigError) as exc:
+            lines.append(f"FAILED: target table {job.target_table}: {_first_line(exc)}")
+            code = EXIT_FAILED
+    lines += [f"note: {note}" for note in job.notes if note.startswith("target table")]
+    lines.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    problem = count_mismatch(counts)
+    if problem:
+        lines.append(f"FAILED: {problem}")
+        code = EXIT_FAILED
+    if code == EXIT_OK and not job.settings.keep_temp:
+        shutil.rmtree(job.work_dir, ignore_errors=True)
+    return lines, code
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --dry-run ------------------------------------------------------------------------------------
+
+def dry_run(job: Job, out: IO[str]) -> int:
+    """The chunk plan and every command line, as the run would execute them; nothing is written."""
+    write = lambda text="": out.write(text + "\n")  # noqa: E731
+    for note in job.notes:
+        write(f"note: {note}")
+    chunks = plan_chunks(job.connector, job.spec)
+    write(f"run {job.layout.run_id}: {len(chunks)} chunk(s), {job.settings.max_workers} worker(s), "
+          f"one connection each")
+    write(f"query: {' '.join(job.spec.query.split())}")
+    for chunk in chunks:
+        write(f"  chunk {chunk.index}: {chunk.description}")
+    write(f"local files: {job.work_dir}/chunk-CCCCC-part-PPPPP{job.spec.file_format.extension} "
+          f"(a new part every {job.spec.chunk_size:,} rows)")
+    write(f"methods, tried in order per chunk: {' -> '.join(job.chain)}")
+    runner = CommandRunner()
+    for chunk in chunks:
+        name = part_name(chunk.index, 0, job.spec.file_format)
+        files = [SourceFile(url=f"file://{job.work_dir}/{name}", bytes=0, sha256="")]
+        write(f"chunk {chunk.index} ({name}, ...):")
+        for method_name in job.chain:
+            try:
+                method = job.targets.method(method_name, runner)
+                lines = (method.describe(files, job.layout) if isinstance(method, FsspecMethod)
+                         else [_argv_text(argv) for argv in method.commands(files, job.layout, overwrite=True)])
+            except ConfigError as exc:
+                lines = [f"(not configured: {exc})"]
+            write(f"  {method_name}:")
+            for line in lines:
+                write(f"    {line}")
+    write("then, once every chunk is verified, publish (per destination that received files):")
+    for kind in dict.fromkeys(DESTINATION_OF[m] for m in job.chain):
+        try:
+            destination = job.targets.destination(kind, runner)
+        except ConfigError:
+            continue
+        layout = job.layout.with_root(destination.root)
+        write(f"  {kind}: rename {destination.describe(layout.staging_dir)} -> {destination.describe(layout.final_dir)}")
+    if job.table is not None:
+        schema = arrow_schema(describe_query(job.connector, job.spec.query), job.spec.timestamp_unit)
+        table = job.table
+        if not table.partition:  # the table follows each run's published directory
+            final = job.layout.with_root(table.location).final_dir
+            table = type(table)(table=table.table, location=final, dialect=table.dialect, file_format=table.file_format)
+        write(f"table on {job.table_connector.address}:")
+        statements = [create_table_sql(table, schema)]
+        statements += [add_partition_sql(table)] if table.partition else []
+        statements += [*refresh_sql(table), count_sql(table)]
+        for sql in statements:
+            write("  " + " ".join(sql.split()))
+    write("dry run: nothing was extracted, copied or changed")
+    return EXIT_OK
+
+
+def _argv_text(argv: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+# --test-connection ------------------------------------------------------------------------------
+
+def test_connection(job: Job, out: IO[str]) -> int:
+    """Reach the source, every configured target and the target Impala; exit 1 if any fails."""
+    checks: list[tuple[str, Callable[[], str]]] = [("source", lambda: _ping(job.connector))]
+    runner = CommandRunner(timeout=60)
+    seen = set()
+    for method_name in job.chain:
+        kind = DESTINATION_OF[method_name]
+        if kind in seen:
+            continue
+        seen.add(kind)
+        checks.append((f"target ({kind})", lambda kind=kind: _probe_destination(job, kind, runner)))
+    if job.table_connector is not None:
+        checks.append(("target impala", lambda: _ping(job.table_connector)))
+    failures = 0
+    for name, check in checks:
+        try:
+            out.write(f"{name}: ok, {check()}\n")
+        except (*RUN_ERRORS, ConfigError) as exc:
+            failures += 1
+            out.write(f"{name}: FAILED, {_first_line(exc)}\n")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _ping(connector) -> str:
+    connection = connector.connect()
+    try:
+        cursor = connector.cursor(connection, columnar=False)
+        run_server_call(connector, "SELECT 1", lambda: cursor.execute("SELECT 1"))
+        run_server_call(connector, "SELECT 1", cursor.fetchall)
+        cursor.close()
+    finally:
+        connection.close()
+    return f"{connector.address} answered SELECT 1 (auth {connector.auth_mechanism})"
+
+
+def _probe_destination(job: Job, kind: str, runner: CommandRunner) -> str:
+    destination = job.targets.destination(kind, runner)
+    exists = destination.is_dir(destination.root)
+    return f"{destination.describe(destination.root)} {'exists' if exists else 'is reachable (will be created)'}"

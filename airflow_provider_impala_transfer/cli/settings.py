@@ -1,0 +1,276 @@
+"""The CLI's settings: one table says each setting's flag, environment variable, default and kind;
+values resolve flag > environment > config file > default, and each remembers where it came from
+(``--show-config`` prints that).
+
+The password is never a setting: it comes from an environment variable, a file or a prompt
+(:func:`read_password`), so it cannot end up in shell history, ``ps`` output or a config file.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_impala_transfer.core.errors import ConfigError
+
+SECRET_WORDS = ("password", "secret", "token", "key", "credential", "passphrase", "sas")
+NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    help: str
+    default: Any = None
+    kind: str = "str"  # str | int | bool | json
+    env: str | None = None
+    choices: tuple[str, ...] | None = None
+    group: str = "source"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _s(name: str, help: str, default: Any = None, kind: str = "str", env: str | None = None,
+       choices: tuple[str, ...] | None = None, group: str = "source") -> Setting:
+    return Setting(name, help, default, kind, env, choices, group)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # source
+    _s("source_host", "Impala daemon (HiveServer2 protocol) host", env="IMPALA_HOST"),
+    _s("source_port", "its port", 21050, "int", "IMPALA_PORT"),
+    _s("source_database", "database for unqualified names", "default", env="IMPALA_DATABASE"),
+    _s("auth_mechanism", "NOSASL, PLAIN, LDAP, GSSAPI or JWT", "NOSASL", env="IMPALA_AUTH_MECHANISM",
+       choices=("NOSASL", "PLAIN", "LDAP", "GSSAPI", "JWT")),
+    _s("user", "user for PLAIN/LDAP (password: --password-env, --password-file or --ask-password)",
+       env="IMPALA_USER"),
+    _s("password_env", "environment variable holding the password", "IMPALA_PASSWORD"),
+    _s("password_file", "file whose first line is the password (keep it mode 0600)", env="IMPALA_PASSWORD_FILE"),
+    _s("use_ssl", "TLS to the Impala daemon", False, "bool", "IMPALA_USE_SSL"),
+    _s("ca_cert", "CA bundle for TLS", env="IMPALA_CA_CERT"),
+    _s("kerberos_service_name", "Kerberos service name (GSSAPI)", "impala"),
+    _s("use_http_transport", "HTTP transport (e.g. through a proxy)", False, "bool"),
+    _s("http_path", "HTTP path, e.g. cliservice"),
+    _s("connect_timeout", "seconds to connect and open a session", 30, "int"),
+    # query
+    _s("table", "transfer a whole table (db.table)", group="query"),
+    _s("query", "transfer the result of a SELECT", group="query"),
+    _s("query_file", "file holding the SELECT", group="query"),
+    _s("split_by", "numeric/date column to cut the query into parallel chunks (without it: one stream)",
+       env="SPLIT_BY", group="query"),
+    _s("target_table", "target table name (default: --table's name, or query_result)", env="TARGET_TABLE",
+       group="query"),
+    # processing
+    _s("chunk_size", "rows per chunk and per file", 1_000_000, "int", "CHUNK_SIZE", group="processing"),
+    _s("max_workers", "chunks extracted and delivered at once (one connection each)", 4, "int", "MAX_WORKERS",
+       group="processing"),
+    _s("output_format", "file format", "parquet", env="OUTPUT_FORMAT", choices=("parquet", "csv"),
+       group="processing"),
+    _s("compression", "parquet: snappy, zstd, gzip, none; csv: none, gzip", env="COMPRESSION", group="processing"),
+    _s("temp_dir", "local directory for extracted files", "/tmp/impala_transfer", env="TEMP_DIR",
+       group="processing"),
+    _s("keep_temp", "keep local files after a successful run", False, "bool", group="processing"),
+    _s("run_id", "name of this run (default: cli__<UTC time>); re-using one replaces its files",
+       env="RUN_ID", group="processing"),
+    _s("partition", "publish into <col>=<value>/ and add it as a table partition, e.g. ds=2024-01-01",
+       env="PARTITION", group="processing"),
+    _s("verify", "check delivered files by sha256 (default) or size", "sha256", choices=("sha256", "size"),
+       group="processing"),
+    # target
+    _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "
+       "client's default filesystem), file:///path, s3://bucket/path ...", env="TARGET_HDFS_PATH", group="target"),
+    _s("target_cluster", "target namenode host[:port] or nameservice (makes hdfs://<cluster><path>)",
+       env="TARGET_CLUSTER", group="target"),
+    _s("source_hdfs_path", "hdfs:// directory on the source cluster where distcp stages local files",
+       env="SOURCE_HDFS_PATH", group="target"),
+    _s("use_distcp", "start the chain with distcp (default true)", True, "bool", "USE_DISTCP", group="target"),
+    _s("method", "first method to try: distcp, hdfs_put, hdfs_cp, scp or fsspec", env="TRANSFER_METHOD",
+       choices=("distcp", "hdfs_put", "hdfs_cp", "scp", "fsspec"), group="target"),
+    _s("hadoop_bin", "hadoop executable", "hadoop", env="HADOOP_BIN", group="target"),
+    _s("hdfs_bin", "hdfs executable", "hdfs", env="HDFS_BIN", group="target"),
+    _s("distcp_maps", "distcp -m", 20, "int", group="target"),
+    _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", group="target"),
+    _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
+    _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
+    _s("scp_user", "remote user", env="SCP_USER", group="target"),
+    _s("scp_port", "ssh port", 22, "int", "SCP_PORT", group="target"),
+    _s("scp_key_file", "private key file", env="SCP_KEY_FILE", group="target"),
+    _s("scp_known_hosts", "known_hosts file holding the target's host key", env="SCP_KNOWN_HOSTS", group="target"),
+    _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=("yes", "accept-new"), group="target"),
+    _s("fsspec_options", "JSON object of fsspec storage options (no secrets: use the store's own "
+       "environment variables or credential files)", None, "json", group="target"),
+    _s("command_timeout", "seconds before a transfer command is stopped", 6 * 3600, "int", group="target"),
+    # target table
+    _s("target_impala_host", "Impala host on the target cluster for the table step (default: the source "
+       "host when no --target-cluster is given)", env="TARGET_IMPALA_HOST", group="table"),
+    _s("target_impala_port", "its port", 21050, "int", "TARGET_IMPALA_PORT", group="table"),
+    _s("table_dialect", "impala (REFRESH) or hive (REFRESH TABLE)", "impala", choices=("impala", "hive"),
+       env="TABLE_DIALECT", group="table"),
+    _s("skip_table", "only deliver files: no CREATE/REFRESH of the target table", False, "bool", group="table"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+ENV_TRUE = ("1", "true", "yes", "on")
+ENV_FALSE = ("0", "false", "no", "off", "")
+
+
+def is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return lowered not in NOT_SECRET and any(word in lowered for word in SECRET_WORDS)
+
+
+def mask(name: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: mask(k, v) for k, v in value.items()}
+    return "***" if value not in (None, "") and is_secret(name) else value
+
+
+def convert(setting: Setting, value: Any, origin: str) -> Any:
+    """A raw value (text from a flag or the environment, or a config file's JSON/YAML value)."""
+    field = setting.flag if origin == "flag" else (setting.env if origin == "env" else setting.name)
+    if value is None:
+        return None
+    if setting.kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(field, f"{value!r} is not a whole number", "give e.g. 100000")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(field, f"{value!r} is not a whole number", "give e.g. 100000") from None
+        if number <= 0:
+            raise ConfigError(field, f"{number} is not > 0", "give a whole number > 0")
+        return number
+    if setting.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ENV_TRUE:
+            return True
+        if text in ENV_FALSE:
+            return False
+        raise ConfigError(field, f"{value!r} is not true or false", "write true or false")
+    if setting.kind == "json":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(field, f"is not valid JSON ({exc.msg})", 'write an object, e.g. {"anon": true}') from None
+        if not isinstance(value, dict):
+            raise ConfigError(field, "is not an object", 'write an object, e.g. {"anon": true}')
+        secrets = sorted(k for k in value if is_secret(k))
+        if secrets:
+            raise ConfigError(field, f"holds secrets ({', '.join(secrets)})",
+                              "give credentials through the store's environment variables or credential files")
+        return value
+    text = str(value)
+    if setting.choices:
+        wanted = text.upper() if setting.name == "auth_mechanism" else text.lower()
+        if wanted not in setting.choices:
+            raise ConfigError(field, f"{text!r} is not allowed", f"use one of {', '.join(setting.choices)}")
+        return wanted
+    return text
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """A JSON or YAML mapping of setting names (``chunk_size`` or ``chunk-size``) to values."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}", "give a readable JSON or YAML file") from None
+    if path.endswith((".yaml", ".yml")):
+        data = _yaml(text, path)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if path.endswith(".json"):
+                raise ConfigError("--config", f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}",
+                                  "fix the file") from None
+            data = _yaml(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("--config", f"{path} does not hold a mapping of settings", "write key: value pairs")
+    config: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name == "password" or (is_secret(name) and name not in BY_NAME):
+            raise ConfigError(f"--config {key}", "secrets do not belong in config files",
+                              "use IMPALA_PASSWORD, --password-file or --ask-password")
+        if name not in BY_NAME:
+            raise ConfigError(f"--config {key}", "is not a setting", "see impala-transfer --help for the names")
+        config[name] = value
+    return config
+
+
+def _yaml(text: str, path: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError("--config", f"{path} is not valid JSON or YAML{line}", "fix the file") from None
+
+
+@dataclass
+class Resolved:
+    """Every setting's value and where it came from."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def given(self, name: str) -> bool:
+        return self.origins.get(name, "default") != "default"
+
+    def rows(self) -> list[tuple[str, Any, str]]:
+        return [(s.name, mask(s.name, self.values.get(s.name)), self.origins.get(s.name, "default"))
+                for s in SETTINGS]
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str], config_path: str | None) -> Resolved:
+    """flag > environment > config file > default."""
+    config = load_config_file(config_path) if config_path else {}
+    result = Resolved()
+    for setting in SETTINGS:
+        if flags.get(setting.name) is not None:
+            value, origin = convert(setting, flags[setting.name], "flag"), "flag"
+        elif setting.env and environ.get(setting.env) not in (None, ""):
+            value, origin = convert(setting, environ[setting.env], "env"), f"env {setting.env}"
+        elif setting.name in config:
+            value, origin = convert(setting, config[setting.name], "config"), f"config {config_path}"
+        else:
+            value, origin = setting.default, "default"
+        result.values[setting.name], result.origins[setting.name] = value, origin
+    return result
+
+
+def read_password(settings: Resolved, environ: Mapping[str, str], *, ask: bool) -> str | None:
+    """The password from a prompt, a file, or an environment variable, in that order."""
+    if ask:
+        return getpass.getpass(f"Password for {settings.user or 'Impala'}@{settings.source_host}: ")
+    if settings.password_file:
+        try:
+            with open(settings.password_file, encoding="utf-8") as stream:
+                return stream.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError("--password-file", f"cannot read {settings.password_file}: {exc.strerror}",
+                              "give a readable file holding the password") from None
+    return environ.get(settings.password_env) or None
+
+
+def env_snapshot() -> dict[str, str]:
+    return dict(os.environ)
