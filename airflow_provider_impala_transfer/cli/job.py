@@ -195,7 +195,7 @@ def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]
 
 def _distcp_ready(targets: TransferTargets) -> bool:
     root = targets.hdfs_root or ""
-    return bool(targets.source_hdfs_path) and "://" in root and not root.startswith("file:")
+    return bool(targets.source_hdfs_path) and "://" in root
 
 
 def _table_step(job: Job, password: str | None) -> None:

@@ -159,7 +159,7 @@ def summary_table(outcomes: Sequence[ChunkOutcome]) -> Table:
 
 
 def print_summary(stream: IO[str], outcomes: Sequence[ChunkOutcome], lines: Sequence[str]) -> None:
-    console = Console(file=stream, width=None if stream.isatty() else 200, highlight=False,
+    console = Console(file=stream, width=None if stream.isatty() else 100_000, highlight=False,
                       force_terminal=stream.isatty(), soft_wrap=False)
     console.print(summary_table(outcomes))
     for line in lines:

@@ -72,7 +72,7 @@ class TransferTargets:
             return FsspecMethod(destination=self.destination("fsspec", runner), runner=runner, log=log)
         destination = self.destination("hdfs", runner)
         if name == "distcp":
-            if "://" not in destination.root or destination.root.startswith("file:"):
+            if "://" not in destination.root:
                 raise ConfigError("target_cluster", f"distcp copies to another cluster, but the target "
                                   f"{destination.root!r} names none",
                                   "set the target cluster (--target-cluster / TARGET_CLUSTER) or give "
