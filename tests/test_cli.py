@@ -224,6 +224,35 @@ def test_dry_run_prints_plan_and_commands_and_writes_nothing(source, dirs, hadoo
     assert hadoop_env.distcp_calls() == []
 
 
+def test_seed_production_example_dry_run(tmp_path):
+    """The seed's 'Production Cross-Cluster Transfer', verbatim plus --dry-run: no server needed."""
+    env = {"USE_DISTCP": "true", "SOURCE_HDFS_PATH": "/data/source", "TARGET_CLUSTER": "cluster2.example.com",
+           "TARGET_HDFS_PATH": "/data/target", "TEMP_DIR": str(tmp_path / "tmp")}
+    result = run_cli("--source-host", "cluster1.example.com", "--query",
+                     "SELECT * FROM large_table WHERE date = '2024-01-01'", "--chunk-size", "2000000",
+                     "--max-workers", "8", "--run-id", "prod", "--dry-run", env=env)
+    assert_ok(result)
+    out = result.stdout
+    assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
+    assert f"hdfs dfs -put -f {tmp_path}/tmp/prod/chunk-00000-part-00000.parquet " \
+           "/data/source/_impala_transfer_staging/prod/" in out  # staged on the source cluster first
+    assert re.search(r"hadoop distcp -update -strategy dynamic -m 20 -f file://\S+\.list "
+                     r"hdfs://cluster2\.example\.com/data/target/query_result/_impala_transfer_staging/prod$", out, re.M)
+    assert "-delete" not in out
+    assert "give --split-by <column> to extract chunks in parallel" in out
+    assert "target table: skipped (set --target-impala-host" in out
+
+
+def test_scp_fallback_defaults_to_the_target_directory(tmp_path):
+    result = run_cli("--source-host", "h", "--table", "db.events", "--target-hdfs-path", "file:///data/x",
+                     "--no-distcp", "--scp-target-host", "edge1", "--scp-user", "etl", "--scp-bandwidth-kbit", "8000",
+                     "--skip-table", "--run-id", "r", "--temp-dir", str(tmp_path), "--dry-run")
+    assert_ok(result)
+    scp_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("scp -p"))
+    assert scp_line.endswith(" etl@edge1:/data/x/events/_impala_transfer_staging/r/")
+    assert " -l 8000 " in scp_line and "StrictHostKeyChecking=yes" in scp_line
+
+
 def test_test_connection(source, dirs, hadoop_env, closed_port):
     result = run_cli(*source, "--table", "default.even", "--no-distcp", *local_args(dirs), "--test-connection")
     assert_ok(result)

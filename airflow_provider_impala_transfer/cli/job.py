@@ -63,6 +63,8 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     run_id = s.run_id or "cli__" + (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H%M%S")
     layout = RunLayout(root="", run_id=run_id, partition=_partition(s.partition))
     targets, notes = _targets(s, table_dir)
+    if not s.split_by and s.max_workers > 1:
+        notes.append("one chunk, one stream: give --split-by <column> to extract chunks in parallel")
     chain = _chain(s, targets, notes)
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
               layout=layout, work_dir=os.path.join(os.path.abspath(s.temp_dir), run_key(run_id)), notes=notes)
@@ -125,13 +127,20 @@ def _partition(text: str | None) -> dict[str, str] | None:
 
 def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
     notes: list[str] = []
+    source_hdfs_path = s.source_hdfs_path
+    if source_hdfs_path and not (source_hdfs_path.startswith("/") and not scheme_of(source_hdfs_path)):
+        source_hdfs_path = normalize_uri(source_hdfs_path, "--source-hdfs-path")
+    elif source_hdfs_path:  # a bare path is on the client's default filesystem: the source cluster
+        normalize_uri(source_hdfs_path, "--source-hdfs-path", cluster="source")  # refuses '..' etc.
     targets = TransferTargets(
-        source_hdfs_path=normalize_uri(s.source_hdfs_path, "--source-hdfs-path") if s.source_hdfs_path else None,
+        source_hdfs_path=source_hdfs_path,
         hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
-        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb),
+        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy,
+                             atomic=bool(s.distcp_atomic)),
         command_timeout=float(s.command_timeout),
     )
     raw = s.target_hdfs_path
+    raw_local = local_path(raw.strip()) if raw else None  # scp's default remote directory
     if raw:
         raw = raw.strip()
         scheme = scheme_of(raw)
@@ -152,12 +161,12 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
                                   f"install the fsspec package for {scheme} or fix --fsspec-options") from None
             targets.fsspec_fs, targets.fsspec_root = fs, root
     if s.scp_target_host:
-        remote = s.scp_target_path or (local_path(targets.hdfs_root) if targets.hdfs_root else None)
+        remote = s.scp_target_path or raw_local
         if not remote:
             raise ConfigError("--scp-target-path", "is not set", "give the remote directory, e.g. /data/incoming")
         targets.scp = ScpTarget(host=s.scp_target_host, remote_path=join(remote, table_dir), user=s.scp_user,
                                 port=s.scp_port, key_file=s.scp_key_file, known_hosts=s.scp_known_hosts,
-                                host_key_checking=s.scp_host_key_checking)
+                                host_key_checking=s.scp_host_key_checking, bandwidth_kbit=s.scp_bandwidth_kbit)
     if targets.hdfs_root is None and targets.fsspec_fs is None and targets.scp is None:
         raise ConfigError("--target-hdfs-path", "no target is set",
                           "give --target-hdfs-path (or TARGET_HDFS_PATH), or --scp-target-host with --scp-target-path")

@@ -66,7 +66,9 @@ class Reporter:
         self.line(f"chunk {index}: trying {method}")
 
     def method_failed(self, index: int, method: str, reason: str) -> None:
-        self.line(f"chunk {index}: {method} failed: {reason}")
+        """The whole error: a tool's stderr tail is where Hadoop and OpenSSH say what went wrong."""
+        first, *rest = reason.strip().splitlines() or [""]
+        self.line(f"chunk {index}: {method} failed: {first}" + "".join(f"\n    {line}" for line in rest))
 
     def delivered(self, index: int, method: str) -> None:
         self.line(f"chunk {index}: delivered by {method}, checksums verified")
@@ -124,8 +126,6 @@ class LiveReporter(Reporter):
     def trying(self, index, method):
         self.progress.update(self.chunks[index], description=f"chunk {index} {method}...")
 
-    def method_failed(self, index, method, reason):
-        self.line(f"chunk {index}: {method} failed: {reason}")
 
     def delivered(self, index, method):
         task = self.chunks[index]

@@ -124,7 +124,7 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runners: list[Comm
     def log(message: str) -> None:
         if " failed: " in message:
             name, _, reason = message.partition(" failed: ")
-            reporter.method_failed(chunk.index, name.rsplit(": ", 1)[-1], reason.splitlines()[0])
+            reporter.method_failed(chunk.index, name.rsplit(": ", 1)[-1], reason)
         elif "delivered by" in message:
             reporter.delivered(chunk.index, message.rsplit(" ", 1)[-1])
 

@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("partition", "publish into <col>=<value>/ and add it as a table partition, e.g. ds=2024-01-01",
        env="PARTITION", group="processing"),
     _s("verify", "check delivered files by sha256 (default) or size", "sha256", choices=("sha256", "size"),
-       group="processing"),
+       env="VERIFY", group="processing"),
     # target
     _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "
        "client's default filesystem), file:///path, s3://bucket/path ...", env="TARGET_HDFS_PATH", group="target"),
@@ -94,18 +94,25 @@ SETTINGS: tuple[Setting, ...] = (
        choices=("distcp", "hdfs_put", "hdfs_cp", "scp", "fsspec"), group="target"),
     _s("hadoop_bin", "hadoop executable", "hadoop", env="HADOOP_BIN", group="target"),
     _s("hdfs_bin", "hdfs executable", "hdfs", env="HDFS_BIN", group="target"),
-    _s("distcp_maps", "distcp -m", 20, "int", group="target"),
-    _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", group="target"),
+    _s("distcp_maps", "distcp -m", 20, "int", "DISTCP_MAPS", group="target"),
+    _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", "DISTCP_BANDWIDTH_MB", group="target"),
+    _s("distcp_strategy", "distcp -strategy", "dynamic", choices=("dynamic", "uniformsize"), env="DISTCP_STRATEGY",
+       group="target"),
+    _s("distcp_atomic", "distcp -atomic (the chunk's staging directory must not exist yet)", False, "bool",
+       group="target"),
     _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
     _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
     _s("scp_user", "remote user", env="SCP_USER", group="target"),
     _s("scp_port", "ssh port", 22, "int", "SCP_PORT", group="target"),
     _s("scp_key_file", "private key file", env="SCP_KEY_FILE", group="target"),
     _s("scp_known_hosts", "known_hosts file holding the target's host key", env="SCP_KNOWN_HOSTS", group="target"),
-    _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=("yes", "accept-new"), group="target"),
+    _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=("yes", "accept-new"),
+       env="SCP_HOST_KEY_CHECKING", group="target"),
+    _s("scp_bandwidth_kbit", "scp -l (Kbit/s)", None, "int", "SCP_BANDWIDTH_KBIT", group="target"),
     _s("fsspec_options", "JSON object of fsspec storage options (no secrets: use the store's own "
        "environment variables or credential files)", None, "json", group="target"),
-    _s("command_timeout", "seconds before a transfer command is stopped", 6 * 3600, "int", group="target"),
+    _s("command_timeout", "seconds before a transfer command is stopped", 6 * 3600, "int", "COMMAND_TIMEOUT",
+       group="target"),
     # target table
     _s("target_impala_host", "Impala host on the target cluster for the table step (default: the source "
        "host when no --target-cluster is given)", env="TARGET_IMPALA_HOST", group="table"),

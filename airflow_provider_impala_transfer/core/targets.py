@@ -75,8 +75,8 @@ class TransferTargets:
             if "://" not in destination.root:
                 raise ConfigError("target_cluster", f"distcp copies to another cluster, but the target "
                                   f"{destination.root!r} names none",
-                                  "set the target cluster (--target-cluster / TARGET_CLUSTER) or give "
-                                  "hdfs://<namenode>/path, or use --no-distcp")
+                                  "set target_cluster (CLI: --target-cluster / TARGET_CLUSTER) or give "
+                                  "hdfs://<namenode>/path, or start the chain with hdfs_put")
             options = DistcpOptions(**{**self.distcp.__dict__, "hadoop_bin": self.hadoop_bin})
             extra: dict[str, Any] = {"listing_dir": self.listing_dir} if self.listing_dir else {}
             return DistcpMethod(destination=destination, source_shell=destination.shell, runner=runner,
@@ -88,12 +88,12 @@ class TransferTargets:
         if kind == "ssh":
             if self.scp is None:
                 raise ConfigError("scp_target_host", "scp is not configured",
-                                  "set --scp-target-host and --scp-target-path (SCP_TARGET_HOST/SCP_TARGET_PATH)")
+                                  "set scp_target_host and scp_target_path (CLI: --scp-target-host, --scp-target-path)")
             return SshDestination(target=self.scp, runner=runner)
         if kind == "fsspec":
             if self.fsspec_fs is None or self.fsspec_root is None:
                 raise ConfigError("target_path", "no fsspec target is configured", "give an fsspec URL such as s3://bucket/path")
             return FsspecDestination(fs=self.fsspec_fs, root=self.fsspec_root)
         if not self.hdfs_root:
-            raise ConfigError("target_hdfs_path", "is not set", "set --target-hdfs-path or TARGET_HDFS_PATH")
+            raise ConfigError("target_hdfs_path", "is not set", "set target_hdfs_path (CLI: --target-hdfs-path / TARGET_HDFS_PATH)")
         return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner))
