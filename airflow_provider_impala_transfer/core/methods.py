@@ -272,8 +272,12 @@ class FsspecMethod(TransferMethod):
 
 
 def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fsspec.AbstractFileSystem,
-                target: str, *, callback: Callback | None = None, block_size: int = 8 << 20) -> int:
-    """Copy between two filesystems in blocks of ``block_size``; memory stays at one block."""
+                target: str, *, callback: Callback | None = None, block_size: int = 8 << 20,
+                digest: Any = None) -> int:
+    """Copy between two filesystems in blocks of ``block_size``; memory stays at one block.
+
+    ``digest`` (a ``hashlib`` object) is updated with every block copied, so the checksum of the
+    bytes read costs no second read of the source."""
     callback = callback or Callback()
     size = source_fs.size(source)
     callback.set_size(size)
@@ -281,6 +285,8 @@ def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fs
     with source_fs.open(source, "rb", block_size=block_size) as src, target_fs.open(target, "wb") as dst:
         while block := src.read(block_size):
             dst.write(block)
+            if digest is not None:
+                digest.update(block)
             copied += len(block)
             callback.relative_update(len(block))
     return copied
