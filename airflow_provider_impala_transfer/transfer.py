@@ -197,14 +197,6 @@ def _url(cls: type, path: str) -> str:
     return path if split_protocol(path)[0] else f"{protocol}://{path}"
 
 
-class _FileMoveDestination(FsspecDestination):
-    """Publishing moves single files only; ``fs.mv(a, b)`` without ``recursive=`` works on every
-    fsspec filesystem (the SFTP one's ``mv`` takes no such argument)."""
-
-    def move(self, source, target):
-        self.fs.mv(source, target)
-
-
 # --- FSSpecFileTransferManager -----------------------------------------------------------------
 
 class _FsSide:
@@ -413,7 +405,7 @@ class FSSpecFileTransferManager:
             source_fs = self._source.fs
             step = f"connecting to the target ({self._target.protocol})"
             target_fs = self._target.fs
-            destination = _FileMoveDestination(fs=target_fs, root=table_dir)
+            destination = FsspecDestination(fs=target_fs, root=table_dir)
             staging = layout.staging_dir
             step = f"creating {destination.describe(staging)}"
             target_fs.makedirs(staging, exist_ok=True)

@@ -124,6 +124,7 @@ def test_distcp_runs_one_job_per_chunk_from_staged_files(source, dirs, hadoop_en
         assert all(src.startswith(f"file://{dirs['staging']}/") for src in call["sources"])
     assert set(summary_methods(result.stdout).values()) == {"distcp"}
     assert parquet_rows(published_files(dirs["target"] / "cli_distcp_even" / "d1")) == EVEN_ROWS
+    assert not [p for p in dirs["staging"].rglob("*") if p.is_file()]  # staged copies removed after the job
 
 
 def test_a_chunk_distcp_rejects_falls_back_to_hdfs_put(source, dirs, hadoop_env):
@@ -234,8 +235,8 @@ def test_seed_production_example_dry_run(tmp_path):
     assert_ok(result)
     out = result.stdout
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
-    assert f"hdfs dfs -put -f {tmp_path}/tmp/prod/chunk-00000-part-00000.parquet " \
-           "/data/source/_impala_transfer_staging/prod/" in out  # staged on the source cluster first
+    assert re.search(rf"hdfs dfs -put -f {tmp_path}/tmp/prod/chunk-00000-part-00000\.parquet "
+                     r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/$", out, re.M)  # staged first
     assert re.search(r"hadoop distcp -update -strategy dynamic -m 20 -f file://\S+\.list "
                      r"hdfs://cluster2\.example\.com/data/target/query_result/_impala_transfer_staging/prod$", out, re.M)
     assert "-delete" not in out

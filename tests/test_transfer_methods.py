@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import fsspec
+
 import pytest
 
 from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, ToolNotFound
@@ -86,13 +88,15 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=3)
     method = DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner(),
                           source_hdfs_path="hdfs://source-nn:8020/staging",
-                          options=DistcpOptions(maps=8, bandwidth_mb=50, atomic=True), listing_dir="/lists")
+                          options=DistcpOptions(maps=8, bandwidth_mb=50), listing_dir="/lists")
     commands = method.commands([_sf(f) for f in manifest["files"]], RunLayout("", RUN), overwrite=False)
-    staged = "hdfs://source-nn:8020/staging/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"
+    key = method.staging_key(RunLayout("", RUN))
+    assert re.fullmatch(r"manual__2026-11-24T10_00_00_00_00-[0-9a-f]{8}", key)
+    staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}"
     assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
     assert commands[1][:4] == ["hdfs", "dfs", "-put", "-f"] and commands[1][-1] == staged + "/"
     assert commands[-1] == ["hadoop", "distcp", "-update", "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
-                            "-atomic", "-f", "file:///lists/distcp-manual__2026-11-24T10_00_00_00_00-chunk-00000.list",
+                            "-f", f"file:///lists/distcp-{key}-chunk-00000.list",
                             "file:///t/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"]
     assert sum(1 for argv in commands if "distcp" in argv) == 1
     with pytest.raises(ConfigError, match="source_hdfs_path: chunk files are on this machine"):

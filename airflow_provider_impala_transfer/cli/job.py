@@ -135,8 +135,7 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
     targets = TransferTargets(
         source_hdfs_path=source_hdfs_path,
         hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
-        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy,
-                             atomic=bool(s.distcp_atomic)),
+        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy),
         command_timeout=float(s.command_timeout),
     )
     raw = s.target_hdfs_path

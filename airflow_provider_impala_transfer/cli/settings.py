@@ -98,8 +98,6 @@ SETTINGS: tuple[Setting, ...] = (
     _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", "DISTCP_BANDWIDTH_MB", group="target"),
     _s("distcp_strategy", "distcp -strategy", "dynamic", choices=("dynamic", "uniformsize"), env="DISTCP_STRATEGY",
        group="target"),
-    _s("distcp_atomic", "distcp -atomic (the chunk's staging directory must not exist yet)", False, "bool",
-       group="target"),
     _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
     _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
     _s("scp_user", "remote user", env="SCP_USER", group="target"),

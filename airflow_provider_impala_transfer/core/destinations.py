@@ -177,7 +177,10 @@ class FsspecDestination(Destination):
                 if _visible(posixpath.basename(p.rstrip("/"))) and self.fs.isfile(p)]
 
     def move(self, source, target):
-        if isinstance(self.fs, LocalFileSystem) or not self.fs.isdir(source):
+        if not self.fs.isdir(source):
+            self.fs.mv(source, target)  # no recursive=: SFTP's mv does not take it
+            return
+        if isinstance(self.fs, LocalFileSystem):
             self.fs.mv(source, target, recursive=True)
             return
         # Object stores (S3, GCS, ABFS) have no directories to rename: move object by object.

@@ -7,6 +7,7 @@ live in :mod:`delivery`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import tempfile
@@ -28,7 +29,7 @@ from airflow_provider_impala_transfer.core.destinations import (
 )
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.layout import RunLayout
+from airflow_provider_impala_transfer.core.layout import STAGING_DIR, RunLayout
 from airflow_provider_impala_transfer.core.uris import join, local_path
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
@@ -108,7 +109,6 @@ class DistcpOptions:
     maps: int = 20
     bandwidth_mb: int | None = None
     strategy: str = "dynamic"
-    atomic: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in DISTCP_STRATEGIES:
@@ -124,10 +124,15 @@ class DistcpOptions:
 class DistcpMethod(TransferMethod):
     """ONE distcp job for all of a chunk's files (a ``-f`` listing), never one job per file.
 
-    Local chunk files are first put into ``source_hdfs_path/<run>/`` on the source cluster (the seed
-    tool forgot this and handed local paths to a MapReduce job that runs on other machines).
+    Local chunk files are first put into ``source_hdfs_path/_impala_transfer_staging/<run>-<target>/``
+    on the source cluster (the seed tool forgot this and handed local paths to a MapReduce job that
+    runs on other machines) and removed from there once distcp has finished with them. The
+    ``<target>`` tag (a hash of the target directory) keeps two transfers of one run id (two task
+    groups, two DAGs) from overwriting each other's staged files or listings.
     ``-update`` (no ``-delete``: the target directory is shared with other chunks), ``-strategy
-    dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in MB/s per map.
+    dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in MB/s per map. No
+    ``-atomic``: DistCp refuses it together with ``-update`` and into an existing directory, and the
+    run's publish-by-rename already makes the files visible all at once.
     """
 
     destination: HdfsDestination
@@ -138,9 +143,13 @@ class DistcpMethod(TransferMethod):
     listing_dir: str = field(default_factory=lambda: tempfile.gettempdir())
     name: str = "distcp"
 
+    def staging_key(self, layout: RunLayout) -> str:
+        tag = hashlib.sha256(self.target_dir(layout).encode()).hexdigest()[:8]
+        return f"{layout.key}-{tag}"
+
     def listing_path(self, layout: RunLayout, files: Sequence[SourceFile]) -> str:
         first = files[0].name.rsplit("-part-", 1)[0] if files else "empty"
-        return os.path.join(self.listing_dir, f"distcp-{layout.key}-{first}.list")
+        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(layout)}-{first}.list")
 
     def sources(self, files: Sequence[SourceFile], layout: RunLayout) -> tuple[list[list[str]], list[str]]:
         if all(f.local is None for f in files):
@@ -149,7 +158,7 @@ class DistcpMethod(TransferMethod):
             raise ConfigError("source_hdfs_path", "chunk files are on this machine, and distcp copies "
                               "between clusters", "set source_hdfs_path=hdfs://<source-namenode>/staging "
                               "(files are put there first) or use hdfs_put")
-        staged = layout.with_root(self.source_hdfs_path).staging_dir
+        staged = join(self.source_hdfs_path, STAGING_DIR, self.staging_key(layout))
         locals_ = _local_paths(files, self.name)
         steps = [self.source_shell.mkdir_argv(staged),
                  self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
@@ -160,8 +169,6 @@ class DistcpMethod(TransferMethod):
         argv = [o.hadoop_bin, "distcp", "-update", "-strategy", o.strategy, "-m", str(o.maps)]
         if o.bandwidth_mb:
             argv += ["-bandwidth", str(o.bandwidth_mb)]
-        if o.atomic:
-            argv += ["-atomic"]
         return [*argv, "-f", "file://" + listing, target_dir]
 
     def commands(self, files, layout, *, overwrite):
@@ -177,10 +184,16 @@ class DistcpMethod(TransferMethod):
         os.makedirs(os.path.dirname(listing), exist_ok=True)
         with open(listing, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
+        staged = [s for s, f in zip(sources, files) if f.local is not None]
         try:
             super().deliver(files, layout, overwrite=overwrite)
         finally:
             os.unlink(listing)
+            if staged:  # the copies on the source cluster served this job only
+                try:
+                    self.source_shell.remove(*staged)
+                except TransferError as exc:
+                    self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
 
 
 @dataclass

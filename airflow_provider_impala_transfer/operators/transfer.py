@@ -64,7 +64,6 @@ class _TargetOperator(BaseOperator):
         distcp_maps: int = 20,
         distcp_bandwidth_mb: int | None = None,
         distcp_strategy: str = "dynamic",
-        distcp_atomic: bool = False,
         command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         **kwargs: Any,
     ) -> None:
@@ -85,7 +84,7 @@ class _TargetOperator(BaseOperator):
         self.ssh_bin = ssh_bin
         self.fsspec_conn_id = fsspec_conn_id
         self.distcp_options = dict(maps=distcp_maps, bandwidth_mb=distcp_bandwidth_mb,
-                                   strategy=distcp_strategy, atomic=distcp_atomic)
+                                   strategy=distcp_strategy)
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
         self.command_timeout = command_timeout
         self._runner: CommandRunner | None = None

@@ -47,7 +47,7 @@ from airflow_provider_impala_transfer.operators.transfer import (
 TARGET_ARGS = (
     "target_cluster", "source_hdfs_path", "hadoop_conn_id", "hadoop_bin", "hdfs_bin", "hadoop_env",
     "ssh_conn_id", "scp_target_path", "scp_target_host", "scp_bandwidth_kbit", "scp_bin", "ssh_bin",
-    "fsspec_conn_id", "distcp_maps", "distcp_bandwidth_mb", "distcp_strategy", "distcp_atomic",
+    "fsspec_conn_id", "distcp_maps", "distcp_bandwidth_mb", "distcp_strategy",
     "command_timeout",
 )
 
