@@ -64,7 +64,14 @@ from airflow_provider_impala_transfer.core.methods import (
 )
 from airflow_provider_impala_transfer.core.scp import ScpTarget
 from airflow_provider_impala_transfer.core.targets import TransferTargets
-from airflow_provider_impala_transfer.core.uris import check_component, join, local_path, normalize_uri, scheme_of
+from airflow_provider_impala_transfer.core.uris import (
+    check_component,
+    check_path_text,
+    join,
+    local_path,
+    normalize_uri,
+    scheme_of,
+)
 
 __all__ = ["FSSpecFileTransferManager", "UnifiedFileTransferManager", "ConfigError", "mask_secrets"]
 
@@ -167,14 +174,6 @@ def _check_names(names: Sequence[str]) -> None:
         seen.add(name)
 
 
-def _check_path_text(path: str, field: str) -> str:
-    if re.search(r"[\x00-\x1f\x7f]", path):
-        raise ConfigError(field, f"{mask_secrets(path)!r} contains a control character", "remove it")
-    if ".." in path.split("/"):
-        raise ConfigError(field, f"{mask_secrets(path)!r} contains a '..' segment", "give the path without it")
-    return path
-
-
 def _run_id() -> str:
     return f"python-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
@@ -274,7 +273,7 @@ class _FsSide:
             if not container:
                 return None
             return self.strip(container, f"{self.field}.bucket")
-        _check_path_text(target_path, field)
+        check_path_text(target_path, field)
         if split_protocol(target_path)[0]:
             return self.strip(target_path, field)
         if container:
@@ -592,7 +591,7 @@ class UnifiedFileTransferManager:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError("scp_target_path", f"{path!r} is not an absolute path",
                               "give the directory on the scp host, e.g. /data/incoming")
-        _check_path_text(path, "scp_target_path")
+        check_path_text(path, "scp_target_path")
         port = s("scp_port", 22)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigError("scp_port", f"{port!r} is not a port number", "e.g. 22")

@@ -4,7 +4,6 @@ stand-in distcp, scp through a real sshd, S3 through moto."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import re
@@ -138,13 +137,19 @@ def test_a_chunk_distcp_rejects_falls_back_to_hdfs_put(source, dirs, hadoop_env)
     assert parquet_rows(published_files(dirs["target"] / "even" / "f1")) == EVEN_ROWS
 
 
-def test_hdfs_cp(source, dirs, hadoop_env):
+def test_hdfs_cp_with_gzipped_csv(source, dirs, hadoop_env):
     result = run_cli(*source, "--query", "SELECT id, name FROM default.even WHERE id < 100",
-                     "--method", "hdfs_cp", "--skip-table", "--run-id", "c1", "--target-table", "cp_even",
-                     *local_args(dirs))
+                     "--method", "hdfs_cp", "--output-format", "csv", "--compression", "gzip", "--run-id", "c1",
+                     "--target-table", "cp_even", *local_args(dirs))
     assert_ok(result)
     assert summary_methods(result.stdout) == {0: "hdfs_cp"}
-    assert parquet_rows(published_files(dirs["target"] / "cp_even" / "c1")) == 100
+    [published] = [p for p in (dirs["target"] / "cp_even" / "c1").iterdir() if not p.name.startswith(".")]
+    assert published.name == "chunk-00000-part-00000.csv.gz"
+    import gzip
+
+    lines = gzip.decompress(published.read_bytes()).decode().splitlines()
+    assert lines[0] == '"id","name"' and len(lines) == 101
+    assert "target table: skipped (the table step needs parquet files)" in result.stdout
 
 
 def test_scp_over_a_real_sshd(source, dirs, sshd, tmp_path):
@@ -289,6 +294,25 @@ def test_show_config_precedence_and_masking(tmp_path):
     assert rows["chunk_size"] == ["5000", "config", str(config)]
     assert rows["output_format"] == ["parquet", "default"]
     assert rows["password"] == ["***", "env", "IMPALA_PASSWORD"]
+    assert rows["password_env"] == ["IMPALA_PASSWORD", "default"]  # a variable's name, not a secret
+
+
+def test_password_comes_from_env_file_or_prompt_only(tmp_path):
+    base = ["--source-host", "h", "--auth-mechanism", "LDAP", "--user", "etl", "--table", "t",
+            "--target-hdfs-path", "file:///x", "--no-distcp", "--validate-config"]
+    env = {**os.environ}
+    env.pop("IMPALA_PASSWORD", None)
+    missing = subprocess.run([SCRIPT, *base], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "LDAP needs a user and a password" in missing.stderr
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(PASSWORD + "\n")
+    from_file = subprocess.run([SCRIPT, *base, "--password-file", str(secret_file)], env=env,
+                               capture_output=True, text=True)
+    assert from_file.returncode == 0, from_file.stderr
+    assert PASSWORD not in from_file.stdout + from_file.stderr
+    env["ETL_PW"] = PASSWORD
+    named = subprocess.run([SCRIPT, *base, "--password-env", "ETL_PW"], env=env, capture_output=True, text=True)
+    assert named.returncode == 0, named.stderr
 
 
 def test_progress_bar_on_a_terminal(source, dirs, hadoop_env):

@@ -21,7 +21,14 @@ from airflow_provider_impala_transfer.core.scp import ScpTarget
 from airflow_provider_impala_transfer.core.sql import quote_table_name
 from airflow_provider_impala_transfer.core.target_table import TableTarget
 from airflow_provider_impala_transfer.core.targets import TransferTargets
-from airflow_provider_impala_transfer.core.uris import check_component, join, local_path, normalize_uri, scheme_of
+from airflow_provider_impala_transfer.core.uris import (
+    check_component,
+    check_path_text,
+    join,
+    local_path,
+    normalize_uri,
+    scheme_of,
+)
 
 HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs", "file")
 
@@ -125,42 +132,39 @@ def _partition(text: str | None) -> dict[str, str] | None:
     return partition
 
 
+def _hadoop_location(value: str, field: str, *, cluster: str | None = None) -> str:
+    """A full URI, or the seed's bare absolute path, which ``hdfs dfs`` and distcp resolve on the
+    client's ``fs.defaultFS`` (the cluster this command runs against)."""
+    value = value.strip()
+    if value.startswith("/") and not scheme_of(value) and not cluster:
+        return check_path_text(value, field)
+    return normalize_uri(value, field, cluster=cluster)
+
+
 def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
     notes: list[str] = []
-    source_hdfs_path = s.source_hdfs_path
-    if source_hdfs_path and not (source_hdfs_path.startswith("/") and not scheme_of(source_hdfs_path)):
-        source_hdfs_path = normalize_uri(source_hdfs_path, "--source-hdfs-path")
-    elif source_hdfs_path:  # a bare path is on the client's default filesystem: the source cluster
-        normalize_uri(source_hdfs_path, "--source-hdfs-path", cluster="source")  # refuses '..' etc.
     targets = TransferTargets(
-        source_hdfs_path=source_hdfs_path,
+        source_hdfs_path=_hadoop_location(s.source_hdfs_path, "--source-hdfs-path") if s.source_hdfs_path else None,
         hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
         distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy),
         command_timeout=float(s.command_timeout),
     )
-    raw = s.target_hdfs_path
-    raw_local = local_path(raw.strip()) if raw else None  # scp's default remote directory
-    if raw:
-        raw = raw.strip()
-        scheme = scheme_of(raw)
-        if not scheme and raw.startswith("/") and not s.target_cluster:
-            # `hdfs dfs` resolves a bare path on the client's fs.defaultFS, as the seed tool did.
-            if ".." in raw.split("/"):
-                normalize_uri(raw, "--target-hdfs-path")  # raises with the reason
-            targets.hdfs_root = join(raw, table_dir)
+    raw = (s.target_hdfs_path or "").strip()
+    scheme = scheme_of(raw)
+    if raw and (not scheme or scheme in HADOOP_SCHEMES):
+        root = _hadoop_location(raw, "--target-hdfs-path", cluster=s.target_cluster)
+        targets.hdfs_root = join(root, table_dir)
+        if not scheme_of(root):
             notes.append(f"target {raw} has no scheme: the Hadoop client's default filesystem is used")
-        elif not scheme or scheme in HADOOP_SCHEMES:
-            targets.hdfs_root = join(normalize_uri(raw, "--target-hdfs-path", cluster=s.target_cluster), table_dir)
-        else:
-            url = join(normalize_uri(raw, "--target-hdfs-path"), table_dir)
-            try:
-                fs, root = fsspec.core.url_to_fs(url, **(s.fsspec_options or {}))
-            except (ImportError, ValueError, TypeError) as exc:
-                raise ConfigError("--target-hdfs-path", f"cannot open {scheme}:// ({exc})",
-                                  f"install the fsspec package for {scheme} or fix --fsspec-options") from None
-            targets.fsspec_fs, targets.fsspec_root = fs, root
+    elif raw:
+        url = join(normalize_uri(raw, "--target-hdfs-path"), table_dir)
+        try:
+            targets.fsspec_fs, targets.fsspec_root = fsspec.core.url_to_fs(url, **(s.fsspec_options or {}))
+        except (ImportError, ValueError, TypeError) as exc:
+            raise ConfigError("--target-hdfs-path", f"cannot open {scheme}:// ({exc})",
+                              f"install the fsspec package for {scheme} or fix --fsspec-options") from None
     if s.scp_target_host:
-        remote = s.scp_target_path or raw_local
+        remote = s.scp_target_path or (local_path(raw) if raw else None)  # a file:// or bare target's path
         if not remote:
             raise ConfigError("--scp-target-path", "is not set", "give the remote directory, e.g. /data/incoming")
         targets.scp = ScpTarget(host=s.scp_target_host, remote_path=join(remote, table_dir), user=s.scp_user,
@@ -193,11 +197,10 @@ def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]
     if chain == ["fsspec"] and targets.fsspec_fs is None:
         raise ConfigError("--target-hdfs-path", "fsspec needs an fsspec URL (s3://, gs://, abfs://, sftp://, ...)",
                           "give one, or choose another --method")
-    first = targets.method(chain[0], CommandRunner())  # raises ConfigError naming what is missing
+    targets.method(chain[0], CommandRunner())  # builds nothing lasting; raises ConfigError naming what is missing
     if chain[0] == "distcp" and not targets.source_hdfs_path:
         raise ConfigError("--source-hdfs-path", "distcp runs on the cluster and cannot read this machine's "
                           "files", "give an hdfs:// staging directory on the source cluster (SOURCE_HDFS_PATH)")
-    del first
     return chain
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from airflow_provider_impala_transfer.core.errors import ConfigError
 
 SECRET_WORDS = ("password", "secret", "token", "key", "credential", "passphrase", "sas")
-NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by"}
+NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by", "password_env", "password_file"}
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HADOOP_UNSAFE_COMPONENT = re.compile(r"^-|:")
 
 
-def _check_path_text(value: str, field: str) -> None:
+def check_path_text(value: str, field: str) -> str:
+    """Refuse control characters and relative segments; return ``value``."""
     if _CONTROL.search(value):
         raise ConfigError(field, f"{value!r} contains a control character", "remove it")
     parts = value.split("/")
     if ".." in parts or "." in parts[1:]:
         raise ConfigError(field, f"{value!r} contains a '.' or '..' segment",
                           "give the location without relative segments")
+    return value
 
 
 def normalize_uri(value: object, field: str, *, cluster: str | None = None,
@@ -39,7 +41,7 @@ def normalize_uri(value: object, field: str, *, cluster: str | None = None,
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(field, "is empty", "give a full URI such as hdfs://namenode:8020/data/target")
     value = value.strip()
-    _check_path_text(value, field)
+    check_path_text(value, field)
     if not _SCHEME.match(value):
         if value.startswith("/") and cluster:
             value = f"hdfs://{_cluster_authority(cluster)}{value}"
