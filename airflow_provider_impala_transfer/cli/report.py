@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 
@@ -87,9 +87,8 @@ class LiveReporter(Reporter):
         super().__init__(console.file, verbose=verbose)
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=30),
-            TextColumn("{task.fields[rows]:>14} rows {task.fields[mb]:>10} MB"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.description}"), BarColumn(bar_width=12),
+            TextColumn("{task.fields[rows]:>11} rows {task.fields[mb]:>8} MB ETA"), TimeRemainingColumn(),
             console=console, transient=False, refresh_per_second=4,
         )
         self.total: TaskID | None = None
