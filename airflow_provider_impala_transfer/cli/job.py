@@ -163,6 +163,9 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
         except (ImportError, ValueError, TypeError) as exc:
             raise ConfigError("--target-hdfs-path", f"cannot open {scheme}:// ({exc})",
                               f"install the fsspec package for {scheme} or fix --fsspec-options") from None
+        except OSError as exc:  # filesystems that connect when created (sftp): a wrong host or port
+            raise ConfigError("--target-hdfs-path", f"cannot reach {url} ({exc})",
+                              "check the host, port and --fsspec-options") from None
     if s.scp_target_host:
         remote = s.scp_target_path or (local_path(raw) if raw else None)  # a file:// or bare target's path
         if not remote:
