@@ -50,7 +50,7 @@ from airflow_provider_impala_transfer.core.delivery import (
     publish_files,
     verify,
 )
-from airflow_provider_impala_transfer.core.destinations import Destination, FsspecDestination
+from airflow_provider_impala_transfer.core.destinations import Destination, FsspecDestination, sha256_file
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.layout import RunLayout
@@ -499,13 +499,9 @@ FSSPEC_CONFIG_KEYS = ("source_fs_config", "target_fs_config", "transfer_options"
 
 
 def _local_source(path: str) -> SourceFile:
-    """Size and sha256 of a local file, read in 1 MiB blocks."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
-            digest.update(block)
-            size += len(block)
-    return SourceFile(url=path, bytes=size, sha256=digest.hexdigest())
+    """Size and sha256 of a local file, streamed."""
+    local = fsspec.filesystem("file")
+    return SourceFile(url=path, bytes=local.size(path), sha256=sha256_file(local, path))
 
 
 class UnifiedFileTransferManager:
