@@ -85,7 +85,6 @@ MASK = "***"
 _SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "sas", "credential", "passphrase",
                  "auth", "private", "signature", "connection_string", "session")
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<password>[^/@\s]+)@")
-_HASH_BLOCK = 1 << 20
 
 
 # --- secrets ---------------------------------------------------------------------------------
