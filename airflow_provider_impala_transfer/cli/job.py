@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -46,6 +47,12 @@ class Job:
     table: TableTarget | None = None
     table_connector: SourceConnector | None = None
     notes: list[str] = field(default_factory=list)  # decisions a person should see (skipped steps)
+
+    def table_at(self, published_dir: str) -> TableTarget:
+        """The table step for a published run: a partitioned table keeps its root and gains the
+        run's partition; an unpartitioned one follows each run's directory (SET LOCATION)."""
+        assert self.table is not None
+        return self.table if self.table.partition else dataclasses.replace(self.table, location=published_dir)
 
     @property
     def target_description(self) -> str:

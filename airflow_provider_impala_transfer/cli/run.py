@@ -148,10 +148,7 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, dict], records: 
     counts = {"source": total, "files": manifest["rows"], "published": published["rows"]}
     code = EXIT_OK
     if job.table is not None and job.table_connector is not None:
-        table = job.table
-        if not job.layout.partition:
-            table = type(table)(table=table.table, location=published["final_dir"], partition=None,
-                                dialect=table.dialect, file_format=table.file_format)
+        table = job.table_at(published["final_dir"])
         try:
             result = publish_table(job.table_connector, table, schema_from_dict(manifest["schema"]), published["rows"])
             counts["target_table"] = result["rows"]
@@ -215,10 +212,7 @@ def dry_run(job: Job, out: IO[str]) -> int:
         write(f"  {kind}: rename {destination.describe(layout.staging_dir)} -> {destination.describe(layout.final_dir)}")
     if job.table is not None:
         schema = arrow_schema(describe_query(job.connector, job.spec.query), job.spec.timestamp_unit)
-        table = job.table
-        if not table.partition:  # the table follows each run's published directory
-            final = job.layout.with_root(table.location).final_dir
-            table = type(table)(table=table.table, location=final, dialect=table.dialect, file_format=table.file_format)
+        table = job.table_at(job.layout.with_root(job.table.location).final_dir)
         write(f"table on {job.table_connector.address}:")
         statements = [create_table_sql(table, schema)]
         statements += [add_partition_sql(table)] if table.partition else []
