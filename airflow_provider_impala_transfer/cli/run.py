@@ -17,6 +17,7 @@ from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, 
 from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
 from airflow_provider_impala_transfer.core.connection import run_server_call
 from airflow_provider_impala_transfer.core.delivery import (
+    Attempt,
     count_mismatch,
     deliver_chunk,
     deliver_with_fallback,
@@ -121,15 +122,14 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runners: list[Comm
         return deliver_chunk(method, manifest, job.layout, overwrite=True,
                              verify_mode=job.settings.verify, log=reporter.detail)
 
-    def log(message: str) -> None:
-        if " failed: " in message:
-            name, _, reason = message.partition(" failed: ")
-            reporter.method_failed(chunk.index, name.rsplit(": ", 1)[-1], reason)
-        elif "delivered by" in message:
-            reporter.delivered(chunk.index, message.rsplit(" ", 1)[-1])
+    def report(attempt: Attempt) -> None:
+        if attempt.delivered:
+            reporter.delivered(chunk.index, attempt.method)
+        else:
+            reporter.method_failed(chunk.index, attempt.method, attempt.detail or attempt.error or "")
 
     record, attempts = deliver_with_fallback([(name, build(name)) for name in job.chain], deliver,
-                                             label=f"chunk {chunk.index}", log=log)
+                                             label=f"chunk {chunk.index}", on_attempt=report)
     return manifest, record, attempts
 
 

@@ -98,8 +98,9 @@ class Attempt:
     """One method's try at one chunk, for the summary a person reads afterwards."""
 
     method: str
-    error: str | None = None  # None: delivered
+    error: str | None = None  # first line of the failure; None: delivered
     seconds: float = 0.0
+    detail: str | None = None  # the whole failure (a tool's stderr tail follows its first line)
 
     @property
     def delivered(self) -> bool:
@@ -109,6 +110,7 @@ class Attempt:
 def deliver_with_fallback(candidates: Sequence[tuple[str, Callable[[], TransferMethod]]],
                           deliver: Callable[[TransferMethod, bool], dict[str, Any]], *,
                           label: str, log: Callable[[str], None] = lambda message: None,
+                          on_attempt: Callable[[Attempt], None] = lambda attempt: None,
                           ) -> tuple[dict[str, Any] | None, list[Attempt]]:
     """Try each method in turn until one delivers (and verifies): the seed's fallback chain, in
     one process. ``candidates`` are (name, build) pairs, so a method that cannot even be set up
@@ -121,12 +123,14 @@ def deliver_with_fallback(candidates: Sequence[tuple[str, Callable[[], TransferM
         try:
             record = deliver(build(), bool(attempts))
         except (TransferError, ConfigError) as exc:
-            attempts.append(Attempt(name, str(exc).splitlines()[0] or type(exc).__name__,
-                                    time.monotonic() - started))
-            log(f"{label}: {name} failed: {exc}")
+            text = str(exc).strip() or type(exc).__name__
+            attempts.append(Attempt(name, text.splitlines()[0], time.monotonic() - started, text))
+            log(f"{label}: {name} failed: {text}")
+            on_attempt(attempts[-1])
             continue
         attempts.append(Attempt(name, None, time.monotonic() - started))
         log(f"{label}: delivered by {name}")
+        on_attempt(attempts[-1])
         return record, attempts
     return None, attempts
 
