@@ -145,8 +145,8 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, dict], records: 
     lines = [f"published {', '.join(published['published'].values())}: {published['files']} files, "
              f"{published['bytes']:,} bytes"]
     if len(published["published"]) > 1:
-        lines.append("warning: chunks arrived by methods that write to different places, so this run is split "
-                     "across them; readers of one place see only its chunks")
+        lines.append(f"warning: chunks arrived through different destinations ({', '.join(published['published'])});"
+                     " unless they are one place, readers of each see only its chunks")
     manifest = merge_manifests([manifests[c.index] for c in chunks])
     counts = {"source": total, "files": manifest["rows"], "published": published["rows"]}
     code = EXIT_OK
