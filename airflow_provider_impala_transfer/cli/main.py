@@ -17,7 +17,7 @@ from airflow_provider_impala_transfer import __version__
 from airflow_provider_impala_transfer.cli.settings import SETTINGS, Resolved, read_password, resolve
 from airflow_provider_impala_transfer.core.errors import ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GROUP_TITLES = {"source": "source (Impala)", "query": "what to transfer", "processing": "processing",
                 "target": "target and methods", "table": "target table"}
 EPILOG = """\
@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # impyla/thrift log each reconnect try with a traceback; our errors say it once
+        for name in ("impala", "thrift"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     from airflow_provider_impala_transfer.cli import run  # after parsing: --help stays fast
 
     try:
@@ -131,8 +134,8 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
         stderr.write(f"impala-transfer: FAILED: {run._first_line(exc)}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        stderr.write("impala-transfer: interrupted; running commands were stopped\n")
-        return 130
+        stderr.write("impala-transfer: interrupted; running commands were stopped, nothing was published\n")
+        return EXIT_INTERRUPTED
 
 
 def _show_config(settings: Resolved, environ: dict[str, str], out: IO[str]) -> None:
@@ -149,5 +152,17 @@ def _show_config(settings: Resolved, environ: dict[str, str], out: IO[str]) -> N
     out.write(f"{'password':<{width}}  {password:<40}  {origin}\n")
 
 
+def console() -> NoReturn:
+    """The ``impala-transfer`` entry point. After Ctrl-C the running tools are already stopped;
+    an extract thread blocked on the server would keep the interpreter alive until its chunk is
+    done, so the process ends at once (staged and local files are hidden or kept for a re-run)."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

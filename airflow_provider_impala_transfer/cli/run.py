@@ -70,34 +70,37 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     records: dict[int, dict[str, Any]] = {}
     runners: list[CommandRunner] = []
     reporter.start(chunks, total)
+    pool = ThreadPoolExecutor(max_workers=job.settings.max_workers, thread_name_prefix="chunk")
+    interrupted = False
     try:
-        with ThreadPoolExecutor(max_workers=job.settings.max_workers, thread_name_prefix="chunk") as pool:
-            futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners): chunk for chunk in chunks}
-            for future in as_completed(futures):
-                chunk = futures[future]
-                outcome = outcomes[chunk.index]
-                try:
-                    manifest, record, attempts = future.result()
-                except (*RUN_ERRORS, ConfigError) as exc:
-                    outcome.error = _first_line(exc)
-                    reporter.chunk_failed(chunk.index, outcome.error)
-                    continue
-                manifests[chunk.index] = manifest
-                outcome.rows, outcome.files = manifest["rows"], len(manifest["files"])
-                outcome.bytes = manifest["bytes"]
-                outcome.failed = [f"{a.method}: {a.error}" for a in attempts if not a.delivered]
-                if record is None:
-                    outcome.error = "no method delivered it"
-                    reporter.chunk_failed(chunk.index, "every method failed: " + "; ".join(outcome.failed))
-                    continue
-                records[chunk.index] = record
-                outcome.method = record["method"]
-                outcome.checksum = "sha256 ok" if all(f["checksum_verified"] for f in record["files"]) else "size ok"
+        futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners): chunk for chunk in chunks}
+        for future in as_completed(futures):
+            chunk = futures[future]
+            outcome = outcomes[chunk.index]
+            try:
+                manifest, record, attempts = future.result()
+            except (*RUN_ERRORS, ConfigError) as exc:
+                outcome.error = _first_line(exc)
+                reporter.chunk_failed(chunk.index, outcome.error)
+                continue
+            manifests[chunk.index] = manifest
+            outcome.rows, outcome.files = manifest["rows"], len(manifest["files"])
+            outcome.bytes = manifest["bytes"]
+            outcome.failed = [f"{a.method}: {a.error}" for a in attempts if not a.delivered]
+            if record is None:
+                outcome.error = "no method delivered it"
+                reporter.chunk_failed(chunk.index, "every method failed: " + "; ".join(outcome.failed))
+                continue
+            records[chunk.index] = record
+            outcome.method = record["method"]
+            outcome.checksum = "sha256 ok" if all(f["checksum_verified"] for f in record["files"]) else "size ok"
     except KeyboardInterrupt:
-        for runner in runners:
+        interrupted = True
+        for runner in runners:  # stop hdfs/hadoop/scp and what they started
             runner.kill()
         raise
     finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
         reporter.stop()
     lines, code = _finish(job, chunks, manifests, records, total, reporter)
     print_summary(out, [outcomes[c.index] for c in chunks], lines)
