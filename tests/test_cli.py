@@ -8,8 +8,10 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -209,6 +211,30 @@ def test_partitioned_run_adds_a_table_partition(source, dirs, hadoop_env):
     assert f"target_table {EVEN_ROWS:,}" in second.stdout  # the partition's count
     for ds in ("2024-01-01", "2024-01-02"):
         assert parquet_rows(published_files(dirs["target"] / "cli_part_even" / f"ds={ds}")) == EVEN_ROWS
+
+
+def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, tmp_path):
+    """A stand-in `hdfs` that only sleeps (the point is the interruption, not Hadoop)."""
+    pid_file = tmp_path / "tool.pid"
+    slow = tmp_path / "slow-hdfs"
+    slow.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    slow.chmod(0o755)
+    proc = subprocess.Popen([SCRIPT, *source, "--table", "default.even", "--no-distcp", "--hdfs-bin", str(slow),
+                             "--skip-table", "--run-id", "i1", *local_args(dirs)],
+                            env={**os.environ, "IMPALA_PASSWORD": PASSWORD}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pid_file.exists(), proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; running commands were stopped, nothing was published" in stderr
+    tool = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(tool, 0)  # the tool's process group was killed, not left behind
+    assert not (dirs["target"] / "even" / "i1").exists()
 
 
 # --- modes -------------------------------------------------------------------------------------
