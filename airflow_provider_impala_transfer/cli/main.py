@@ -1,7 +1,7 @@
 """``impala-transfer``: the seed tool's command line on the provider's core.
 
 Exit codes: 0 success, 1 the transfer (or a connection test) failed, 2 usage or configuration
-error (a one-line reason on stderr; nothing was transferred).
+error (a one-line reason on stderr; nothing was transferred), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ password: from $IMPALA_PASSWORD (or the variable --password-env names), --passwo
           never a flag value
 methods: distcp -> hdfs_put -> hdfs_cp -> scp, entered at --method (default distcp, or hdfs_put with
          --no-distcp); fsspec for s3://, gs://, abfs://, sftp:// ... targets
-exit codes: 0 success, 1 transfer failed, 2 usage or configuration error
+exit codes: 0 success, 1 transfer failed, 2 usage or configuration error, 130 interrupted (Ctrl-C)
 
 example:
   IMPALA_PASSWORD=... impala-transfer --source-host impala1 --auth-mechanism LDAP --user etl \\
