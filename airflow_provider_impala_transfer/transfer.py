@@ -32,7 +32,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -63,6 +62,7 @@ from airflow_provider_impala_transfer.core.methods import (
     copy_stream,
 )
 from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.secrets import Redactor, mask_secrets
 from airflow_provider_impala_transfer.core.targets import TransferTargets
 from airflow_provider_impala_transfer.core.uris import (
     check_component,
@@ -81,58 +81,6 @@ DEFAULT_CHUNK_SIZE = 8 << 20
 TRANSFER_OPTIONS = ("chunk_size", "verify")
 # Keys of a filesystem config that are ours, not the filesystem's.
 LOCATION_KEYS = ("protocol", "bucket", "container", "target_path")
-MASK = "***"
-_SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "sas", "credential", "passphrase",
-                 "auth", "private", "signature", "connection_string", "session")
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<password>[^/@\s]+)@")
-
-
-# --- secrets ---------------------------------------------------------------------------------
-
-def _is_secret_name(name: object) -> bool:
-    lowered = str(name).lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of ``value`` safe to print: every value under a secret-looking key (key, secret,
-    password, token, account_key, sas, credential, passphrase...) is ``***``, a password inside a
-    URL is ``***``, and objects other than plain data are shown by their type only."""
-    if isinstance(value, dict):
-        return {k: (MASK if v is not None and _is_secret_name(k) else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [mask_secrets(v) for v in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return f"<{type(value).__name__}>"
-
-
-def _secret_values(value: Any, under_secret: bool = False) -> Iterable[str]:
-    """Every string that :func:`mask_secrets` would hide, to scrub it from error messages."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _secret_values(v, under_secret or _is_secret_name(k))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _secret_values(v, under_secret)
-    elif isinstance(value, str):
-        if under_secret:
-            yield value
-        yield from (m["password"] for m in _URL_PASSWORD.finditer(value))
-
-
-class _Redactor:
-    def __init__(self, *sources: Any):
-        self.values = sorted({s for src in sources for s in _secret_values(src) if len(s) >= 3}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, MASK)
-        return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
-
-
 def _describe_exception(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -360,8 +308,8 @@ class FSSpecFileTransferManager:
     def target_fs_config(self) -> dict[str, Any]:
         return dict(self._target.config)
 
-    def _redactor(self) -> _Redactor:
-        return _Redactor(*self._source.secrets(), *self._target.secrets())
+    def _redactor(self) -> Redactor:
+        return Redactor(*self._source.secrets(), *self._target.secrets())
 
     def __repr__(self) -> str:
         base = self._target.config.get("target_path") or self._target.config.get("bucket") or \
@@ -613,8 +561,8 @@ class UnifiedFileTransferManager:
     def chain(self) -> list[str]:
         return chain_from(None, use_distcp=bool(self._get("use_distcp", True)))
 
-    def _redactor(self) -> _Redactor:
-        return _Redactor(self.settings)
+    def _redactor(self) -> Redactor:
+        return Redactor(self.settings)
 
     # the seed's API ----------------------------------------------------------------------------
     @property

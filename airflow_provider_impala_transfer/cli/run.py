@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -230,8 +231,6 @@ def dry_run(job: Job, out: IO[str]) -> int:
 
 
 def _argv_text(argv: list[str]) -> str:
-    import shlex
-
     return " ".join(shlex.quote(a) for a in argv)
 
 

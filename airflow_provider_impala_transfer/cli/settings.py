@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.secrets import is_secret_name
 
-SECRET_WORDS = ("password", "secret", "token", "key", "credential", "passphrase", "sas")
-NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by", "password_env", "password_file"}
+NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by", "password_env", "password_file", "auth_mechanism"}
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,7 @@ ENV_FALSE = ("0", "false", "no", "off", "")
 
 
 def is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return lowered not in NOT_SECRET and any(word in lowered for word in SECRET_WORDS)
+    return name.lower() not in NOT_SECRET and is_secret_name(name)
 
 
 def mask(name: str, value: Any) -> Any:

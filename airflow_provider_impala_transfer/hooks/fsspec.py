@@ -15,8 +15,8 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_impala_transfer.core.destinations import FsspecDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.secrets import is_secret_name
 
-_SECRET_WORDS = ("secret", "password", "token", "key", "credential", "sas", "passphrase")
 _LOGIN_NAMES = {"s3": ("key", "secret"), "s3a": ("key", "secret"), "sftp": ("username", "password"),
                 "ssh": ("username", "password"), "ftp": ("username", "password"),
                 "abfs": ("account_name", "account_key"), "az": ("account_name", "account_key")}
@@ -74,5 +74,5 @@ def mask_secret_options(options: dict[str, Any]) -> None:
     for key, value in options.items():
         if isinstance(value, dict):
             mask_secret_options(value)
-        elif value and any(word in key.lower() for word in _SECRET_WORDS) and isinstance(value, str):
+        elif value and is_secret_name(key) and isinstance(value, str):
             mask_secret(value)

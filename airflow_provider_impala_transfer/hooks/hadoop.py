@@ -13,9 +13,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_impala_transfer.core.commands import CommandRunner
-from airflow_provider_impala_transfer.core.destinations import HdfsDestination
 from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.methods import DistcpMethod, DistcpOptions, HdfsCpMethod, HdfsPutMethod
 
 
 class HadoopCliHook(BaseHook):
@@ -40,17 +38,3 @@ class HadoopCliHook(BaseHook):
 
     def shell(self) -> HdfsShell:
         return HdfsShell(hdfs_bin=self.hdfs_bin, runner=self.runner)
-
-    def destination(self, target_path: str) -> HdfsDestination:
-        return HdfsDestination(root=target_path, shell=self.shell())
-
-    def distcp(self, target_path: str, *, source_hdfs_path: str | None, options: DistcpOptions) -> DistcpMethod:
-        options.hadoop_bin = self.hadoop_bin
-        return DistcpMethod(destination=self.destination(target_path), source_shell=self.shell(),
-                            runner=self.runner, source_hdfs_path=source_hdfs_path, options=options)
-
-    def hdfs_put(self, target_path: str) -> HdfsPutMethod:
-        return HdfsPutMethod(destination=self.destination(target_path), runner=self.runner)
-
-    def hdfs_cp(self, target_path: str) -> HdfsCpMethod:
-        return HdfsCpMethod(destination=self.destination(target_path), runner=self.runner)

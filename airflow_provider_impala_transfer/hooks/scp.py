@@ -16,9 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_impala_transfer.core.commands import CommandRunner
-from airflow_provider_impala_transfer.core.destinations import SshDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.methods import ScpMethod
 from airflow_provider_impala_transfer.core.scp import ScpTarget
 
 
@@ -65,10 +63,6 @@ class ScpHook(BaseHook):
         }
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return ScpTarget(**settings)
-
-    def method(self, **target_args: Any) -> ScpMethod:
-        target = self.target(**target_args)
-        return ScpMethod(destination=SshDestination(target=target, runner=self.runner), runner=self.runner)
 
     def _write_private(self, name: str, text: str) -> str:
         if self._tempdir is None:

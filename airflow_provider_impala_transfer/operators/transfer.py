@@ -23,7 +23,8 @@ from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_l
 from airflow_provider_impala_transfer.core.destinations import Destination
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.layout import RunLayout
-from airflow_provider_impala_transfer.core.methods import DistcpOptions, FsspecMethod, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.methods import DistcpOptions, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.targets import DESTINATION_OF, TransferTargets
 from airflow_provider_impala_transfer.core.uris import local_path, normalize_uri
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
@@ -113,26 +114,25 @@ class _TargetOperator(BaseOperator):
         return {"remote_path": self.scp_target_path or local_path(self.target_path or "") or None,
                 "host": self.scp_target_host, "bandwidth_kbit": self.scp_bandwidth_kbit}
 
-    def build_method(self, method: str) -> TransferMethod:
+    def _targets(self, method: str) -> TransferTargets:
+        """The method's target from this task's arguments, reading only the connection it needs;
+        the methods themselves are built by the core, as for the CLI and the Python API."""
         if method == "scp":
-            return self._scp().method(**self._scp_args())
+            return TransferTargets(scp=self._scp().target(**self._scp_args()))
         if method == "fsspec":
-            return FsspecMethod(destination=FsspecHook(self.fsspec_conn_id).destination(self._target_uri()),
-                                log=self.log.info)
-        source = (normalize_uri(self.source_hdfs_path, "source_hdfs_path")
-                  if self.source_hdfs_path else None)
-        hadoop = self._hadoop()
-        if method == "distcp":
-            return hadoop.distcp(self._target_uri(), source_hdfs_path=source,
-                                 options=DistcpOptions(**self.distcp_options))
-        return getattr(hadoop, method)(self._target_uri())
+            destination = FsspecHook(self.fsspec_conn_id).destination(self._target_uri())
+            return TransferTargets(fsspec_fs=destination.fs, fsspec_root=destination.root)
+        hadoop = self._hadoop()  # merges the connection's env into this task's runner
+        source = normalize_uri(self.source_hdfs_path, "source_hdfs_path") if self.source_hdfs_path else None
+        return TransferTargets(hdfs_root=self._target_uri(), source_hdfs_path=source, hadoop_bin=hadoop.hadoop_bin,
+                               hdfs_bin=hadoop.hdfs_bin, distcp=DistcpOptions(**self.distcp_options))
+
+    def build_method(self, method: str) -> TransferMethod:
+        return self._targets(method).method(method, self.runner, log=self.log.info)
 
     def build_destination(self, kind: str) -> Destination:
-        if kind == "ssh":
-            return self.build_method("scp").destination
-        if kind == "fsspec":
-            return self.build_method("fsspec").destination
-        return self._hadoop().destination(self._target_uri())
+        method = next(name for name, of in DESTINATION_OF.items() if of == kind)
+        return self._targets(method).destination(kind, self.runner)
 
     def on_kill(self) -> None:
         if self._runner is not None:

@@ -1,0 +1,63 @@
+"""Secret-looking settings, one rule for the whole provider: which names hold secrets, how to
+show a configuration without them, and how to scrub their values from an error message.
+
+Names are matched by substring (``account_key``, ``aws_secret_access_key``, ``sas_token``...), so a
+new store's option is covered without a list per store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "sas", "credential", "passphrase",
+                "auth", "private", "signature", "connection_string", "session")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<password>[^/@\s]+)@")
+
+
+def is_secret_name(name: object) -> bool:
+    lowered = str(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy of ``value`` safe to print: every value under a secret-looking key (key, secret,
+    password, token, account_key, sas, credential, passphrase...) is ``***``, a password inside a
+    URL is ``***``, and objects other than plain data are shown by their type only."""
+    if isinstance(value, dict):
+        return {k: (MASK if v is not None and is_secret_name(k) else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def secret_values(value: Any, under_secret: bool = False) -> Iterable[str]:
+    """Every string that :func:`mask_secrets` would hide, to scrub it from error messages."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from secret_values(v, under_secret or is_secret_name(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from secret_values(v, under_secret)
+    elif isinstance(value, str):
+        if under_secret:
+            yield value
+        yield from (m["password"] for m in _URL_PASSWORD.finditer(value))
+
+
+class Redactor:
+    """Replaces the secret values found in ``sources`` (and URL passwords) in any text."""
+
+    def __init__(self, *sources: Any):
+        self.values = sorted({s for src in sources for s in secret_values(src) if len(s) >= 3}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self.values:
+            text = text.replace(value, MASK)
+        return _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
