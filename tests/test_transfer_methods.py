@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +17,13 @@ import fsspec
 
 import pytest
 
-from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, ToolNotFound
+from airflow_provider_impala_transfer.core.commands import (
+    CommandFailed,
+    CommandRunner,
+    Stopped,
+    ToolNotFound,
+    TransferError,
+)
 from airflow_provider_impala_transfer.core.delivery import PublishError, VerificationError, deliver_chunk, publish
 from airflow_provider_impala_transfer.core.destinations import FsspecDestination, HdfsDestination, SshDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError
@@ -154,6 +162,30 @@ def test_timeout_and_kill_stop_the_whole_process_group(tmp_path):
     child = int(child_pid_file.read_text())
     time.sleep(0.5)
     assert not _alive(child), "the tool's child survived the timeout"
+
+
+def test_stop_kills_the_running_tool_and_starts_no_other(tmp_path):
+    """on_kill / Ctrl-C: a fallback chain must not go on to its next method's tool."""
+    runner = CommandRunner(timeout=60)
+    worker_error: list[BaseException] = []
+
+    def run_long():
+        try:
+            runner.run(["sleep", "60"])
+        except CommandFailed as exc:
+            worker_error.append(exc)
+
+    worker = threading.Thread(target=run_long)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while runner._proc is None and time.monotonic() < deadline:  # noqa: SLF001 - wait for the start
+        time.sleep(0.05)
+    runner.stop()
+    worker.join(timeout=15)
+    assert worker_error and worker_error[0].returncode == -signal.SIGTERM
+    with pytest.raises(Stopped, match="not starting true: the transfer was cancelled"):
+        runner.run(["true"])
+    assert isinstance(Stopped("x"), TransferError)  # a stopped method fails like any other
 
 
 # --- real FsShell ------------------------------------------------------------------------------

@@ -69,12 +69,13 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     outcomes = {c.index: ChunkOutcome(c.index, c.description) for c in chunks}
     manifests: dict[int, dict[str, Any]] = {}
     records: dict[int, dict[str, Any]] = {}
-    runners: list[CommandRunner] = []
+    # One runner per chunk, made up front, so Ctrl-C stops chunks still extracting as well.
+    runners = {c.index: job.targets.runner(log=reporter.detail) for c in chunks}
     reporter.start(chunks, total)
     pool = ThreadPoolExecutor(max_workers=job.settings.max_workers, thread_name_prefix="chunk")
     interrupted = False
     try:
-        futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners): chunk for chunk in chunks}
+        futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners[chunk.index]): chunk for chunk in chunks}
         for future in as_completed(futures):
             chunk = futures[future]
             outcome = outcomes[chunk.index]
@@ -97,8 +98,8 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
             outcome.checksum = "sha256 ok" if all(f["checksum_verified"] for f in record["files"]) else "size ok"
     except KeyboardInterrupt:
         interrupted = True
-        for runner in runners:  # stop hdfs/hadoop/scp and what they started
-            runner.kill()
+        for runner in runners.values():  # stop hdfs/hadoop/scp and what they started, start no other
+            runner.stop()
         raise
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
@@ -108,12 +109,10 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     return code
 
 
-def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runners: list[CommandRunner]):
+def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRunner):
     """Extract one chunk, then walk the fallback chain until a method delivers it."""
     manifest = extract_chunk(job.connector, job.spec, chunk, job.work_dir,
                              progress=_ReportedProgress(chunk.index, reporter))
-    runner = job.targets.runner(log=reporter.detail)
-    runners.append(runner)
 
     def build(name: str) -> Callable[[], Any]:
         def make():

@@ -32,6 +32,10 @@ class ToolNotFound(TransferError):
     """The executable is not installed here: fail fast so the next method can run."""
 
 
+class Stopped(TransferError):
+    """The runner was stopped (task killed, Ctrl-C): no further tool starts."""
+
+
 class CommandFailed(TransferError):
     def __init__(self, argv: Sequence[str], returncode: int | None, stderr_tail: str, *, timed_out: bool = False):
         self.argv = list(argv)
@@ -64,6 +68,7 @@ class CommandRunner:
     log: Callable[[str], None] = lambda message: None
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopped: bool = field(default=False, repr=False)
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Run to completion; stdout is returned, stderr is kept only as a tail for errors."""
@@ -119,6 +124,13 @@ class CommandRunner:
             raise TransferError(f"{argv[0]} printed more bytes than the files' sizes: a file changed while read")
         return digests
 
+    def stop(self) -> None:
+        """The task or command is being cancelled: kill the running tool and start no other (a
+        fallback chain would otherwise go on to its next method)."""
+        with self._lock:
+            self._stopped = True
+        self.kill()
+
     def kill(self, grace: float = 5.0) -> None:
         """Terminate the running tool's whole process group (SIGTERM, then SIGKILL)."""
         with self._lock:
@@ -134,9 +146,11 @@ class CommandRunner:
 
     def _start(self, argv: Sequence[str], stdout: int) -> subprocess.Popen:
         env = None if self.env is None else {**os.environ, **self.env}
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                                env=env, start_new_session=True)
-        with self._lock:
+        with self._lock:  # held across the start, so stop() cannot miss a tool starting now
+            if self._stopped:
+                raise Stopped(f"not starting {os.path.basename(argv[0])}: the transfer was cancelled")
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                    env=env, start_new_session=True)
             self._proc = proc
         return proc
 

@@ -136,7 +136,7 @@ class _TargetOperator(BaseOperator):
 
     def on_kill(self) -> None:
         if self._runner is not None:
-            self._runner.kill()
+            self._runner.stop()
 
 
 class TransferOperator(_TargetOperator):
