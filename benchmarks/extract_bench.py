@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests/support: the local servers (not part of the wheel)
 BENCH_DIR = ROOT / ".bench"
 METHODS = {"a": "extract", "b": "decode-floor", "c": "naive"}
 ROWS_PER_FILE = 1_000_000
@@ -145,7 +146,8 @@ def main() -> int:
         print(json.dumps(run_method(args.child[0], json.loads(args.child[1]))))
         return 0
 
-    from airflow_provider_impala_transfer.testing.local_hiveserver import LocalHiveServer, free_port
+    from tests.support.local_hiveserver import LocalHiveServer
+    from tests.support.processes import free_port
 
     row_counts = [int(n) for n in args.rows.split(",")]
     BENCH_DIR.mkdir(exist_ok=True)

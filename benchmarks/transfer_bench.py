@@ -57,6 +57,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests/support: the local servers (not part of the wheel)
 
 BENCH_DIR = ROOT / ".bench"
 MIB = 1 << 20
@@ -318,7 +319,7 @@ def main() -> int:
               f"in {time.perf_counter() - started:.1f}s", flush=True)
 
         if {"hdfs_put", "hdfs_cp", "distcp"} & set(names):
-            from airflow_provider_impala_transfer.testing.local_hadoop import install_hadoop_tools
+            from tests.support.local_hadoop import install_hadoop_tools
 
             started = time.perf_counter()
             os.environ.update(install_hadoop_tools(work / "bin", work / "hadoop"))
@@ -330,7 +331,7 @@ def main() -> int:
 
         def start_sshd():
             nonlocal sshd
-            from airflow_provider_impala_transfer.testing.local_sshd import LocalSshd
+            from tests.support.local_sshd import LocalSshd
 
             sshd = LocalSshd(workdir=work / "sshd").start()
             print(f"sshd pid {sshd.pid} on {sshd.host}:{sshd.port}", flush=True)

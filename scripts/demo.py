@@ -26,9 +26,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
-from airflow_provider_impala_transfer.testing.local_hadoop import HadoopTools
-from airflow_provider_impala_transfer.testing.local_hiveserver import LocalHiveServer, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/support: the local servers
+
+from tests.support.airflow_runs import latest_run
+from tests.support.local_hadoop import HadoopTools
+from tests.support.local_hiveserver import LocalHiveServer
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"

@@ -16,7 +16,8 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from airflow_provider_impala_transfer.core.connection import SourceConnector  # noqa: E402
-from airflow_provider_impala_transfer.testing.local_hiveserver import LocalHiveServer, free_port  # noqa: E402
+from tests.support.local_hiveserver import LocalHiveServer
+from tests.support.processes import free_port  # noqa: E402
 
 EVENTS_ROWS = 20_000
 EVEN_ROWS = 1_000
@@ -96,11 +97,11 @@ def repo_root() -> Path:
 
 
 # --- Local transfer targets: `hdfs`/`hadoop` executables, an sshd, an S3 endpoint ----------------
-# (airflow_provider_impala_transfer/testing/local_hadoop.py, local_sshd.py, local_s3.py)
+# (tests/support/local_hadoop.py, local_sshd.py, local_s3.py)
 
-from airflow_provider_impala_transfer.testing.local_hadoop import HadoopTools  # noqa: E402
-from airflow_provider_impala_transfer.testing.local_s3 import LocalS3  # noqa: E402
-from airflow_provider_impala_transfer.testing.local_sshd import LocalSshd  # noqa: E402
+from tests.support.local_hadoop import HadoopTools  # noqa: E402
+from tests.support.local_s3 import LocalS3  # noqa: E402
+from tests.support.local_sshd import LocalSshd  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import sqlite3
 import pyarrow.csv as pacsv
 import pytest
 
-from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
-from airflow_provider_impala_transfer.testing.airflow_runs import run_airflow as airflow
+from tests.support.airflow_runs import latest_run
+from tests.support.airflow_runs import run_airflow as airflow
 from tests.conftest import EVENTS_ROWS, read_files, repo_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_impala_transfer.testing.local_hadoop import (
+from tests.support.local_hadoop import (
     DISTCP_INVALID_ARGUMENT,
     DISTCP_UNKNOWN_ERROR,
     HadoopTools,
 )
-from airflow_provider_impala_transfer.testing.local_sshd import LocalSshd
+from tests.support.local_sshd import LocalSshd
 
 # Would create a file named `pwned` if any shell ever parsed it; `;` would split a command.
 WEIRD = "chunk 1 Grüße 東京 $(touch pwned); x"

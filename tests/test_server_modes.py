@@ -6,7 +6,8 @@ import pytest
 
 from airflow_provider_impala_transfer.core.connection import SourceConnector
 from airflow_provider_impala_transfer.core.extract import ExtractSpec, extract_chunk, plan_chunks
-from airflow_provider_impala_transfer.testing.local_hiveserver import LocalHiveServer, free_port
+from tests.support.local_hiveserver import LocalHiveServer
+from tests.support.processes import free_port
 from tests.conftest import read_files
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

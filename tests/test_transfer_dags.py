@@ -20,9 +20,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_impala_transfer.testing.airflow_runs import latest_run
-from airflow_provider_impala_transfer.testing.airflow_runs import run_airflow as airflow
-from airflow_provider_impala_transfer.testing.local_hiveserver import free_port
+from tests.support.airflow_runs import latest_run
+from tests.support.airflow_runs import run_airflow as airflow
+from tests.support.processes import free_port
 from tests.conftest import EVENTS_ROWS, repo_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

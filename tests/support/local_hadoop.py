@@ -33,7 +33,7 @@ import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from airflow_provider_impala_transfer.testing.local_hiveserver import pyspark_home
+from tests.support.local_hiveserver import pyspark_home
 
 FAKE_DISTCP_LOG_ENV = "FAKE_DISTCP_LOG"  # JSON lines, one per `hadoop distcp` invocation
 FAKE_DISTCP_REJECT_ENV = "FAKE_DISTCP_REJECT"  # a source URI containing this substring fails the copy
@@ -160,7 +160,7 @@ HADOOP_SCRIPT = '''\
 import sys
 
 sys.path.insert(0, {package_parent!r})
-from airflow_provider_impala_transfer.testing.local_hadoop import fake_hadoop_main
+from tests.support.local_hadoop import fake_hadoop_main
 
 sys.exit(fake_hadoop_main(sys.argv[1:], fsshell={fsshell!r}, default_log={default_log!r}))
 '''
@@ -181,7 +181,7 @@ def install_hadoop_tools(bin_dir: Path, workdir: Path) -> dict[str, str]:
     class_archive = _build_class_archive(conf_dir, workdir / "warm-up")
     fsshell = fsshell_argv(conf_dir, class_archive=class_archive)
     distcp_log = workdir / "distcp.jsonl"
-    package_parent = str(Path(__file__).resolve().parents[2])
+    package_parent = str(Path(__file__).resolve().parents[2])  # the repository root (tests.support)
     _write_executable(bin_dir / "hdfs", HDFS_SCRIPT.format(python=sys.executable, fsshell=fsshell))
     _write_executable(bin_dir / "hadoop", HADOOP_SCRIPT.format(
         python=sys.executable, package_parent=package_parent, fsshell=fsshell, default_log=str(distcp_log)))

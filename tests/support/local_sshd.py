@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from airflow_provider_impala_transfer.testing.local_hiveserver import _stop_process_group, free_port
+from tests.support.processes import free_port, stop_process_group
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself, so it must be started by absolute path
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation dir
@@ -191,7 +191,7 @@ class LocalSshd:
     def stop(self, timeout: float = 10.0) -> None:
         if self.pid is None:
             return
-        _stop_process_group(self.pid, timeout)
+        stop_process_group(self.pid, timeout)
         self.pid = None
         self.pid_file.unlink(missing_ok=True)
 

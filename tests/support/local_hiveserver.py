@@ -7,9 +7,9 @@ and stops it again by its PID (never by process name).
 
 Usage::
 
-    python -m airflow_provider_impala_transfer.testing.local_hiveserver start --workdir .demo/hs2
-    python -m airflow_provider_impala_transfer.testing.local_hiveserver seed --port 10000
-    python -m airflow_provider_impala_transfer.testing.local_hiveserver stop --workdir .demo/hs2
+    python -m tests.support.local_hiveserver start --workdir .demo/hs2
+    python -m tests.support.local_hiveserver seed --port 10000
+    python -m tests.support.local_hiveserver stop --workdir .demo/hs2
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.processes import alive, free_port, stop_process_group
 
 STATE_FILE = "server.json"
 SAMPLE_TABLE = "default.sample_types"
@@ -61,12 +62,6 @@ def pyspark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -236,7 +231,7 @@ class LocalHiveServer:
     def stop(self, timeout: float = 30.0) -> None:
         if self.pid is None:
             return
-        _stop_process_group(self.pid, timeout)
+        stop_process_group(self.pid, timeout)
         self.pid = None
         (self.workdir / STATE_FILE).unlink(missing_ok=True)
 
@@ -261,35 +256,6 @@ class LocalHiveServer:
         self.stop()
 
 
-def _stop_process_group(pid: int, timeout: float) -> None:
-    """SIGTERM the server's own process group (it was started as a session leader), then SIGKILL."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            finished, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child (started by another process): poll instead
-            finished = 0 if _alive(pid) else pid
-        if finished:
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["start", "stop", "seed", "status"])
@@ -300,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir.resolve()
     server = LocalHiveServer.from_state(workdir)
     if args.action == "start":
-        if server is not None and server.pid and _alive(server.pid):
+        if server is not None and server.pid and alive(server.pid):
             print(json.dumps({"port": server.port, "pid": server.pid, "already_running": True}))
             return 0
         server = LocalHiveServer(workdir=workdir, port=args.port or free_port()).start()
@@ -316,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.range_rows:
             server.seed_range_table("default.events", args.range_rows)
     else:
-        print(json.dumps({"port": server.port, "pid": server.pid, "alive": _alive(server.pid)}))
+        print(json.dumps({"port": server.port, "pid": server.pid, "alive": alive(server.pid)}))
     return 0
 
 

@@ -1,0 +1,44 @@
+"""Process and port helpers shared by the local servers: free loopback ports, and stopping a
+server by its PID (its own process group), never by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_process_group(pid: int, timeout: float) -> None:
+    """SIGTERM the server's own process group (it was started as a session leader), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child (started by another process): poll instead
+            finished = 0 if alive(pid) else pid
+        if finished:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
