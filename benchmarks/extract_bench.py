@@ -47,9 +47,9 @@ RSS_TARGET = 1.3
 
 def run_method(method: str, config: dict) -> dict:
     """Child side: run one method once and return its rows, seconds and peak RSS."""
-    from airflow_provider_impala_transfer.core.connection import SourceConnector
-    from airflow_provider_impala_transfer.core.extract import ExtractSpec, extract_chunk, iter_raw_batches
-    from airflow_provider_impala_transfer.core.planning import unsplit_plan
+    from airflow_provider_impala_transfer.core.common.connection import SourceConnector
+    from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec, extract_chunk, iter_raw_batches
+    from airflow_provider_impala_transfer.core.extract.planning import unsplit_plan
 
     options = {k: v for k, v in config["connect"].items() if k not in ("host", "port")}
     connector = SourceConnector(config["connect"]["host"], config["connect"]["port"], options=options)

@@ -2,7 +2,7 @@
 
 Writes ``--files`` chunk files (default 8 x 128 MiB = 1 GiB) of incompressible random bytes, then
 delivers them, as one chunk, with each method through the project's real code path
-``core.delivery.deliver_chunk(method, manifest, layout, overwrite=True, verify_mode="sha256")``:
+``core.transfer.delivery.deliver_chunk(method, manifest, layout, overwrite=True, verify_mode="sha256")``:
 
   hdfs_put      ``hdfs dfs -put`` (Hadoop's REAL FsShell from ``testing.local_hadoop``) to file://
   hdfs_cp       ``hdfs dfs -cp`` from the files' file:// URIs, same FsShell
@@ -174,8 +174,8 @@ class DeliverBench(Bench):
         method.deliver = timed_deliver  # instance attribute: deliver_chunk calls it as usual
 
     def run(self, rep: str) -> dict:
-        from airflow_provider_impala_transfer.core.delivery import deliver_chunk
-        from airflow_provider_impala_transfer.core.layout import RunLayout
+        from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk
+        from airflow_provider_impala_transfer.core.transfer.layout import RunLayout
 
         layout = RunLayout(root="", run_id=f"bench-{self.name}-{rep}")
         self._copied = None
@@ -195,21 +195,21 @@ class DeliverBench(Bench):
 def build_transfers(names: list[str], manifest: dict, work: Path, start_sshd: Callable) -> list[Bench]:
     import fsspec
 
-    from airflow_provider_impala_transfer.core.commands import CommandRunner
-    from airflow_provider_impala_transfer.core.destinations import (
+    from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+    from airflow_provider_impala_transfer.core.transfer.destinations import (
         FsspecDestination,
         HdfsDestination,
         SshDestination,
     )
-    from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-    from airflow_provider_impala_transfer.core.methods import (
+    from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+    from airflow_provider_impala_transfer.core.transfer.methods import (
         DistcpMethod,
         FsspecMethod,
         HdfsCpMethod,
         HdfsPutMethod,
         ScpMethod,
     )
-    from airflow_provider_impala_transfer.core.scp import ScpTarget
+    from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
 
     targets = work / "targets"
     runner = CommandRunner()

@@ -12,9 +12,9 @@ import os
 import pendulum
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from airflow_provider_impala_transfer.core.extract import count_rows, reconcile
-from airflow_provider_impala_transfer.core.sql import resolve_query
-from airflow_provider_impala_transfer.core.manifest import merge_manifests
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.common.sql import resolve_query
+from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
@@ -68,15 +68,15 @@ with DAG(
     def summary(manifests: list[dict]) -> dict:
         """Fail unless the files hold exactly the rows the query returns."""
         params = get_current_context()["params"]
-        manifest = merge_manifests(manifests)
+        manifest = Manifest.merge(manifests)
         connector = ImpalaTransferHook(impala_conn_id=IMPALA_CONN_ID).connector()
         expected = count_rows(connector, resolve_query(params["query"], None))
-        for entry in manifest["files"]:
-            print(f"{entry['rows']:>10,} rows {entry['bytes']:>12,} bytes  {entry['path']}")
-        print(f"total: {manifest['rows']:,} rows in {len(manifest['files'])} files, "
-              f"{manifest['bytes']:,} bytes; source COUNT(*) = {expected:,}")
-        reconcile(manifest, expected)
-        return {"rows": manifest["rows"], "files": len(manifest["files"]), "bytes": manifest["bytes"],
-                "paths": [f["path"] for f in manifest["files"]]}
+        for entry in manifest.files:
+            print(f"{entry.rows:>10,} rows {entry.bytes:>12,} bytes  {entry.path}")
+        print(f"total: {manifest.rows:,} rows in {len(manifest.files)} files, "
+              f"{manifest.bytes:,} bytes; source COUNT(*) = {expected:,}")
+        check_counts({"source": expected, "files": manifest.rows})
+        return {"rows": manifest.rows, "files": len(manifest.files), "bytes": manifest.bytes,
+                "paths": [f.path for f in manifest.files]}
 
     summary(extract.output)

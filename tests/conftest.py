@@ -15,7 +15,7 @@ _AIRFLOW_HOME = tempfile.mkdtemp(prefix="impala-transfer-airflow-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_provider_impala_transfer.core.connection import SourceConnector  # noqa: E402
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector  # noqa: E402
 from tests.support.local_hiveserver import LocalHiveServer
 from tests.support.processes import free_port  # noqa: E402
 

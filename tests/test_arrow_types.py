@@ -16,7 +16,7 @@ from impala._thrift_gen.TCLIService.ttypes import (
 )
 from impala.hiveserver2 import CBatch
 
-from airflow_provider_impala_transfer.core.arrow_types import BatchConverter, arrow_schema, validate_timestamp_unit
+from airflow_provider_impala_transfer.core.extract.arrow_types import BatchConverter, arrow_schema, validate_timestamp_unit
 from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
 
 

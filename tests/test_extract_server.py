@@ -11,15 +11,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from airflow_provider_impala_transfer.core.connection import SourceConnector
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, SourceError
-from airflow_provider_impala_transfer.core.extract import (
-    ExtractSpec,
-    count_rows,
-    extract_chunk,
-    plan_chunks,
-)
-from airflow_provider_impala_transfer.core.manifest import merge_manifests
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec, extract_chunk, plan_chunks
+from airflow_provider_impala_transfer.core.reconcile import count_rows
 from tests.conftest import EVEN_ROWS, EVENTS_ROWS, read_files, source_rows
 
 pytestmark = pytest.mark.server
@@ -32,10 +28,10 @@ EXPECTED_TYPES = {
 }
 
 
-def run_extract(connector, out: Path, **spec_args) -> dict:
+def run_extract(connector, out: Path, **spec_args) -> Manifest:
     spec = ExtractSpec.build(**spec_args)
     chunks = plan_chunks(connector, spec)
-    return merge_manifests(extract_chunk(connector, spec, c, str(out)) for c in chunks)
+    return Manifest.merge(extract_chunk(connector, spec, c, str(out)) for c in chunks)
 
 
 def _as_float32(value):
@@ -45,7 +41,7 @@ def _as_float32(value):
 
 
 def paths(manifest) -> list[str]:
-    return [f["path"] for f in manifest["files"]]
+    return [f.path for f in manifest.files]
 
 
 def test_every_type_round_trips_exactly(hiveserver, connector, tmp_path):
@@ -73,10 +69,10 @@ def test_csv_output_reads_back_to_the_same_values(hiveserver, connector, tmp_pat
     parquet = read_files(paths(run_extract(connector, tmp_path / "p", table="default.sample_types"))).sort_by("id")
     manifest = run_extract(connector, tmp_path / "c", table="default.sample_types", output_format="csv",
                            compression="gzip")
-    [entry] = manifest["files"]
-    assert entry["path"].endswith(".csv.gz")
+    [entry] = manifest.files
+    assert entry.path.endswith(".csv.gz")
     csv = pacsv.read_csv(
-        entry["path"].removeprefix("file://"),
+        entry.path.removeprefix("file://"),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(column_types=parquet.schema, strings_can_be_null=True,
                                              quoted_strings_can_be_null=False),
@@ -91,31 +87,31 @@ def test_csv_output_reads_back_to_the_same_values(hiveserver, connector, tmp_pat
 def test_every_row_lands_in_exactly_one_file(connector, tmp_path, split_by, chunk_size):
     manifest = run_extract(connector, tmp_path, table="default.events", split_by=split_by, chunk_size=chunk_size)
     ids = read_files(paths(manifest))["id"].to_pylist()
-    assert len(ids) == manifest["rows"] == EVENTS_ROWS == count_rows(connector, "SELECT * FROM default.events")
+    assert len(ids) == manifest.rows == EVENTS_ROWS == count_rows(connector, "SELECT * FROM default.events")
     assert sorted(ids) == list(range(EVENTS_ROWS))
-    assert all(0 < f["rows"] <= chunk_size for f in manifest["files"])
+    assert all(0 < f.rows <= chunk_size for f in manifest.files)
     if split_by == "maybe_null":
-        null_files = [f for f in manifest["files"] if f["rows"] == EVENTS_ROWS // 7 + 1]
+        null_files = [f for f in manifest.files if f.rows == EVENTS_ROWS // 7 + 1]
         assert null_files, "NULL split keys get their own chunk"
 
 
 def test_an_even_total_gives_no_empty_file(connector, tmp_path):
     split = run_extract(connector, tmp_path / "split", table="default.even", split_by="id", chunk_size=250)
-    assert [f["rows"] for f in split["files"]] == [250] * 4
+    assert [f.rows for f in split.files] == [250] * 4
     unsplit = run_extract(connector, tmp_path / "unsplit", table="default.even", chunk_size=100)
-    assert [f["rows"] for f in unsplit["files"]] == [100] * (EVEN_ROWS // 100)
+    assert [f.rows for f in unsplit.files] == [100] * (EVEN_ROWS // 100)
     assert len(os.listdir(tmp_path / "unsplit")) == EVEN_ROWS // 100
 
 
 def test_empty_result_gives_one_schema_file_or_none(connector, tmp_path):
     for split_by in (None, "id"):
         manifest = run_extract(connector, tmp_path / str(split_by), table="default.empty_table", split_by=split_by)
-        [entry] = manifest["files"]
-        table = read_files([entry["path"]])
-        assert entry["rows"] == 0 and table.num_rows == 0
+        [entry] = manifest.files
+        table = read_files([entry.path])
+        assert entry.rows == 0 and table.num_rows == 0
         assert table.schema.names == ["id", "name"] and table.schema.field("id").type == pa.int32()
     none = run_extract(connector, tmp_path / "none", table="default.empty_table", empty_result="none")
-    assert none["files"] == [] and none["rows"] == 0
+    assert none.files == [] and none.rows == 0
 
 
 def test_a_retried_chunk_gives_byte_identical_files(connector, tmp_path):
@@ -125,9 +121,9 @@ def test_a_retried_chunk_gives_byte_identical_files(connector, tmp_path):
     before = {p: Path(p.removeprefix("file://")).read_bytes() for p in paths(first)}
     second = extract_chunk(connector, spec, chunk, str(tmp_path))
     assert paths(first) == paths(second)
-    assert [f["sha256"] for f in first["files"]] == [f["sha256"] for f in second["files"]]
+    assert [f.sha256 for f in first.files] == [f.sha256 for f in second.files]
     assert {p: Path(p.removeprefix("file://")).read_bytes() for p in paths(second)} == before
-    assert len(os.listdir(tmp_path)) == len(first["files"])
+    assert len(os.listdir(tmp_path)) == len(first.files)
 
 
 def test_parallel_chunks_use_their_own_connections(connector, tmp_path):
@@ -150,7 +146,7 @@ def test_parallel_chunks_use_their_own_connections(connector, tmp_path):
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a worker hung"
     assert not errors
-    assert sum(m["rows"] for m in results.values()) == EVENTS_ROWS
+    assert sum(m.rows for m in results.values()) == EVENTS_ROWS
 
 
 def test_duplicate_column_names_are_refused_with_a_fix(connector, tmp_path):

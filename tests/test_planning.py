@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.planning import (
+from airflow_provider_impala_transfer.core.extract.planning import (
     Chunk,
     SplitStats,
     split_plan,

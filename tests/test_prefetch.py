@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from airflow_provider_impala_transfer.core.prefetch import Prefetcher
+from airflow_provider_impala_transfer.core.extract.prefetch import Prefetcher
 
 
 def source(items, fail_at=None, fetched=None):

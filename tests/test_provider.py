@@ -77,7 +77,7 @@ def test_the_core_imports_without_airflow():
     import subprocess
     import sys
 
-    code = ("import sys; import airflow_provider_impala_transfer.core.extract, "
-            "airflow_provider_impala_transfer.core.prefetch; "
+    code = ("import sys; import airflow_provider_impala_transfer.core.extract.extract, "
+            "airflow_provider_impala_transfer.core.extract.prefetch; "
             "assert not [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')], 'airflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

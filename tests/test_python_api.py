@@ -49,7 +49,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer import transfer as api
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.layout import STAGING_DIR
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR
 from airflow_provider_impala_transfer.transfer import FSSpecFileTransferManager, UnifiedFileTransferManager
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "transfer-methods.md"

@@ -1,7 +1,7 @@
 import pytest
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.sql import (
+from airflow_provider_impala_transfer.core.common.sql import (
     clean_query,
     quote_identifier,
     quote_table_name,

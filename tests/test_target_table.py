@@ -12,22 +12,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_impala_transfer.core.arrow_types import arrow_schema
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector
+from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
 from airflow_provider_impala_transfer.core.errors import ConfigError, TargetTableError
-from airflow_provider_impala_transfer.core.target_table import (
+from airflow_provider_impala_transfer.core.table.ddl import (
     DIALECTS,
     TableTarget,
     add_partition_sql,
     column_type_sql,
     count_sql,
     create_table_sql,
-    parse_describe_formatted,
-    partition_location_from_show,
-    publish_table,
     refresh_sql,
-    same_location,
     set_location_sql,
 )
+from airflow_provider_impala_transfer.core.table.describe import (
+    parse_describe_formatted,
+    partition_location_from_show,
+    same_location,
+)
+from airflow_provider_impala_transfer.core.table.publish import publish_table
 
 server = pytest.mark.server
 
@@ -318,7 +321,7 @@ def test_same_location():
 
 
 def test_the_module_imports_without_airflow():
-    code = ("import sys; import airflow_provider_impala_transfer.core.target_table; "
+    code = ("import sys; import airflow_provider_impala_transfer.core.table.ddl; "
             "assert not [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')], 'airflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -376,10 +379,10 @@ def test_publish_a_partition_reads_back_exactly(hiveserver, connector, tmp_path)
 
     result = publish_table(connector, t, FULL, 50)
 
-    assert result["rows"] == 50 and result["table"] == "default.tt_part"
-    assert result["partition"] == {"ds": "2026-01-01"}
-    assert result["location"] == f"file://{tmp_path}/root/ds=2026-01-01"
-    kinds = [s.split("(")[0].split(" `")[0] for s in result["statements"]]
+    assert result.rows == 50 and result.table == "default.tt_part"
+    assert result.partition == {"ds": "2026-01-01"}
+    assert result.location == f"file://{tmp_path}/root/ds=2026-01-01"
+    kinds = [s.split("(")[0].split(" `")[0] for s in result.statements]
     assert kinds == ["CREATE EXTERNAL TABLE IF NOT EXISTS", "DESCRIBE FORMATTED", "ALTER TABLE",
                      "DESCRIBE FORMATTED", "REFRESH TABLE", "SELECT COUNT"]
     got = query(hiveserver, "SELECT * FROM default.tt_part ORDER BY id")
@@ -407,13 +410,13 @@ def test_republish_is_idempotent_and_a_second_partition_adds_rows(hiveserver, co
     publish_table(connector, day1, FULL, 30)
 
     again = publish_table(connector, day1, FULL, 30)
-    assert again["rows"] == 30
-    assert not any("SET LOCATION" in s for s in again["statements"])
+    assert again.rows == 30
+    assert not any("SET LOCATION" in s for s in again.statements)
     assert query(hiveserver, "SHOW PARTITIONS default.tt_parts") == [("ds=d1",)]
 
     write_files(tmp_path / "root" / "ds=d2", rows_for(31, 12), files=1)
     day2 = TableTarget("default.tt_parts", root, {"ds": "d2"}, dialect="hive")
-    assert publish_table(connector, day2, FULL, 12)["rows"] == 12
+    assert publish_table(connector, day2, FULL, 12).rows == 12
     assert query(hiveserver, "SHOW PARTITIONS default.tt_parts") == [("ds=d1",), ("ds=d2",)]
     assert query(hiveserver, "SELECT ds, COUNT(*) FROM default.tt_parts GROUP BY ds ORDER BY ds") == [
         ("d1", 30), ("d2", 12)]
@@ -429,7 +432,7 @@ def test_a_partition_published_under_a_new_root_is_moved(hiveserver, connector, 
     write_files(tmp_path / "new" / "ds=d1", rows_for(100, 8), files=1)
     moved = TableTarget("default.tt_moved", f"file://{tmp_path}/new", {"ds": "d1"}, dialect="hive")
     result = publish_table(connector, moved, FULL, 8)
-    assert any(s.endswith(f"SET LOCATION 'file://{tmp_path}/new/ds=d1'") for s in result["statements"])
+    assert any(s.endswith(f"SET LOCATION 'file://{tmp_path}/new/ds=d1'") for s in result.statements)
     assert query(hiveserver, "SELECT MIN(id), COUNT(*) FROM default.tt_moved") == [(100, 8)]
 
 
@@ -451,19 +454,19 @@ def test_a_plain_table_is_switched_to_a_new_location(hiveserver, connector, tmp_
     write_files(tmp_path / "run1", rows_for(1, 20))
     first = publish_table(connector, TableTarget("default.tt_plain", f"file://{tmp_path}/run1/",
                                                  dialect="hive"), FULL, 20)
-    assert not any("SET LOCATION" in s for s in first["statements"])
-    assert first["partition"] is None and first["location"] == f"file://{tmp_path}/run1"
+    assert not any("SET LOCATION" in s for s in first.statements)
+    assert first.partition is None and first.location == f"file://{tmp_path}/run1"
 
     write_files(tmp_path / "run2", rows_for(1000, 7), files=1)
     second = publish_table(connector, TableTarget("default.tt_plain", f"file://{tmp_path}/run2",
                                                   dialect="hive"), FULL, 7)
-    assert f"ALTER TABLE `default`.`tt_plain` SET LOCATION 'file://{tmp_path}/run2'" in second["statements"]
-    assert second["rows"] == 7
+    assert f"ALTER TABLE `default`.`tt_plain` SET LOCATION 'file://{tmp_path}/run2'" in second.statements
+    assert second.rows == 7
     assert query(hiveserver, "SELECT id FROM default.tt_plain ORDER BY id") == [(i,) for i in range(1000, 1007)]
     # Same location again: nothing to switch.
     third = publish_table(connector, TableTarget("default.tt_plain", f"file://{tmp_path}/run2",
                                                  dialect="hive"), FULL, 7)
-    assert not any("SET LOCATION" in s for s in third["statements"])
+    assert not any("SET LOCATION" in s for s in third.statements)
 
 
 @server
@@ -551,22 +554,23 @@ class ScriptedCursor:
         self.closed = True
 
 
-class ScriptedConnector:
-    address = "impala:21050"
+class ScriptedConnector(SourceConnector):
+    """The real connector's session handling around a scripted cursor (no Impala runs here)."""
 
     def __init__(self, cursor):
-        self._cursor = cursor
-        self.closed = False
+        super().__init__(host="impala", port=21050)
+        object.__setattr__(self, "_cursor", cursor)
+        object.__setattr__(self, "closed", False)
 
     def connect(self):
         return self
 
-    def cursor(self, connection, *, columnar=True):
+    def cursor(self, connection, *, fetch_size=10240, columnar=True):
         assert columnar is False
         return self._cursor
 
     def close(self):
-        self.closed = True
+        object.__setattr__(self, "closed", True)
 
 
 def test_impala_sequence_moves_a_misplaced_partition_and_refreshes_it():
@@ -590,7 +594,7 @@ def test_impala_sequence_moves_a_misplaced_partition_and_refreshes_it():
         "REFRESH `db`.`events` PARTITION (`ds`='d1')",
         "SELECT COUNT(*) FROM `db`.`events` WHERE `ds` = 'd1'",
     ]
-    assert result == {"table": "db.events", "partition": {"ds": "d1"},
+    assert result.to_dict() == {"table": "db.events", "partition": {"ds": "d1"},
                       "location": "hdfs://nn:8020/warehouse/events/ds=d1", "rows": 7,
                       "statements": cursor.executed}
     assert cursor.closed and connector.closed
@@ -598,7 +602,8 @@ def test_impala_sequence_moves_a_misplaced_partition_and_refreshes_it():
     # Already in place: no move. A wrong count fails and still closes everything.
     show[1][0] = ("d1", -1, "hdfs://nn:8020/warehouse/events/ds=d1")
     cursor.executed.clear()
-    cursor.closed = connector.closed = False
+    cursor.closed = False
+    object.__setattr__(connector, "closed", False)
     with pytest.raises(TargetTableError, match="db.events partition ds=d1 shows 7 rows but 8 were published"):
         publish_table(connector, t, SMALL, 8)
     assert not any("SET LOCATION" in s for s in cursor.executed)
@@ -613,7 +618,7 @@ def test_impala_sequence_for_a_plain_table_switches_location():
     })
     t = TableTarget("db.events", "hdfs://nn:8020/warehouse/events_v2")
     result = publish_table(ScriptedConnector(cursor), t, SMALL, 3)
-    assert result["statements"][2:] == [
+    assert result.statements[2:] == [
         "ALTER TABLE `db`.`events` SET LOCATION 'hdfs://nn:8020/warehouse/events_v2'",
         "REFRESH `db`.`events`",
         "SELECT COUNT(*) FROM `db`.`events`",

@@ -15,21 +15,25 @@ from pathlib import Path
 
 import fsspec
 
+import pyarrow as pa
 import pytest
 
-from airflow_provider_impala_transfer.core.commands import (
+from airflow_provider_impala_transfer.core.transfer.commands import (
     CommandFailed,
     CommandRunner,
     Stopped,
     ToolNotFound,
     TransferError,
 )
-from airflow_provider_impala_transfer.core.delivery import PublishError, VerificationError, deliver_chunk, publish
-from airflow_provider_impala_transfer.core.destinations import FsspecDestination, HdfsDestination, SshDestination
+from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.errors import PublishError, VerificationError
+from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk, verify
+from airflow_provider_impala_transfer.core.transfer.publish import publish
+from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination, HdfsDestination, SshDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.layout import RunLayout
-from airflow_provider_impala_transfer.core.methods import (
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.methods import (
     DistcpMethod,
     DistcpOptions,
     FsspecMethod,
@@ -40,26 +44,26 @@ from airflow_provider_impala_transfer.core.methods import (
     check_method,
     copy_stream,
 )
-from airflow_provider_impala_transfer.core.scp import ScpTarget
-from airflow_provider_impala_transfer.core.uris import normalize_uri
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
+from airflow_provider_impala_transfer.core.common.uris import normalize_uri
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
 
 
-def make_chunk(directory: Path, chunk: int = 0, parts: int = 2, size: int = 300_000) -> dict:
+def make_chunk(directory: Path, chunk: int = 0, parts: int = 2, size: int = 300_000) -> Manifest:
     directory.mkdir(parents=True, exist_ok=True)
     files = []
     for part in range(parts):
         path = directory / f"chunk-{chunk:05d}-part-{part:05d}.parquet"
         data = os.urandom(size)
         path.write_bytes(data)
-        files.append({"path": f"file://{path}", "rows": 10, "bytes": size, "sha256": hashlib.sha256(data).hexdigest(),
-                      "chunk": chunk, "part": part, "format": "parquet", "compression": "snappy"})
-    return {"files": files, "chunks": [{"index": chunk, "description": "all rows"}]}
+        files.append(FileEntry(path=f"file://{path}", rows=10, bytes=size, sha256=hashlib.sha256(data).hexdigest(),
+                               chunk=chunk, part=part, format="parquet", compression="snappy"))
+    return Manifest(files=files, schema=pa.schema([("x", pa.int64())]), chunks=[Chunk(index=chunk)])
 
 
-def names(manifest: dict) -> list[str]:
-    return [f["path"].rsplit("/", 1)[1] for f in manifest["files"]]
+def names(manifest: Manifest) -> list[str]:
+    return [f.name for f in manifest.files]
 
 
 def hdfs_destination(root: Path | str) -> HdfsDestination:
@@ -97,8 +101,8 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     method = DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner(),
                           source_hdfs_path="hdfs://source-nn:8020/staging",
                           options=DistcpOptions(maps=8, bandwidth_mb=50), listing_dir="/lists")
-    commands = method.commands([_sf(f) for f in manifest["files"]], RunLayout("", RUN), overwrite=False)
-    key = method.staging_key(RunLayout("", RUN))
+    commands = method.commands(manifest.files, Run(RUN), overwrite=False)
+    key = method.staging_key(Run(RUN))
     assert re.fullmatch(r"manual__2026-11-24T10_00_00_00_00-[0-9a-f]{8}", key)
     staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}"
     assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
@@ -109,7 +113,7 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     assert sum(1 for argv in commands if "distcp" in argv) == 1
     with pytest.raises(ConfigError, match="source_hdfs_path: chunk files are on this machine"):
         DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner()) \
-            .commands([_sf(f) for f in manifest["files"]], RunLayout("", RUN), overwrite=False)
+            .commands(manifest.files, Run(RUN), overwrite=False)
     with pytest.raises(ConfigError, match="distcp_strategy"):
         DistcpOptions(strategy="fastest")
 
@@ -117,9 +121,9 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
 def test_hdfs_put_overwrites_only_when_asked(tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=1)
     method = HdfsPutMethod(destination=hdfs_destination("/t"), runner=CommandRunner())
-    files = [_sf(f) for f in manifest["files"]]
-    assert "-f" not in method.commands(files, RunLayout("", RUN), overwrite=False)[1]
-    assert method.commands(files, RunLayout("", RUN), overwrite=True)[1][3] == "-f"
+    files = manifest.files
+    assert "-f" not in method.commands(files, Run(RUN), overwrite=False)[1]
+    assert method.commands(files, Run(RUN), overwrite=True)[1][3] == "-f"
 
 
 def test_scp_command_checks_host_keys_runs_in_batch_mode_and_limits_bandwidth():
@@ -144,11 +148,11 @@ def test_a_missing_binary_fails_fast_naming_the_setting(tmp_path, monkeypatch):
     manifest = make_chunk(tmp_path / "extract", parts=1)
     method = HdfsPutMethod(destination=hdfs_destination(tmp_path / "t"), runner=CommandRunner())
     with pytest.raises(ToolNotFound, match=r"hdfs not found on PATH \(set hdfs_bin=/path/to/hdfs\)"):
-        deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+        deliver_chunk(method, manifest, Run(RUN), overwrite=False)
     distcp = DistcpMethod(destination=hdfs_destination(tmp_path / "t"), source_shell=HdfsShell(), runner=CommandRunner(),
                           source_hdfs_path="file:///s", options=DistcpOptions(hadoop_bin="/opt/none/hadoop"))
     with pytest.raises(ToolNotFound, match=r"hadoop not found at /opt/none/hadoop \(set hadoop_bin="):
-        deliver_chunk(distcp, manifest, RunLayout("", RUN), overwrite=False)
+        deliver_chunk(distcp, manifest, Run(RUN), overwrite=False)
 
 
 def test_timeout_and_kill_stop_the_whole_process_group(tmp_path):
@@ -195,9 +199,9 @@ def test_hdfs_methods_deliver_and_verify_literal_weird_paths(method_class, hadoo
     root = tmp_path / "tärget dir $(touch pwned); x"
     manifest = make_chunk(tmp_path / "extract", parts=2)
     method = method_class(destination=hdfs_destination(root), runner=CommandRunner(timeout=120))
-    record = deliver_chunk(method, manifest, RunLayout("", RUN, {"ds": "2026-11-24"}), overwrite=False)
-    assert record["method"] == method.name and len(record["files"]) == 2
-    assert all(f["checksum_verified"] for f in record["files"])
+    record = deliver_chunk(method, manifest, Run(RUN, {"ds": "2026-11-24"}), overwrite=False)
+    assert record.method == method.name and len(record.files) == 2
+    assert record.checksum_verified
     staging = root / "_impala_transfer_staging" / "manual__2026-11-24T10_00_00_00_00"
     assert sorted(p.name for p in staging.glob("chunk-*")) == names(manifest)
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
@@ -207,7 +211,7 @@ def test_distcp_stages_local_files_on_the_source_cluster_then_one_job(hadoop_env
     manifest = make_chunk(tmp_path / "extract", parts=3)
     method = DistcpMethod(destination=hdfs_destination(tmp_path / "target"), source_shell=HdfsShell(),
                           runner=CommandRunner(timeout=120), source_hdfs_path=f"file://{tmp_path}/source-hdfs")
-    deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+    deliver_chunk(method, manifest, Run(RUN), overwrite=False)
     calls = hadoop_env.distcp_calls()
     assert len(calls) == 1 and calls[0]["exit_code"] == 0
     assert all("/source-hdfs/_impala_transfer_staging/" in s for s in calls[0]["sources"])
@@ -218,41 +222,40 @@ def test_verification_catches_a_file_changed_at_the_target(hadoop_env, tmp_path)
     manifest = make_chunk(tmp_path / "extract", parts=1)
     destination = hdfs_destination(tmp_path / "target")
     method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
-    layout = RunLayout("", RUN)
-    deliver_chunk(method, manifest, layout, overwrite=False)
-    delivered = tmp_path / "target" / "_impala_transfer_staging" / layout.key / names(manifest)[0]
+    run = Run(RUN)
+    deliver_chunk(method, manifest, run, overwrite=False)
+    delivered = tmp_path / "target" / "_impala_transfer_staging" / run.key / names(manifest)[0]
     data = bytearray(delivered.read_bytes())
     data[100] ^= 0xFF  # same size, different bytes
     delivered.write_bytes(bytes(data))
     (delivered.parent / f".{delivered.name}.crc").unlink(missing_ok=True)
-    from airflow_provider_impala_transfer.core.delivery import chunk_files, verify
     with pytest.raises(VerificationError, match="differs from the extracted file"):
-        verify(destination, str(method.target_dir(layout)), chunk_files(manifest))
+        verify(destination, str(method.target_dir(run)), manifest.files)
 
 
 def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(hadoop_env, tmp_path):
     destination = hdfs_destination(tmp_path / "target")
     method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
     first = make_chunk(tmp_path / "a", parts=2)
-    other_run = RunLayout("", "scheduled__2026-11-23", {"ds": "2026-11-23"})
+    other_run = Run("scheduled__2026-11-23", {"ds": "2026-11-23"})
     deliver_chunk(method, first, other_run, overwrite=False)
     publish(destination, other_run, names(first), names(first))
-    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
-    deliver_chunk(method, first, layout, overwrite=False)
-    publish(destination, layout, names(first), names(first))
+    run = Run(RUN, {"ds": "2026-11-24"})
+    deliver_chunk(method, first, run, overwrite=False)
+    publish(destination, run, names(first), names(first))
     # re-run of the same run with a shorter result: one file; the earlier two are replaced
     second = make_chunk(tmp_path / "b", parts=1)
-    deliver_chunk(method, second, layout, overwrite=True)
-    publish(destination, layout, names(second), names(second))
+    deliver_chunk(method, second, run, overwrite=True)
+    publish(destination, run, names(second), names(second))
     final = tmp_path / "target" / "ds=2026-11-24"
     assert sorted(p.name for p in final.glob("chunk-*")) == names(second)
     assert (final / names(second)[0]).read_bytes() == (tmp_path / "b" / names(second)[0]).read_bytes()
     assert sorted(p.name for p in (tmp_path / "target" / "ds=2026-11-23").glob("chunk-*")) == names(first)
     assert not list((tmp_path / "target" / "_impala_transfer_trash").iterdir())
     # publishing again is a no-op; publishing a run that delivered nothing is an error
-    publish(destination, layout, names(second), names(second))
+    publish(destination, run, names(second), names(second))
     with pytest.raises(PublishError, match="nothing to publish"):
-        publish(destination, RunLayout("", "never_delivered"), names(second), names(second))
+        publish(destination, Run("never_delivered"), names(second), names(second))
 
 
 # --- real sshd ---------------------------------------------------------------------------------
@@ -268,10 +271,10 @@ def scp_method(sshd, remote: Path, **overrides) -> ScpMethod:
 def test_scp_delivers_verifies_and_publishes_over_real_sshd(sshd, tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=2)
     method = scp_method(sshd, tmp_path / "remote dir; $(touch pwned)", bandwidth_kbit=800_000)
-    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
-    record = deliver_chunk(method, manifest, layout, overwrite=False)
-    assert record["destination"] == "ssh" and all(f["checksum_verified"] for f in record["files"])
-    publish(method.destination, layout, names(manifest), names(manifest))
+    run = Run(RUN, {"ds": "2026-11-24"})
+    record = deliver_chunk(method, manifest, run, overwrite=False)
+    assert record.destination == "ssh" and record.checksum_verified
+    publish(method.destination, run, names(manifest), names(manifest))
     final = tmp_path / "remote dir; $(touch pwned)" / "ds=2026-11-24"
     assert sorted(p.name for p in final.iterdir()) == names(manifest)
     assert not list(tmp_path.rglob("pwned"))
@@ -282,10 +285,10 @@ def test_scp_refuses_an_unknown_host_key_unless_accept_new(sshd, tmp_path):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     with pytest.raises(CommandFailed, match="Host key verification failed"):
-        deliver_chunk(scp_method(sshd, tmp_path / "r", known_hosts=str(empty)), manifest, RunLayout("", RUN),
+        deliver_chunk(scp_method(sshd, tmp_path / "r", known_hosts=str(empty)), manifest, Run(RUN),
                       overwrite=False)
     deliver_chunk(scp_method(sshd, tmp_path / "r", known_hosts=str(empty), host_key_checking="accept-new"),
-                  manifest, RunLayout("", RUN), overwrite=False)
+                  manifest, Run(RUN), overwrite=False)
     assert "ssh-ed25519" in empty.read_text()  # learnt on first use, checked from now on
 
 
@@ -296,7 +299,7 @@ def test_scp_to_an_unreachable_target_fails_within_its_timeout(tmp_path, closed_
     method = ScpMethod(destination=SshDestination(target=target, runner=runner), runner=runner)
     started = time.monotonic()
     with pytest.raises(CommandFailed, match="Connection refused"):
-        deliver_chunk(method, manifest, RunLayout("", RUN), overwrite=False)
+        deliver_chunk(method, manifest, Run(RUN), overwrite=False)
     assert time.monotonic() - started < 30
 
 
@@ -306,9 +309,9 @@ def test_fsspec_to_memory_and_local(tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=2)
     for fs, root in ((fsspec.filesystem("memory"), "/impala-transfer-test"), (fsspec.filesystem("file"), str(tmp_path / "t"))):
         method = FsspecMethod(destination=FsspecDestination(fs=fs, root=root))
-        layout = RunLayout("", RUN, {"ds": "2026-11-24"})
-        deliver_chunk(method, manifest, layout, overwrite=False)
-        publish(method.destination, layout, names(manifest), names(manifest))
+        run = Run(RUN, {"ds": "2026-11-24"})
+        deliver_chunk(method, manifest, run, overwrite=False)
+        publish(method.destination, run, names(manifest), names(manifest))
         assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{root}/ds=2026-11-24", detail=False)) == names(manifest)
 
 
@@ -317,12 +320,12 @@ def test_fsspec_to_s3_streams_verifies_and_publishes(s3, tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=2, size=6 << 20)
     fs = fsspec.filesystem("s3", **s3.storage_options())
     method = FsspecMethod(destination=FsspecDestination(fs=fs, root="impala-transfer/events"))
-    layout = RunLayout("", RUN, {"ds": "2026-11-24"})
-    record = deliver_chunk(method, manifest, layout, overwrite=False)
-    assert record["bytes"] == 12 << 20
-    publish(method.destination, layout, names(manifest), names(manifest))
+    run = Run(RUN, {"ds": "2026-11-24"})
+    record = deliver_chunk(method, manifest, run, overwrite=False)
+    assert record.bytes == 12 << 20
+    publish(method.destination, run, names(manifest), names(manifest))
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls("impala-transfer/events/ds=2026-11-24", detail=False)) == names(manifest)
-    assert not fs.exists(f"impala-transfer/events/_impala_transfer_staging/{layout.key}")
+    assert not fs.exists(f"impala-transfer/events/_impala_transfer_staging/{run.key}")
 
 
 def test_copy_stream_never_reads_more_than_a_block(tmp_path):
@@ -342,11 +345,6 @@ def test_copy_stream_never_reads_more_than_a_block(tmp_path):
     copied = copy_stream(memory, "/big/source", memory, "/big/target", block_size=1 << 20)
     assert copied == 5 << 20 and memory.cat("/big/target") == memory.cat("/big/source")
     assert reads and all(0 < n <= 1 << 20 for n in reads)
-
-
-def _sf(entry):
-    from airflow_provider_impala_transfer.core.methods import SourceFile
-    return SourceFile.from_entry(entry)
 
 
 def _alive(pid: int) -> bool:

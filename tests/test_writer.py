@@ -11,9 +11,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.manifest import build_manifest, merge_manifests, schema_from_dict
-from airflow_provider_impala_transfer.core.writer import FileFormat, RollingFileWriter
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
+from airflow_provider_impala_transfer.core.extract.writer import FileFormat, RollingFileWriter
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string()), ("amount", pa.decimal128(38, 10))])
 
@@ -138,13 +138,14 @@ def test_unknown_format_or_compression_names_the_field(fmt, comp, field):
         FileFormat(fmt, comp)
 
 
-def test_manifests_merge_in_chunk_order_and_keep_the_exact_schema(tmp_path):
-    m2 = build_manifest(write(tmp_path, 5, max_rows=10, chunk=2), SCHEMA)
-    m1 = build_manifest(write(tmp_path, 25, max_rows=10, chunk=1), SCHEMA)
-    merged = merge_manifests([m2, m1])
-    assert [(f["chunk"], f["part"]) for f in merged["files"]] == [(1, 0), (1, 1), (1, 2), (2, 0)]
-    assert merged["rows"] == 30
-    assert schema_from_dict(merged["schema"]).equals(SCHEMA)
-    other = build_manifest([], pa.schema([("x", pa.int8())]))
-    with pytest.raises(ValueError, match="disagree"):
-        merge_manifests([m1, other])
+def test_manifests_merge_in_chunk_order_and_keep_the_exact_schema_through_xcom(tmp_path):
+    m2 = Manifest(write(tmp_path, 5, max_rows=10, chunk=2), SCHEMA)
+    m1 = Manifest(write(tmp_path, 25, max_rows=10, chunk=1), SCHEMA)
+    merged = Manifest.merge([m2.to_dict(), m1])  # XCom hands plain dicts
+    assert [(f.chunk, f.part) for f in merged.files] == [(1, 0), (1, 1), (1, 2), (2, 0)]
+    assert merged.rows == 30 and merged.to_dict()["rows"] == 30
+    assert Manifest.from_dict(merged.to_dict()).schema.equals(SCHEMA)
+    assert Manifest.from_dict(merged.to_dict()) == merged
+    other = Manifest([], pa.schema([("x", pa.int8())]))
+    with pytest.raises(ExtractError, match="disagree"):
+        Manifest.merge([m1, other])

@@ -9,27 +9,27 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
-
 from airflow_provider_impala_transfer.cli.settings import Resolved
-from airflow_provider_impala_transfer.core.commands import CommandRunner
-from airflow_provider_impala_transfer.core.connection import SourceConnector
-from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.extract import ExtractSpec
-from airflow_provider_impala_transfer.core.layout import RunLayout, run_key
-from airflow_provider_impala_transfer.core.methods import DistcpOptions, chain_from
-from airflow_provider_impala_transfer.core.scp import ScpTarget
-from airflow_provider_impala_transfer.core.sql import quote_table_name
-from airflow_provider_impala_transfer.core.target_table import TableTarget
-from airflow_provider_impala_transfer.core.targets import TransferTargets
-from airflow_provider_impala_transfer.core.uris import (
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector
+from airflow_provider_impala_transfer.core.common.sql import quote_table_name
+from airflow_provider_impala_transfer.core.common.uris import (
     check_component,
     check_path_text,
     join,
     local_path,
     normalize_uri,
+    run_key,
     scheme_of,
 )
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
+from airflow_provider_impala_transfer.core.table.ddl import TableTarget
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
 
 HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs", "file")
 
@@ -42,7 +42,7 @@ class Job:
     target_table: str
     chain: list[str]
     targets: TransferTargets
-    layout: RunLayout
+    run: Run
     work_dir: str
     table: TableTarget | None = None
     table_connector: SourceConnector | None = None
@@ -57,8 +57,8 @@ class Job:
     @property
     def target_description(self) -> str:
         t = self.targets
-        if t.fsspec_fs is not None:
-            return t.fsspec_fs.unstrip_protocol(t.fsspec_root or "")
+        if t.fsspec is not None:
+            return t.fsspec.describe(t.fsspec.root)
         return t.hdfs_root or (f"{t.scp.destination}:{t.scp.remote_path}" if t.scp else "(none)")
 
 
@@ -75,13 +75,13 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     quote_table_name(target_table, field="--target-table")
     table_dir = check_component(target_table.rsplit(".", 1)[-1].strip("`"), "--target-table")
     run_id = s.run_id or "cli__" + (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H%M%S")
-    layout = RunLayout(root="", run_id=run_id, partition=_partition(s.partition))
+    run = Run(run_id=run_id, partition=_partition(s.partition))
     targets, notes = _targets(s, table_dir)
     if not s.split_by and s.max_workers > 1:
         notes.append("one chunk, one stream: give --split-by <column> to extract chunks in parallel")
     chain = _chain(s, targets, notes)
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
-              layout=layout, work_dir=os.path.join(os.path.abspath(s.temp_dir), run_key(run_id)), notes=notes)
+              run=run, work_dir=os.path.join(os.path.abspath(s.temp_dir), run_key(run_id)), notes=notes)
     _table_step(job, password)
     return job
 
@@ -165,14 +165,8 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
             notes.append(f"target {raw} has no scheme: the Hadoop client's default filesystem is used")
     elif raw:
         url = join(normalize_uri(raw, "--target-hdfs-path"), table_dir)
-        try:
-            targets.fsspec_fs, targets.fsspec_root = fsspec.core.url_to_fs(url, **(s.fsspec_options or {}))
-        except (ImportError, ValueError, TypeError) as exc:
-            raise ConfigError("--target-hdfs-path", f"cannot open {scheme}:// ({exc})",
-                              f"install the fsspec package for {scheme} or fix --fsspec-options") from None
-        except OSError as exc:  # filesystems that connect when created (sftp): a wrong host or port
-            raise ConfigError("--target-hdfs-path", f"cannot reach {url} ({exc})",
-                              "check the host, port and --fsspec-options") from None
+        targets.fsspec = fsspec_destination(url, s.fsspec_options, field="--target-hdfs-path",
+                                            options_name="--fsspec-options")
     if s.scp_target_host:
         remote = s.scp_target_path or (local_path(raw) if raw else None)  # a file:// or bare target's path
         if not remote:
@@ -180,7 +174,7 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
         targets.scp = ScpTarget(host=s.scp_target_host, remote_path=join(remote, table_dir), user=s.scp_user,
                                 port=s.scp_port, key_file=s.scp_key_file, known_hosts=s.scp_known_hosts,
                                 host_key_checking=s.scp_host_key_checking, bandwidth_kbit=s.scp_bandwidth_kbit)
-    if targets.hdfs_root is None and targets.fsspec_fs is None and targets.scp is None:
+    if targets.hdfs_root is None and targets.fsspec is None and targets.scp is None:
         raise ConfigError("--target-hdfs-path", "no target is set",
                           "give --target-hdfs-path (or TARGET_HDFS_PATH), or --scp-target-host with --scp-target-path")
     return targets, notes
@@ -193,7 +187,7 @@ def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]
                           "drop one of the two")
     method = s.method
     if method is None:
-        if targets.fsspec_fs is not None:
+        if targets.fsspec is not None:
             method = "fsspec"
         elif targets.hdfs_root is None:
             method = "scp"
@@ -201,10 +195,10 @@ def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]
             method = "hdfs_put"  # distcp is the default, but this run gives it nowhere to go
             notes.append("distcp skipped: it needs --target-cluster (or an hdfs:// target) and --source-hdfs-path")
     chain = chain_from(method, use_distcp=bool(s.use_distcp))
-    if targets.fsspec_fs is not None and chain != ["fsspec"]:
-        url = targets.fsspec_fs.unstrip_protocol(targets.fsspec_root or "")
+    if targets.fsspec is not None and chain != ["fsspec"]:
+        url = targets.fsspec.describe(targets.fsspec.root)
         raise ConfigError("--method", f"{chain[0]} cannot write {url}", "use --method fsspec")
-    if chain == ["fsspec"] and targets.fsspec_fs is None:
+    if chain == ["fsspec"] and targets.fsspec is None:
         raise ConfigError("--target-hdfs-path", "fsspec needs an fsspec URL (s3://, gs://, abfs://, sftp://, ...)",
                           "give one, or choose another --method")
     targets.method(chain[0], CommandRunner())  # builds nothing lasting; raises ConfigError naming what is missing
@@ -225,8 +219,8 @@ def _table_step(job: Job, password: str | None) -> None:
         job.notes.append("target table: skipped (--skip-table)")
         return
     location = job.targets.hdfs_root
-    if job.targets.fsspec_fs is not None:
-        location = job.targets.fsspec_fs.unstrip_protocol(job.targets.fsspec_root)
+    if job.targets.fsspec is not None:
+        location = job.targets.fsspec.describe(job.targets.fsspec.root)
     if not location:
         job.notes.append("target table: skipped (files go by scp to a host directory, which no table can read)")
         return
@@ -241,7 +235,7 @@ def _table_step(job: Job, password: str | None) -> None:
     if s.output_format != "parquet":
         job.notes.append("target table: skipped (the table step needs parquet files)")
         return
-    job.table = TableTarget(table=job.target_table, location=location, partition=job.layout.partition,
+    job.table = TableTarget(table=job.target_table, location=location, partition=job.run.partition,
                             dialect=s.table_dialect, file_format=s.output_format)
     # One set of credentials for both clusters, as the seed tool had.
     port = s.target_impala_port if s.given("target_impala_port") or s.target_impala_host else s.source_port

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import IO, NoReturn
 
 from airflow_provider_impala_transfer import __version__
+from airflow_provider_impala_transfer.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from airflow_provider_impala_transfer.cli.settings import SETTINGS, Resolved, read_password, resolve
-from airflow_provider_impala_transfer.core.errors import ConfigError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError
 GROUP_TITLES = {"source": "source (Impala)", "query": "what to transfer", "processing": "processing",
                 "target": "target and methods", "table": "target table"}
 EPILOG = """\
@@ -36,8 +35,8 @@ example:
 """
 
 
-class UsageError(Exception):
-    pass
+class UsageError(ImpalaTransferError):
+    """The command line itself is wrong (an unknown flag, a missing value)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,8 +129,8 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
     except ConfigError as exc:
         stderr.write(f"impala-transfer: {exc}\n")
         return EXIT_USAGE
-    except run.RUN_ERRORS as exc:
-        stderr.write(f"impala-transfer: FAILED: {run._first_line(exc)}\n")
+    except (ImpalaTransferError, OSError) as exc:
+        stderr.write(f"impala-transfer: FAILED: {run.first_line(exc)}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
         stderr.write("impala-transfer: interrupted; running commands were stopped, nothing was published\n")

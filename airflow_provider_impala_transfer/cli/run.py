@@ -7,42 +7,34 @@
 
 from __future__ import annotations
 
-import shlex
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import IO, Any
+from typing import IO
 
+from airflow_provider_impala_transfer.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from airflow_provider_impala_transfer.cli.job import Job
 from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, print_summary
-from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
-from airflow_provider_impala_transfer.core.connection import run_server_call
-from airflow_provider_impala_transfer.core.delivery import (
-    Attempt,
-    count_mismatch,
-    deliver_chunk,
-    deliver_with_fallback,
-    publish_deliveries,
-)
-from airflow_provider_impala_transfer.core.arrow_types import arrow_schema
-from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, SourceError, TargetTableError
-from airflow_provider_impala_transfer.core.extract import Progress, count_rows, describe_query, extract_chunk, plan_chunks
-from airflow_provider_impala_transfer.core.layout import STAGING_DIR
-from airflow_provider_impala_transfer.core.manifest import merge_manifests, schema_from_dict
-from airflow_provider_impala_transfer.core.methods import FsspecMethod, SourceFile
-from airflow_provider_impala_transfer.core.planning import Chunk
-from airflow_provider_impala_transfer.core.target_table import (
-    add_partition_sql,
-    count_sql,
-    create_table_sql,
-    publish_table,
-    refresh_sql,
-)
-from airflow_provider_impala_transfer.core.targets import DESTINATION_OF
-from airflow_provider_impala_transfer.core.writer import part_name
+from airflow_provider_impala_transfer.core.common.connection import run_server_call
+from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
+from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
+from airflow_provider_impala_transfer.core.extract.extract import Progress, describe_query, extract_chunk, plan_chunks
+from airflow_provider_impala_transfer.core.extract.writer import part_name
+from airflow_provider_impala_transfer.core.reconcile import count_mismatch, count_rows
+from airflow_provider_impala_transfer.core.table.ddl import add_partition_sql, count_sql, create_table_sql, refresh_sql
+from airflow_provider_impala_transfer.core.table.publish import publish_table
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.delivery import Attempt, deliver_chunk, deliver_with_fallback
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR
+from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod
+from airflow_provider_impala_transfer.core.transfer.publish import publish_deliveries
+from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
+from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-RUN_ERRORS = (TransferError, SourceError, ExtractError, TargetTableError, OSError)
+# What a run may fail with and still end with its summary: the provider's errors, and the OS's
+# (a full disk, a vanished directory).
+RUN_ERRORS = (ImpalaTransferError, OSError)
 
 
 class _ReportedProgress(Progress):
@@ -64,11 +56,11 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
         reporter.line(note)
     chunks = plan_chunks(job.connector, job.spec)
     total = count_rows(job.connector, job.spec.query)
-    reporter.line(f"run {job.layout.run_id}: {job.spec.query.strip()[:200]}")
+    reporter.line(f"run {job.run.run_id}: {job.spec.query.strip()[:200]}")
     reporter.line(f"target {job.target_description}; methods {' -> '.join(job.chain)}")
     outcomes = {c.index: ChunkOutcome(c.index, c.description) for c in chunks}
-    manifests: dict[int, dict[str, Any]] = {}
-    records: dict[int, dict[str, Any]] = {}
+    manifests: dict[int, Manifest] = {}
+    records: dict[int, DeliveryRecord] = {}
     # One runner per chunk, made up front, so Ctrl-C stops chunks still extracting as well.
     runners = {c.index: job.targets.runner(log=reporter.detail) for c in chunks}
     reporter.start(chunks, total)
@@ -81,21 +73,20 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
             outcome = outcomes[chunk.index]
             try:
                 manifest, record, attempts = future.result()
-            except (*RUN_ERRORS, ConfigError) as exc:
-                outcome.error = _first_line(exc)
+            except RUN_ERRORS as exc:
+                outcome.error = first_line(exc)
                 reporter.chunk_failed(chunk.index, outcome.error)
                 continue
             manifests[chunk.index] = manifest
-            outcome.rows, outcome.files = manifest["rows"], len(manifest["files"])
-            outcome.bytes = manifest["bytes"]
+            outcome.rows, outcome.files, outcome.bytes = manifest.rows, len(manifest.files), manifest.bytes
             outcome.failed = [f"{a.method}: {a.error}" for a in attempts if not a.delivered]
             if record is None:
                 outcome.error = "no method delivered it"
                 reporter.chunk_failed(chunk.index, "every method failed: " + "; ".join(outcome.failed))
                 continue
             records[chunk.index] = record
-            outcome.method = record["method"]
-            outcome.checksum = "sha256 ok" if all(f["checksum_verified"] for f in record["files"]) else "size ok"
+            outcome.method = record.method
+            outcome.checksum = "sha256 ok" if record.checksum_verified else "size ok"
     except KeyboardInterrupt:
         interrupted = True
         for runner in runners.values():  # stop hdfs/hadoop/scp and what they started, start no other
@@ -114,7 +105,7 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRun
     manifest = extract_chunk(job.connector, job.spec, chunk, job.work_dir,
                              progress=_ReportedProgress(chunk.index, reporter))
 
-    def build(name: str) -> Callable[[], Any]:
+    def build(name: str) -> Callable[[], TransferMethod]:
         def make():
             reporter.trying(chunk.index, name)
             return job.targets.method(name, runner, log=reporter.detail)
@@ -122,7 +113,7 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRun
 
     def deliver(method, overwrite):
         # Staging is this run's own directory: replacing what an earlier attempt left is safe.
-        return deliver_chunk(method, manifest, job.layout, overwrite=True,
+        return deliver_chunk(method, manifest, job.run, overwrite=True,
                              verify_mode=job.settings.verify, log=reporter.detail)
 
     def report(attempt: Attempt) -> None:
@@ -136,31 +127,31 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRun
     return manifest, record, attempts
 
 
-def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, dict], records: dict[int, dict],
+def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], records: dict[int, DeliveryRecord],
             total: int, reporter: Reporter) -> tuple[list[str], int]:
     missing = [c.index for c in chunks if c.index not in records]
     if missing:
         return [f"FAILED: chunk(s) {', '.join(map(str, missing))} not delivered; nothing was published "
                 f"(delivered chunks wait in {STAGING_DIR}/ at the target; local files kept in {job.work_dir})"], EXIT_FAILED
     runner = job.targets.runner(log=reporter.detail)
-    published = publish_deliveries(list(records.values()), job.layout,
+    published = publish_deliveries(list(records.values()), job.run,
                                    lambda kind: job.targets.destination(kind, runner), log=reporter.detail)
-    lines = [f"published {', '.join(published['published'].values())}: {published['files']} files, "
-             f"{published['bytes']:,} bytes"]
-    if len(published["published"]) > 1:
-        lines.append(f"warning: chunks arrived through different destinations ({', '.join(published['published'])});"
+    lines = [f"published {', '.join(published.published.values())}: {published.files} files, "
+             f"{published.bytes:,} bytes"]
+    if len(published.published) > 1:
+        lines.append(f"warning: chunks arrived through different destinations ({', '.join(published.published)});"
                      " unless they are one place, readers of each see only its chunks")
-    manifest = merge_manifests([manifests[c.index] for c in chunks])
-    counts = {"source": total, "files": manifest["rows"], "published": published["rows"]}
+    manifest = Manifest.merge(manifests[c.index] for c in chunks)
+    counts = {"source": total, "files": manifest.rows, "published": published.rows}
     code = EXIT_OK
     if job.table is not None and job.table_connector is not None:
-        table = job.table_at(published["final_dir"])
+        table = job.table_at(published.final_dir)
         try:
-            result = publish_table(job.table_connector, table, schema_from_dict(manifest["schema"]), published["rows"])
-            counts["target_table"] = result["rows"]
-            lines.append(f"table {result['table']} shows {result['rows']:,} rows at {result['location']}")
-        except (TargetTableError, SourceError, ConfigError) as exc:
-            lines.append(f"FAILED: target table {job.target_table}: {_first_line(exc)}")
+            result = publish_table(job.table_connector, table, manifest.schema, published.rows)
+            counts["target_table"] = result.rows
+            lines.append(f"table {result.table} shows {result.rows:,} rows at {result.location}")
+        except ImpalaTransferError as exc:
+            lines.append(f"FAILED: target table {job.target_table}: {first_line(exc)}")
             code = EXIT_FAILED
     lines += [f"note: {note}" for note in job.notes if note.startswith("target table")]
     lines.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -173,7 +164,7 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, dict], records: 
     return lines, code
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -185,7 +176,7 @@ def dry_run(job: Job, out: IO[str]) -> int:
     for note in job.notes:
         write(f"note: {note}")
     chunks = plan_chunks(job.connector, job.spec)
-    write(f"run {job.layout.run_id}: {len(chunks)} chunk(s), {job.settings.max_workers} worker(s), "
+    write(f"run {job.run.run_id}: {len(chunks)} chunk(s), {job.settings.max_workers} worker(s), "
           f"one connection each")
     write(f"query: {' '.join(job.spec.query.split())}")
     for chunk in chunks:
@@ -196,14 +187,12 @@ def dry_run(job: Job, out: IO[str]) -> int:
     runner = CommandRunner()
     for chunk in chunks:
         name = part_name(chunk.index, 0, job.spec.file_format)
-        files = [SourceFile(url=f"file://{job.work_dir}/{name}", bytes=0, sha256="")]
+        files = [FileEntry(path=f"file://{job.work_dir}/{name}", bytes=0, sha256="")]
         write(f"chunk {chunk.index} ({name}, ...):")
         for method_name in job.chain:
             try:
-                method = job.targets.method(method_name, runner)
-                lines = (method.describe(files, job.layout) if isinstance(method, FsspecMethod)
-                         else [_argv_text(argv) for argv in method.commands(files, job.layout, overwrite=True)])
-            except ConfigError as exc:
+                lines = job.targets.method(method_name, runner).describe(files, job.run)
+            except ImpalaTransferError as exc:
                 lines = [f"(not configured: {exc})"]
             write(f"  {method_name}:")
             for line in lines:
@@ -212,13 +201,13 @@ def dry_run(job: Job, out: IO[str]) -> int:
     for kind in dict.fromkeys(DESTINATION_OF[m] for m in job.chain):
         try:
             destination = job.targets.destination(kind, runner)
-        except ConfigError:
+        except ImpalaTransferError:
             continue
-        layout = job.layout.with_root(destination.root)
+        layout = job.run.at(destination.root)
         write(f"  {kind}: rename {destination.describe(layout.staging_dir)} -> {destination.describe(layout.final_dir)}")
     if job.table is not None:
         schema = arrow_schema(describe_query(job.connector, job.spec.query), job.spec.timestamp_unit)
-        table = job.table_at(job.layout.with_root(job.table.location).final_dir)
+        table = job.table_at(job.run.at(job.table.location).final_dir)
         write(f"table on {job.table_connector.address}:")
         statements = [create_table_sql(table, schema)]
         statements += [add_partition_sql(table)] if table.partition else []
@@ -227,10 +216,6 @@ def dry_run(job: Job, out: IO[str]) -> int:
             write("  " + " ".join(sql.split()))
     write("dry run: nothing was extracted, copied or changed")
     return EXIT_OK
-
-
-def _argv_text(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)
 
 
 # --test-connection ------------------------------------------------------------------------------
@@ -242,7 +227,7 @@ def test_connection(job: Job, out: IO[str]) -> int:
     for kind in dict.fromkeys(DESTINATION_OF[m] for m in job.chain):
         try:
             destination = job.targets.destination(kind, runner)
-        except ConfigError:  # a later fallback left unconfigured: nothing to reach
+        except ImpalaTransferError:  # a later fallback left unconfigured: nothing to reach
             out.write(f"target ({kind}): not configured, skipped\n")
             continue
         checks.append((f"target ({kind})", lambda d=destination: _probe_destination(d)))
@@ -252,21 +237,16 @@ def test_connection(job: Job, out: IO[str]) -> int:
     for name, check in checks:
         try:
             out.write(f"{name}: ok, {check()}\n")
-        except (*RUN_ERRORS, ConfigError) as exc:
+        except RUN_ERRORS as exc:
             failures += 1
-            out.write(f"{name}: FAILED, {_first_line(exc)}\n")
+            out.write(f"{name}: FAILED, {first_line(exc)}\n")
     return EXIT_FAILED if failures else EXIT_OK
 
 
 def _ping(connector) -> str:
-    connection = connector.connect()
-    try:
-        cursor = connector.cursor(connection, columnar=False)
+    with connector.session() as cursor:
         run_server_call(connector, "SELECT 1", lambda: cursor.execute("SELECT 1"))
         run_server_call(connector, "SELECT 1", cursor.fetchall)
-        cursor.close()
-    finally:
-        connection.close()
     return f"{connector.address} answered SELECT 1 (auth {connector.auth_mechanism})"
 
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANISMS
+from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name
+from airflow_provider_impala_transfer.core.common.values import parse_bool, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.secrets import is_secret_name
-
-NOT_SECRET = {"scp_key_file", "scp_known_hosts", "split_by", "password_env", "password_file", "auth_mechanism"}
+from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
+from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
+from airflow_provider_impala_transfer.core.transfer.delivery import VERIFY_MODES
+from airflow_provider_impala_transfer.core.transfer.methods import DISTCP_STRATEGIES, METHODS
+from airflow_provider_impala_transfer.core.transfer.scp import HOST_KEY_CHECKING
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("source_port", "its port", 21050, "int", "IMPALA_PORT"),
     _s("source_database", "database for unqualified names", "default", env="IMPALA_DATABASE"),
     _s("auth_mechanism", "NOSASL, PLAIN, LDAP, GSSAPI or JWT", "NOSASL", env="IMPALA_AUTH_MECHANISM",
-       choices=("NOSASL", "PLAIN", "LDAP", "GSSAPI", "JWT")),
+       choices=AUTH_MECHANISMS),
     _s("user", "user for PLAIN/LDAP (password: --password-env, --password-file or --ask-password)",
        env="IMPALA_USER"),
     _s("password_env", "environment variable holding the password", "IMPALA_PASSWORD"),
@@ -70,7 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("chunk_size", "rows per chunk and per file", 1_000_000, "int", "CHUNK_SIZE", group="processing"),
     _s("max_workers", "chunks extracted and delivered at once (one connection each)", 4, "int", "MAX_WORKERS",
        group="processing"),
-    _s("output_format", "file format", "parquet", env="OUTPUT_FORMAT", choices=("parquet", "csv"),
+    _s("output_format", "file format", "parquet", env="OUTPUT_FORMAT", choices=OUTPUT_FORMATS,
        group="processing"),
     _s("compression", "parquet: snappy, zstd, gzip, none; csv: none, gzip", env="COMPRESSION", group="processing"),
     _s("temp_dir", "local directory for extracted files", "/tmp/impala_transfer", env="TEMP_DIR",
@@ -80,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
        env="RUN_ID", group="processing"),
     _s("partition", "publish into <col>=<value>/ and add it as a table partition, e.g. ds=2024-01-01",
        env="PARTITION", group="processing"),
-    _s("verify", "check delivered files by sha256 (default) or size", "sha256", choices=("sha256", "size"),
+    _s("verify", "check delivered files by sha256 (default) or size", "sha256", choices=VERIFY_MODES,
        env="VERIFY", group="processing"),
     # target
     _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "
@@ -91,12 +95,12 @@ SETTINGS: tuple[Setting, ...] = (
        env="SOURCE_HDFS_PATH", group="target"),
     _s("use_distcp", "start the chain with distcp (default true)", True, "bool", "USE_DISTCP", group="target"),
     _s("method", "first method to try: distcp, hdfs_put, hdfs_cp, scp or fsspec", env="TRANSFER_METHOD",
-       choices=("distcp", "hdfs_put", "hdfs_cp", "scp", "fsspec"), group="target"),
+       choices=METHODS, group="target"),
     _s("hadoop_bin", "hadoop executable", "hadoop", env="HADOOP_BIN", group="target"),
     _s("hdfs_bin", "hdfs executable", "hdfs", env="HDFS_BIN", group="target"),
     _s("distcp_maps", "distcp -m", 20, "int", "DISTCP_MAPS", group="target"),
     _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", "DISTCP_BANDWIDTH_MB", group="target"),
-    _s("distcp_strategy", "distcp -strategy", "dynamic", choices=("dynamic", "uniformsize"), env="DISTCP_STRATEGY",
+    _s("distcp_strategy", "distcp -strategy", "dynamic", choices=DISTCP_STRATEGIES, env="DISTCP_STRATEGY",
        group="target"),
     _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
     _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
@@ -104,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("scp_port", "ssh port", 22, "int", "SCP_PORT", group="target"),
     _s("scp_key_file", "private key file", env="SCP_KEY_FILE", group="target"),
     _s("scp_known_hosts", "known_hosts file holding the target's host key", env="SCP_KNOWN_HOSTS", group="target"),
-    _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=("yes", "accept-new"),
+    _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=HOST_KEY_CHECKING,
        env="SCP_HOST_KEY_CHECKING", group="target"),
     _s("scp_bandwidth_kbit", "scp -l (Kbit/s)", None, "int", "SCP_BANDWIDTH_KBIT", group="target"),
     _s("fsspec_options", "JSON object of fsspec storage options (no secrets: use the store's own "
@@ -115,23 +119,17 @@ SETTINGS: tuple[Setting, ...] = (
     _s("target_impala_host", "Impala host on the target cluster for the table step (default: the source "
        "host when no --target-cluster is given)", env="TARGET_IMPALA_HOST", group="table"),
     _s("target_impala_port", "its port", 21050, "int", "TARGET_IMPALA_PORT", group="table"),
-    _s("table_dialect", "impala (REFRESH) or hive (REFRESH TABLE)", "impala", choices=("impala", "hive"),
+    _s("table_dialect", "impala (REFRESH) or hive (REFRESH TABLE)", "impala", choices=DIALECTS,
        env="TABLE_DIALECT", group="table"),
     _s("skip_table", "only deliver files: no CREATE/REFRESH of the target table", False, "bool", group="table"),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
-ENV_TRUE = ("1", "true", "yes", "on")
-ENV_FALSE = ("0", "false", "no", "off", "")
-
-
-def is_secret(name: str) -> bool:
-    return name.lower() not in NOT_SECRET and is_secret_name(name)
 
 
 def mask(name: str, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: mask(k, v) for k, v in value.items()}
-    return "***" if value not in (None, "") and is_secret(name) else value
+    return MASK if value not in (None, "") and is_secret_name(name) else value
 
 
 def convert(setting: Setting, value: Any, origin: str) -> Any:
@@ -140,24 +138,9 @@ def convert(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
     if setting.kind == "int":
-        if isinstance(value, bool):
-            raise ConfigError(field, f"{value!r} is not a whole number", "give e.g. 100000")
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(field, f"{value!r} is not a whole number", "give e.g. 100000") from None
-        if number <= 0:
-            raise ConfigError(field, f"{number} is not > 0", "give a whole number > 0")
-        return number
+        return positive_int(value, field)
     if setting.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ENV_TRUE:
-            return True
-        if text in ENV_FALSE:
-            return False
-        raise ConfigError(field, f"{value!r} is not true or false", "write true or false")
+        return parse_bool(value, field)
     if setting.kind == "json":
         if isinstance(value, str):
             try:
@@ -166,7 +149,7 @@ def convert(setting: Setting, value: Any, origin: str) -> Any:
                 raise ConfigError(field, f"is not valid JSON ({exc.msg})", 'write an object, e.g. {"anon": true}') from None
         if not isinstance(value, dict):
             raise ConfigError(field, "is not an object", 'write an object, e.g. {"anon": true}')
-        secrets = sorted(k for k in value if is_secret(k))
+        secrets = sorted(k for k in value if is_secret_name(k))
         if secrets:
             raise ConfigError(field, f"holds secrets ({', '.join(secrets)})",
                               "give credentials through the store's environment variables or credential files")
@@ -204,7 +187,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name == "password" or (is_secret(name) and name not in BY_NAME):
+        if name == "password" or (is_secret_name(name) and name not in BY_NAME):
             raise ConfigError(f"--config {key}", "secrets do not belong in config files",
                               "use IMPALA_PASSWORD, --password-file or --ask-password")
         if name not in BY_NAME:
@@ -275,6 +258,3 @@ def read_password(settings: Resolved, environ: Mapping[str, str], *, ask: bool) 
                               "give a readable file holding the password") from None
     return environ.get(settings.password_env) or None
 
-
-def env_snapshot() -> dict[str, str]:
-    return dict(os.environ)

@@ -13,9 +13,9 @@ from typing import Any
 import fsspec
 from airflow.sdk import BaseHook
 
-from airflow_provider_impala_transfer.core.destinations import FsspecDestination
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.secrets import is_secret_name
+from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination, fsspec_destination
+from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
 _LOGIN_NAMES = {"s3": ("key", "secret"), "s3a": ("key", "secret"), "sftp": ("username", "password"),
                 "ssh": ("username", "password"), "ftp": ("username", "password"),
@@ -51,7 +51,7 @@ class FsspecHook(BaseHook):
             options.setdefault(login_name, conn.login)
         if conn.password:
             options.setdefault(password_name, conn.password)
-        mask_secret_options(options)
+        mask_in_task_logs(options)
         return protocol, options
 
     def destination(self, target_url: str) -> FsspecDestination:
@@ -64,15 +64,4 @@ class FsspecHook(BaseHook):
                               f"{self.fsspec_conn_id!r} is for {protocol}://", "make them agree")
         if protocol and "://" not in target_url:
             target_url = f"{protocol}://{target_url.lstrip('/')}" if protocol not in ("file", "local") else target_url
-        fs, path = fsspec.core.url_to_fs(target_url, **options)
-        return FsspecDestination(fs=fs, root=path)
-
-
-def mask_secret_options(options: dict[str, Any]) -> None:
-    from airflow.sdk.log import mask_secret
-
-    for key, value in options.items():
-        if isinstance(value, dict):
-            mask_secret_options(value)
-        elif value and is_secret_name(key) and isinstance(value, str):
-            mask_secret(value)
+        return fsspec_destination(target_url, options, options_name=f"connection {self.fsspec_conn_id!r}")

@@ -6,7 +6,9 @@ from typing import Any
 
 from airflow.providers.apache.impala.hooks.impala import ImpalaHook
 
-from airflow_provider_impala_transfer.core.connection import DEFAULT_PORT, SECRET_KEYS, SourceConnector
+from airflow_provider_impala_transfer.core.common.connection import DEFAULT_PORT, SourceConnector
+from airflow_provider_impala_transfer.core.common.values import parse_bool
+from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
 _BOOL_EXTRAS = {"use_ssl", "use_http_transport", "verify_cert"}
 
@@ -26,7 +28,7 @@ class ImpalaTransferHook(ImpalaHook):
         """A picklable description of the connection; each task opens its own socket from it."""
         conn = self.get_connection(self.get_conn_id())
         extras = _normalise_extras(conn.extra_dejson)
-        self._mask_secrets(extras)
+        mask_in_task_logs(extras)
         # Our own extras; every other one goes to impala.dbapi.connect unchanged, exactly as
         # ImpalaHook does, so an existing `impala` connection works as it is.
         connect_timeout = self.connect_timeout or extras.pop("connect_timeout", None) or 30
@@ -49,13 +51,6 @@ class ImpalaTransferHook(ImpalaHook):
     def get_conn(self):
         return self.connector().connect()
 
-    @staticmethod
-    def _mask_secrets(extras: dict[str, Any]) -> None:
-        from airflow.sdk.log import mask_secret
-
-        for key, value in extras.items():
-            if key in SECRET_KEYS and value:
-                mask_secret(str(value))
 
 
 def _normalise_extras(extras: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +61,7 @@ def _normalise_extras(extras: dict[str, Any]) -> dict[str, Any]:
             key = key.split("__", 2)[-1]
         if value in (None, ""):
             continue
-        if key in _BOOL_EXTRAS and isinstance(value, str):
-            value = value.strip().lower() in ("1", "true", "yes", "on")
+        if key in _BOOL_EXTRAS:
+            value = parse_bool(value, f"connection extra {key}")
         out[key] = value
     return out

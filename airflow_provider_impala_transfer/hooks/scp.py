@@ -15,9 +15,8 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_impala_transfer.core.commands import CommandRunner
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
 
 
 class ScpHook(BaseHook):
@@ -26,11 +25,10 @@ class ScpHook(BaseHook):
     conn_type = "ssh"
     hook_name = "SSH"
 
-    def __init__(self, ssh_conn_id: str | None = default_conn_name, *, runner: CommandRunner | None = None,
-                 scp_bin: str = "scp", ssh_bin: str = "ssh", **kwargs: Any) -> None:
+    def __init__(self, ssh_conn_id: str | None = default_conn_name, *, scp_bin: str = "scp", ssh_bin: str = "ssh",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ssh_conn_id = ssh_conn_id
-        self.runner = runner or CommandRunner()
         self.scp_bin, self.ssh_bin = scp_bin, ssh_bin
         self._tempdir: tempfile.TemporaryDirectory | None = None
 

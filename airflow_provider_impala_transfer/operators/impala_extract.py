@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_impala_transfer.core.extract import (
+from airflow_provider_impala_transfer.core.extract.extract import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FETCH_SIZE,
     ExtractSpec,
@@ -17,9 +17,8 @@ from airflow_provider_impala_transfer.core.extract import (
     extract_chunk,
     plan_chunks,
 )
-from airflow_provider_impala_transfer.core.layout import run_key
-from airflow_provider_impala_transfer.core.manifest import merge_manifests
-from airflow_provider_impala_transfer.core.planning import Chunk
+from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
+from airflow_provider_impala_transfer.core.common.uris import run_key
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 
 
@@ -165,10 +164,8 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
             progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
             manifests.append(extract_chunk(connector, spec, chunk, directory,
                                            storage_options=self.storage_options, progress=progress))
-        manifest = merge_manifests(manifests)
-        manifest["output_path"] = directory
-        manifest["chunks"] = [c.to_dict() for c in chunks]
-        for entry in manifest["files"]:
-            self.log.info("wrote %s: %d rows, %d bytes, sha256 %s", entry["path"], entry["rows"],
-                          entry["bytes"], entry["sha256"])
-        return manifest
+        manifest = Manifest.merge(manifests)
+        manifest.output_path = directory
+        for entry in manifest.files:
+            self.log.info("wrote %s: %d rows, %d bytes, sha256 %s", entry.path, entry.rows, entry.bytes, entry.sha256)
+        return manifest.to_dict()

@@ -7,10 +7,12 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_impala_transfer.core.manifest import merge_manifests, schema_from_dict
-from airflow_provider_impala_transfer.core.sql import quote_table_name
-from airflow_provider_impala_transfer.core.uris import normalize_uri
-from airflow_provider_impala_transfer.core.target_table import TableTarget, publish_table
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.common.sql import quote_table_name
+from airflow_provider_impala_transfer.core.common.uris import normalize_uri
+from airflow_provider_impala_transfer.core.table.ddl import TableTarget
+from airflow_provider_impala_transfer.core.table.publish import publish_table
+from airflow_provider_impala_transfer.core.transfer.records import PublishResult
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 
 
@@ -48,17 +50,17 @@ class TargetTableOperator(BaseOperator):
             quote_table_name(target_table, field="target_table")
 
     def execute(self, context: Any) -> dict[str, Any]:
-        manifest = merge_manifests(self.manifests)
+        manifest = Manifest.merge(self.manifests)
         if self.partition:
             location = normalize_uri(self.target_path, "target_path", cluster=self.target_cluster)
         else:
-            location = self.published["final_dir"]
+            location = PublishResult.from_dict(self.published).final_dir
         target = TableTarget(table=self.target_table, location=location,
                              partition=self.partition or None, dialect=self.dialect,
                              file_format=self.file_format)
         connector = ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id).connector()
-        result = publish_table(connector, target, schema_from_dict(manifest["schema"]), manifest["rows"])
-        for sql in result["statements"]:
+        result = publish_table(connector, target, manifest.schema, manifest.rows)
+        for sql in result.statements:
             self.log.info("ran: %s", sql)
-        self.log.info("%s shows %s rows at %s", result["table"], f"{result['rows']:,}", result["location"])
-        return result
+        self.log.info("%s shows %s rows at %s", result.table, f"{result.rows:,}", result.location)
+        return result.to_dict()

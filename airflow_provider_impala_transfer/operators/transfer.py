@@ -12,20 +12,24 @@ All real work is in the Airflow-free core; these read context and connections.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError
-from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, chunk_label, deliver_chunk, publish_deliveries
-from airflow_provider_impala_transfer.core.destinations import Destination
-from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.layout import RunLayout
-from airflow_provider_impala_transfer.core.methods import DistcpOptions, TransferMethod, check_method
-from airflow_provider_impala_transfer.core.targets import DESTINATION_OF, TransferTargets
-from airflow_provider_impala_transfer.core.uris import local_path, normalize_uri
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
+from airflow_provider_impala_transfer.core.errors import TransferError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.delivery import check_verify_mode, deliver_chunk
+from airflow_provider_impala_transfer.core.transfer.destinations import Destination
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.transfer.publish import publish_deliveries
+from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
+from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
@@ -88,27 +92,20 @@ class _TargetOperator(BaseOperator):
                                    strategy=distcp_strategy)
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
         self.command_timeout = command_timeout
-        self._runner: CommandRunner | None = None
+        self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
 
-    @property
-    def runner(self) -> CommandRunner:
-        """Made at run time (it holds the running child, which ``on_kill`` terminates)."""
-        if self._runner is None:
-            self._runner = CommandRunner(timeout=self.command_timeout, log=self.log.info)
-        return self._runner
-
-    def layout(self, context: Any) -> RunLayout:
-        return RunLayout(root="", run_id=context["run_id"], partition=self.partition or None)
+    def run(self, context: Any) -> Run:
+        return Run(run_id=context["run_id"], partition=self.partition or None)
 
     def _target_uri(self) -> str:
         return normalize_uri(self.target_path, "target_path", cluster=self.target_cluster)
 
     def _hadoop(self) -> HadoopCliHook:
-        return HadoopCliHook(self.hadoop_conn_id, runner=self.runner, hadoop_bin=self.hadoop_bin,
-                             hdfs_bin=self.hdfs_bin, env=self.hadoop_env)
+        return HadoopCliHook(self.hadoop_conn_id, hadoop_bin=self.hadoop_bin, hdfs_bin=self.hdfs_bin,
+                             env=self.hadoop_env)
 
     def _scp(self) -> ScpHook:
-        return ScpHook(self.ssh_conn_id, runner=self.runner, scp_bin=self.scp_bin, ssh_bin=self.ssh_bin)
+        return ScpHook(self.ssh_conn_id, scp_bin=self.scp_bin, ssh_bin=self.ssh_bin)
 
     def _scp_args(self) -> dict[str, Any]:
         return {"remote_path": self.scp_target_path or local_path(self.target_path or "") or None,
@@ -118,25 +115,39 @@ class _TargetOperator(BaseOperator):
         """The method's target from this task's arguments, reading only the connection it needs;
         the methods themselves are built by the core, as for the CLI and the Python API."""
         if method == "scp":
-            return TransferTargets(scp=self._scp().target(**self._scp_args()))
+            return TransferTargets(scp=self._scp().target(**self._scp_args()), command_timeout=self.command_timeout)
         if method == "fsspec":
-            destination = FsspecHook(self.fsspec_conn_id).destination(self._target_uri())
-            return TransferTargets(fsspec_fs=destination.fs, fsspec_root=destination.root)
-        hadoop = self._hadoop()  # merges the connection's env into this task's runner
+            return TransferTargets(fsspec=FsspecHook(self.fsspec_conn_id).destination(self._target_uri()),
+                                   command_timeout=self.command_timeout)
+        hadoop = self._hadoop()
         source = normalize_uri(self.source_hdfs_path, "source_hdfs_path") if self.source_hdfs_path else None
         return TransferTargets(hdfs_root=self._target_uri(), source_hdfs_path=source, hadoop_bin=hadoop.hadoop_bin,
-                               hdfs_bin=hadoop.hdfs_bin, distcp=DistcpOptions(**self.distcp_options))
+                               hdfs_bin=hadoop.hdfs_bin, hadoop_env=hadoop.env,
+                               distcp=DistcpOptions(**self.distcp_options), command_timeout=self.command_timeout)
+
+    def _runner_for(self, targets: TransferTargets) -> CommandRunner:
+        self._runner = targets.runner(log=self.log.info)
+        return self._runner
 
     def build_method(self, method: str) -> TransferMethod:
-        return self._targets(method).method(method, self.runner, log=self.log.info)
+        targets = self._targets(method)
+        return targets.method(method, self._runner_for(targets), log=self.log.info)
 
     def build_destination(self, kind: str) -> Destination:
-        method = next(name for name, of in DESTINATION_OF.items() if of == kind)
-        return self._targets(method).destination(kind, self.runner)
+        targets = self._targets(next(name for name, of in DESTINATION_OF.items() if of == kind))
+        return targets.destination(kind, self._runner_for(targets))
 
     def on_kill(self) -> None:
         if self._runner is not None:
             self._runner.stop()
+
+
+# Every argument of where chunks go and how each method reaches them, from the one definition
+# above: the task group passes exactly these on to its transfer and publish tasks.
+TARGET_ARGUMENTS: tuple[str, ...] = tuple(
+    name for name in inspect.signature(_TargetOperator.__init__).parameters
+    if name not in ("self", "target_path", "partition", "kwargs")
+)
 
 
 class TransferOperator(_TargetOperator):
@@ -167,16 +178,15 @@ class TransferOperator(_TargetOperator):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.method = check_method(method)
-        if verify not in VERIFY_MODES:
-            raise ConfigError("verify", f"{verify!r} is not a verification mode", f"use one of {', '.join(VERIFY_MODES)}")
+        self.verify = check_verify_mode(verify)
         self.manifest = manifest
-        self.verify = verify
         self.route_task_id = route_task_id
         self.skip_if_delivered_by = list(skip_if_delivered_by)
 
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        label = chunk_label(self.manifest)
+        manifest = Manifest.from_dict(self.manifest)
+        label = manifest.label
         if self.route_task_id:
             chosen = ti.xcom_pull(task_ids=self.route_task_id, map_indexes=ti.map_index) or []
             if self.task_id not in chosen:
@@ -187,10 +197,10 @@ class TransferOperator(_TargetOperator):
         method = self.build_method(self.method)
         # Overwrite only what this run itself may have left: a retry, or an earlier method's attempt.
         overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
-        record = deliver_chunk(method, self.manifest, self.layout(context), overwrite=overwrite,
+        record = deliver_chunk(method, manifest, self.run(context), overwrite=overwrite,
                                verify_mode=self.verify, log=self.log.info)
-        self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record["files"]), record["bytes"])
-        return record
+        self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
+        return record.to_dict()
 
 
 class ChunkDeliveredOperator(BaseOperator):
@@ -210,12 +220,13 @@ class ChunkDeliveredOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         for task_id in self.method_task_ids:
-            record = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
-            if record:
-                self.log.info("%s delivered by %s to %s", record["chunk"], record["method"], record["staging_dir"])
-                return record
+            data = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
+            if data:
+                record = DeliveryRecord.from_dict(data)
+                self.log.info("%s delivered by %s to %s", record.chunk, record.method, record.staging_dir)
+                return record.to_dict()
         tried = ", ".join(t.rsplit(".", 1)[-1] for t in self.method_task_ids)
-        raise TransferError(f"{chunk_label(self.manifest)} was not delivered by any method ({tried}); "
+        raise TransferError(f"{Manifest.from_dict(self.manifest).label} was not delivered by any method ({tried}); "
                             "see those tasks' logs for each method's error")
 
 
@@ -233,9 +244,9 @@ class PublishOperator(_TargetOperator):
         self.deliveries = deliveries
 
     def execute(self, context: Any) -> dict[str, Any]:
-        records = [r for r in self.deliveries if r]
-        result = publish_deliveries(records, self.layout(context), self.build_destination, log=self.log.info)
+        records = [DeliveryRecord.from_dict(r) for r in self.deliveries if r]
+        result = publish_deliveries(records, self.run(context), self.build_destination, log=self.log.info)
         for record in records:
-            self.log.info("%-40s %-8s %3d files %14s bytes", record["chunk"], record["method"],
-                          len(record["files"]), f"{record['bytes']:,}")
-        return result
+            self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
+                          len(record.files), f"{record.bytes:,}")
+        return result.to_dict()

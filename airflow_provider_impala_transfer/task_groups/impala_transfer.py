@@ -19,17 +19,20 @@ not delivered (or a count differs).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import TaskGroup, get_current_context, task, task_group
 
-from airflow_provider_impala_transfer.core.delivery import VERIFY_MODES, count_mismatch
-from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
-from airflow_provider_impala_transfer.core.extract import count_rows
-from airflow_provider_impala_transfer.core.manifest import merge_manifests
-from airflow_provider_impala_transfer.core.methods import CHAIN, METHODS, chain_from
-from airflow_provider_impala_transfer.core.sql import resolve_query
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.common.sql import resolve_query
+from airflow_provider_impala_transfer.core.common.values import parse_bool
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
+from airflow_provider_impala_transfer.core.transfer.delivery import check_verify_mode
+from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
+from airflow_provider_impala_transfer.core.transfer.records import PublishResult
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
@@ -39,17 +42,13 @@ from airflow_provider_impala_transfer.operators.impala_extract import (
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
 from airflow_provider_impala_transfer.operators.transfer import (
     MANIFEST_LABEL_TEMPLATE,
+    TARGET_ARGUMENTS,
     ChunkDeliveredOperator,
     PublishOperator,
     TransferOperator,
 )
 
-TARGET_ARGS = (
-    "target_cluster", "source_hdfs_path", "hadoop_conn_id", "hadoop_bin", "hdfs_bin", "hadoop_env",
-    "ssh_conn_id", "scp_target_path", "scp_target_host", "scp_bandwidth_kbit", "scp_bin", "ssh_bin",
-    "fsspec_conn_id", "distcp_maps", "distcp_bandwidth_mb", "distcp_strategy",
-    "command_timeout",
-)
+log = logging.getLogger(__name__)
 
 
 def impala_transfer_group(
@@ -85,13 +84,12 @@ def impala_transfer_group(
     ``method_retries`` (default 0) to each method, since the next method is the retry.
     Returns the TaskGroup; wire ``upstream >> group >> downstream``.
     """
-    unknown = set(target_args) - set(TARGET_ARGS)
+    unknown = set(target_args) - set(TARGET_ARGUMENTS)
     if unknown:
-        raise ConfigError(", ".join(sorted(unknown)), "unknown argument(s)", f"use: {', '.join(TARGET_ARGS)}")
-    if "{{" not in str(method) and method not in (None, ""):
-        chain_from(str(method), use_distcp=_flag(use_distcp))  # a typo fails when the DAG is parsed
-    if verify not in VERIFY_MODES:
-        raise ConfigError("verify", f"{verify!r} is not a verification mode", f"use one of {', '.join(VERIFY_MODES)}")
+        raise ConfigError(", ".join(sorted(unknown)), "unknown argument(s)", f"use: {', '.join(TARGET_ARGUMENTS)}")
+    if "{{" not in str(method) and method not in (None, "") and "{{" not in str(use_distcp):
+        chain_from(str(method), use_distcp=parse_bool(use_distcp, "use_distcp"))  # a typo fails at parse time
+    check_verify_mode(verify)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
@@ -107,7 +105,8 @@ def impala_transfer_group(
         def route(method: str | None, use_distcp: Any) -> list[str]:
             """Pick the methods this chunk may use, first to last."""
             prefix = get_current_context()["ti"].task_id.rsplit(".", 1)[0]
-            return [f"{prefix}.{name}" for name in chain_from(method or None, use_distcp=_flag(use_distcp))]
+            return [f"{prefix}.{name}" for name in chain_from(method or None,
+                                                               use_distcp=parse_bool(use_distcp, "use_distcp"))]
 
         @task_group(group_id="deliver")
         def deliver(manifest: dict):
@@ -151,26 +150,20 @@ def impala_transfer_group(
         def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], published: dict,
                       table_result: dict | None) -> dict:
             """Source COUNT(*) == rows in the files == rows published (== target COUNT(*))."""
-            manifest = merge_manifests(manifests)
+            manifest = Manifest.merge(manifests)
+            result = PublishResult.from_dict(published)
             source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
                                 resolve_query(sql or None, table or None))
-            counts = {"source": source, "files": manifest["rows"], "published": published["rows"]}
+            counts = {"source": source, "files": manifest.rows, "published": result.rows}
             if table_result is not None:
                 counts["target_table"] = table_result["rows"]
-            for chunk, method in sorted(published["methods"].items()):
-                print(f"{chunk:<14} delivered by {method}")
-            print("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-            problem = count_mismatch(counts)
-            if problem:
-                raise ExtractError(problem)
-            return {**counts, "final_dir": published["final_dir"], "methods": published["methods"]}
+            for chunk, method in sorted(result.methods.items()):
+                log.info("%-14s delivered by %s", chunk, method)
+            log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            check_counts(counts)
+            return {**counts, "final_dir": result.final_dir, "methods": result.methods}
 
         reconcile(sql, table, extract.output, publish.output,
                   table_result.output if table_result is not None else None)
     return group
 
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)

@@ -16,6 +16,8 @@ from airflow_provider_impala_transfer.core.errors import ConfigError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A location quoted in SQL (LOCATION '...') must not be able to end or escape its literal.
+_SQL_UNSAFE = set("'\"`\\")
 # Hadoop's Path splits on ':' inside a path component and reads a leading '-' as an option.
 _HADOOP_UNSAFE_COMPONENT = re.compile(r"^-|:")
 
@@ -65,6 +67,24 @@ def normalize_uri(value: object, field: str, *, cluster: str | None = None,
     return value.rstrip("/") if parts.path not in ("", "/") else value
 
 
+def directory_uri(value: object, field: str) -> str:
+    """A full URI of a directory (not a filesystem's root) that is safe inside a SQL string
+    literal, as a table's ``LOCATION '...'`` needs: no quotes or backslashes, no empty segment."""
+    uri = normalize_uri(value, field)
+    bad = sorted(set(uri) & _SQL_UNSAFE)
+    if bad:
+        raise ConfigError(field, f"{uri!r} holds {', '.join(map(repr, bad))}",
+                          "give a URI without quotes or backslashes")
+    parts = urlsplit(uri)
+    path = parts.path.rstrip("/")
+    if not path:
+        raise ConfigError(field, f"{uri!r} names no directory",
+                          "give the table's own directory, e.g. hdfs://namenode:8020/warehouse/x")
+    if "" in path.split("/")[1:]:
+        raise ConfigError(field, f"{uri!r} holds an empty path segment", "give a normalized absolute path")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
 def _cluster_authority(cluster: str) -> str:
     cluster = cluster.strip()
     if _SCHEME.match(cluster):
@@ -87,6 +107,11 @@ def check_component(name: str, field: str) -> str:
         raise ConfigError(field, f"{name!r} starts with '-' or contains ':', which Hadoop's "
                           "shell cannot address", "rename it")
     return name
+
+
+def run_key(run_id: str) -> str:
+    """A run id (or DAG id) as a path component every store accepts (Hadoop rejects ':' in names)."""
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
 
 
 def join(base: str, *parts: str) -> str:

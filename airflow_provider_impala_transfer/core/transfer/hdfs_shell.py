@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_impala_transfer.core.commands import CommandFailed, CommandRunner, resolve_binary
+from airflow_provider_impala_transfer.core.errors import CommandFailed
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 
 
 @dataclass

@@ -20,33 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
+from airflow_provider_impala_transfer.core.errors import CommandFailed, Stopped, ToolNotFound, TransferError
+
 STDERR_TAIL_LINES = 20
 _HASH_BLOCK = 1 << 20
-
-
-class TransferError(RuntimeError):
-    """A method could not deliver; the fallback chain moves on to the next one."""
-
-
-class ToolNotFound(TransferError):
-    """The executable is not installed here: fail fast so the next method can run."""
-
-
-class Stopped(TransferError):
-    """The runner was stopped (task killed, Ctrl-C): no further tool starts."""
-
-
-class CommandFailed(TransferError):
-    def __init__(self, argv: Sequence[str], returncode: int | None, stderr_tail: str, *, timed_out: bool = False):
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stderr_tail = stderr_tail
-        self.timed_out = timed_out
-        what = "timed out" if timed_out else f"exited with {returncode}"
-        message = f"{os.path.basename(argv[0])} {what}: {' '.join(argv)}"
-        if stderr_tail:
-            message += "\n" + stderr_tail
-        super().__init__(message)
 
 
 def resolve_binary(binary: str, setting: str) -> str:

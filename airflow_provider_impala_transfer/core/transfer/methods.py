@@ -1,15 +1,17 @@
 """The transfer methods: what each runs to move one chunk's files into a run's staging directory.
 
-Each method builds its command lines in ``commands()`` (printed as-is by the CLI's ``--dry-run``)
-and ``deliver()`` runs exactly those. Verification and publishing are common to all methods and
-live in :mod:`delivery`.
+Each method builds its command lines in ``commands()`` and ``deliver()`` runs exactly those;
+``describe()`` says in words what a delivery does (the command lines; for fsspec, which has no
+external program, each copy), which the CLI's ``--dry-run`` prints. Verification lives in
+:mod:`.delivery`, publishing in :mod:`.publish`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-import posixpath
+import shlex
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -20,17 +22,19 @@ from typing import Any
 import fsspec
 from fsspec.callbacks import Callback
 
-from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError, resolve_binary
-from airflow_provider_impala_transfer.core.destinations import (
+from airflow_provider_impala_transfer.core.common.records import FileEntry
+from airflow_provider_impala_transfer.core.common.uris import join
+from airflow_provider_impala_transfer.core.common.values import check_choice
+from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
+from airflow_provider_impala_transfer.core.transfer.destinations import (
     Destination,
     FsspecDestination,
     HdfsDestination,
     SshDestination,
 )
-from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.layout import STAGING_DIR, RunLayout
-from airflow_provider_impala_transfer.core.uris import join, local_path
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, Run
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 METHODS = (*CHAIN, "fsspec")
@@ -38,9 +42,7 @@ DISTCP_STRATEGIES = ("dynamic", "uniformsize")
 
 
 def check_method(method: object, field: str = "method") -> str:
-    if method not in METHODS:
-        raise ConfigError(field, f"{method!r} is not a transfer method", f"use one of {', '.join(METHODS)}")
-    return str(method)
+    return check_choice(method, field, METHODS, "a transfer method")
 
 
 def chain_from(method: str | None = None, *, use_distcp: bool = True) -> list[str]:
@@ -56,31 +58,10 @@ def chain_from(method: str | None = None, *, use_distcp: bool = True) -> list[st
     return list(CHAIN[CHAIN.index(method):])
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One extracted file as the manifest describes it: the transfer must reproduce these bytes."""
-
-    url: str
-    bytes: int
-    sha256: str
-
-    @property
-    def name(self) -> str:
-        return posixpath.basename(self.url.rstrip("/"))
-
-    @property
-    def local(self) -> str | None:
-        return local_path(self.url)
-
-    @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> SourceFile:
-        return cls(url=entry["path"], bytes=int(entry["bytes"]), sha256=entry["sha256"])
-
-
-def _local_paths(files: Sequence[SourceFile], method: str) -> list[str]:
+def _local_paths(files: Sequence[FileEntry], method: str) -> list[str]:
     paths = [f.local for f in files]
     if any(p is None for p in paths):
-        remote = next(f.url for f in files if f.local is None)
+        remote = next(f.path for f in files if f.local is None)
         raise TransferError(f"{method} copies files from this machine, but {remote} is not local "
                             "(use hdfs_cp or distcp for files already on a cluster)")
     return paths  # type: ignore[return-value]
@@ -91,15 +72,20 @@ class TransferMethod(ABC):
     destination: Destination
     runner: CommandRunner
 
-    def target_dir(self, layout: RunLayout) -> str:
-        return layout.with_root(self.destination.root).staging_dir
+    def target_dir(self, run: Run) -> str:
+        """The run's staging directory on this method's destination."""
+        return run.at(self.destination.root).staging_dir
 
     @abstractmethod
-    def commands(self, files: Sequence[SourceFile], layout: RunLayout, *, overwrite: bool) -> list[list[str]]:
+    def commands(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> list[list[str]]:
         """Every command line ``deliver`` runs, in order."""
 
-    def deliver(self, files: Sequence[SourceFile], layout: RunLayout, *, overwrite: bool) -> None:
-        for argv in self.commands(files, layout, overwrite=overwrite):
+    def describe(self, files: Sequence[FileEntry], run: Run) -> list[str]:
+        """What ``deliver`` does, one line per step: here its command lines, shell-quoted."""
+        return [" ".join(shlex.quote(a) for a in argv) for argv in self.commands(files, run, overwrite=True)]
+
+    def deliver(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> None:
+        for argv in self.commands(files, run, overwrite=overwrite):
             self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
 
 
@@ -111,9 +97,7 @@ class DistcpOptions:
     strategy: str = "dynamic"
 
     def __post_init__(self) -> None:
-        if self.strategy not in DISTCP_STRATEGIES:
-            raise ConfigError("distcp_strategy", f"{self.strategy!r} is not a distcp strategy",
-                              f"use one of {', '.join(DISTCP_STRATEGIES)}")
+        check_choice(self.strategy, "distcp_strategy", DISTCP_STRATEGIES, "a distcp strategy")
         for name in ("maps", "bandwidth_mb"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -143,22 +127,22 @@ class DistcpMethod(TransferMethod):
     listing_dir: str = field(default_factory=lambda: tempfile.gettempdir())
     name: str = "distcp"
 
-    def staging_key(self, layout: RunLayout) -> str:
-        tag = hashlib.sha256(self.target_dir(layout).encode()).hexdigest()[:8]
-        return f"{layout.key}-{tag}"
+    def staging_key(self, run: Run) -> str:
+        tag = hashlib.sha256(self.target_dir(run).encode()).hexdigest()[:8]
+        return f"{run.key}-{tag}"
 
-    def listing_path(self, layout: RunLayout, files: Sequence[SourceFile]) -> str:
+    def listing_path(self, run: Run, files: Sequence[FileEntry]) -> str:
         first = files[0].name.rsplit("-part-", 1)[0] if files else "empty"
-        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(layout)}-{first}.list")
+        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(run)}-{first}.list")
 
-    def sources(self, files: Sequence[SourceFile], layout: RunLayout) -> tuple[list[list[str]], list[str]]:
+    def sources(self, files: Sequence[FileEntry], run: Run) -> tuple[list[list[str]], list[str]]:
         if all(f.local is None for f in files):
-            return [], [f.url for f in files]
+            return [], [f.path for f in files]
         if not self.source_hdfs_path:
             raise ConfigError("source_hdfs_path", "chunk files are on this machine, and distcp copies "
                               "between clusters", "set source_hdfs_path=hdfs://<source-namenode>/staging "
                               "(files are put there first) or use hdfs_put")
-        staged = join(self.source_hdfs_path, STAGING_DIR, self.staging_key(layout))
+        staged = join(self.source_hdfs_path, STAGING_DIR, self.staging_key(run))
         locals_ = _local_paths(files, self.name)
         steps = [self.source_shell.mkdir_argv(staged),
                  self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
@@ -171,22 +155,22 @@ class DistcpMethod(TransferMethod):
             argv += ["-bandwidth", str(o.bandwidth_mb)]
         return [*argv, "-f", "file://" + listing, target_dir]
 
-    def commands(self, files, layout, *, overwrite):
-        staging, _ = self.sources(files, layout)
-        target_dir = self.target_dir(layout)
+    def commands(self, files, run, *, overwrite):
+        staging, _ = self.sources(files, run)
+        target_dir = self.target_dir(run)
         return [*staging, self.destination.shell.mkdir_argv(target_dir),
-                self.distcp_argv(self.listing_path(layout, files), target_dir)]
+                self.distcp_argv(self.listing_path(run, files), target_dir)]
 
-    def deliver(self, files, layout, *, overwrite):
+    def deliver(self, files, run, *, overwrite):
         resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
-        _, sources = self.sources(files, layout)
-        listing = self.listing_path(layout, files)
+        _, sources = self.sources(files, run)
+        listing = self.listing_path(run, files)
         os.makedirs(os.path.dirname(listing), exist_ok=True)
         with open(listing, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
         staged = [s for s, f in zip(sources, files) if f.local is not None]
         try:
-            super().deliver(files, layout, overwrite=overwrite)
+            super().deliver(files, run, overwrite=overwrite)
         finally:
             os.unlink(listing)
             if staged:  # the copies on the source cluster served this job only
@@ -204,8 +188,8 @@ class HdfsPutMethod(TransferMethod):
     runner: CommandRunner
     name: str = "hdfs_put"
 
-    def commands(self, files, layout, *, overwrite):
-        shell, target_dir = self.destination.shell, self.target_dir(layout)
+    def commands(self, files, run, *, overwrite):
+        shell, target_dir = self.destination.shell, self.target_dir(run)
         return [shell.mkdir_argv(target_dir), shell.put_argv(_local_paths(files, self.name), target_dir, overwrite=overwrite)]
 
 
@@ -217,9 +201,9 @@ class HdfsCpMethod(TransferMethod):
     runner: CommandRunner
     name: str = "hdfs_cp"
 
-    def commands(self, files, layout, *, overwrite):
-        shell, target_dir = self.destination.shell, self.target_dir(layout)
-        sources = [f.url if f.local is None else "file://" + f.local for f in files]
+    def commands(self, files, run, *, overwrite):
+        shell, target_dir = self.destination.shell, self.target_dir(run)
+        sources = [f.path if f.local is None else "file://" + f.local for f in files]
         return [shell.mkdir_argv(target_dir), shell.cp_argv(sources, target_dir, overwrite=overwrite)]
 
 
@@ -231,8 +215,8 @@ class ScpMethod(TransferMethod):
     runner: CommandRunner
     name: str = "scp"
 
-    def commands(self, files, layout, *, overwrite):
-        target, target_dir = self.destination.target, self.target_dir(layout)
+    def commands(self, files, run, *, overwrite):
+        target, target_dir = self.destination.target, self.target_dir(run)
         return [target.ssh_argv("mkdir", "-p", "--", target_dir),
                 target.scp_argv(_local_paths(files, self.name), target_dir)]
 
@@ -255,33 +239,52 @@ class LoggingCallback(Callback):
 @dataclass
 class FsspecMethod(TransferMethod):
     """Streams each file to any fsspec filesystem in blocks (``put_file`` for local files, which
-    s3fs/gcsfs turn into multipart uploads); never reads a whole file into memory."""
+    s3fs/gcsfs turn into multipart uploads); never reads a whole file into memory.
+
+    ``source_fs``: read every file's path through this filesystem (the Python API's source),
+    instead of opening each URL with ``source_storage_options``."""
 
     destination: FsspecDestination
     runner: CommandRunner = field(default_factory=CommandRunner)
     source_storage_options: dict[str, Any] = field(default_factory=dict)
+    source_fs: fsspec.AbstractFileSystem | None = None
     block_size: int = 8 << 20
     log: Callable[[str], None] = lambda message: None
     name: str = "fsspec"
 
-    def commands(self, files, layout, *, overwrite):
-        return []  # no external program; ``describe`` says what is copied
+    def commands(self, files, run, *, overwrite):
+        return []  # no external program
 
-    def describe(self, files: Sequence[SourceFile], layout: RunLayout) -> list[str]:
-        target_dir = self.target_dir(layout)
-        return [f"fsspec copy {f.url} -> {self.destination.describe(join(target_dir, f.name))}" for f in files]
+    def describe(self, files, run):
+        target_dir = self.target_dir(run)
+        return [f"fsspec copy {f.path} -> {self.destination.describe(join(target_dir, f.name))}" for f in files]
 
-    def deliver(self, files, layout, *, overwrite):
-        fs, target_dir = self.destination.fs, self.target_dir(layout)
+    def deliver(self, files, run, *, overwrite):
+        self.copy(files, run)
+
+    def copy(self, files: Sequence[FileEntry], run: Run) -> list[FileEntry]:
+        """Copy every file into the run's staging directory; return each as it was read: its size
+        and the sha256 of the bytes copied (hashed while copying, so no second read is needed),
+        except for local files handed to ``put_file``, which are returned as given."""
+        fs, target_dir = self.destination.fs, self.target_dir(run)
         fs.makedirs(target_dir, exist_ok=True)
+        copied = []
         for f in files:
             target = join(target_dir, f.name)
-            callback = LoggingCallback(f"{f.name}", self.log)
-            if f.local is not None:
+            callback = LoggingCallback(f.name, self.log)
+            if self.source_fs is None and f.local is not None:
                 fs.put_file(f.local, target, callback=callback)
+                copied.append(f)
+                continue
+            if self.source_fs is not None:
+                source_fs, source_path = self.source_fs, f.path
             else:
-                source_fs, source_path = fsspec.core.url_to_fs(f.url, **self.source_storage_options)
-                copy_stream(source_fs, source_path, fs, target, callback=callback, block_size=self.block_size)
+                source_fs, source_path = fsspec.core.url_to_fs(f.path, **self.source_storage_options)
+            digest = hashlib.sha256()
+            size = copy_stream(source_fs, source_path, fs, target, callback=callback, block_size=self.block_size,
+                               digest=digest)
+            copied.append(dataclasses.replace(f, bytes=size, sha256=digest.hexdigest()))
+        return copied
 
 
 def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fsspec.AbstractFileSystem,
@@ -290,7 +293,8 @@ def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fs
     """Copy between two filesystems in blocks of ``block_size``; memory stays at one block.
 
     ``digest`` (a ``hashlib`` object) is updated with every block copied, so the checksum of the
-    bytes read costs no second read of the source."""
+    bytes read costs no second read of the source. A source whose size changes while it is read
+    fails the copy."""
     callback = callback or Callback()
     size = source_fs.size(source)
     callback.set_size(size)
@@ -302,4 +306,7 @@ def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fs
                 digest.update(block)
             copied += len(block)
             callback.relative_update(len(block))
+    if size is not None and copied != size:
+        raise TransferError(f"{source_fs.unstrip_protocol(source)} changed while it was copied: "
+                            f"{copied:,} bytes read, {size:,} expected")
     return copied

@@ -2,21 +2,23 @@
 
 impyla connections are not thread-safe (the original tool shared one between threads and hung), so
 every extract opens its own through a :class:`SourceConnector`, which is cheap to copy and holds
-no open socket.
+no open socket. :meth:`SourceConnector.session` owns a connection's whole life (open, one cursor,
+close whatever happens), as ``DbApiHook.run`` does for Airflow's SQL hooks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_impala_transfer.core.errors import ConfigError, SourceError
+from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
+from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, SourceError
 
 AUTH_MECHANISMS = ("NOSASL", "PLAIN", "GSSAPI", "LDAP", "JWT")
 DEFAULT_PORT = 21050
-SECRET_KEYS = {"password", "jwt", "token", "secret"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,7 @@ class SourceConnector:
             raise ConfigError("connect_timeout", f"{self.connect_timeout!r} is not > 0", "give seconds, e.g. 30")
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.options.items()}
-        return f"SourceConnector(host={self.host!r}, port={self.port}, options={shown})"
+        return f"SourceConnector(host={self.host!r}, port={self.port}, options={mask_secrets(self.options)})"
 
     @property
     def address(self) -> str:
@@ -60,9 +61,6 @@ class SourceConnector:
     @property
     def auth_mechanism(self) -> str:
         return str(self.options.get("auth_mechanism", "NOSASL")).upper()
-
-    def with_options(self, **changes: Any) -> SourceConnector:
-        return dataclasses.replace(self, **changes)
 
     def connect(self):
         """An open impyla connection; the session opens with the first cursor."""
@@ -74,6 +72,22 @@ class SourceConnector:
             return connect(host=self.host, port=self.port, timeout=self.connect_timeout, **self.options)
         except Exception as exc:
             raise self._explain(exc) from exc
+
+    @contextmanager
+    def session(self, *, columnar: bool = False, fetch_size: int = 10240) -> Iterator[Any]:
+        """One connection and one cursor for a unit of work; both closed on the way out. A failure
+        to close after success is reported; after a failure, the first error is the one raised."""
+        connection = self.connect()
+        try:
+            cursor = self.cursor(connection, fetch_size=fetch_size, columnar=columnar)
+            try:
+                yield cursor
+            except BaseException:
+                _close_quietly(cursor)
+                raise
+            run_server_call(self, "closing the query", cursor.close)
+        finally:
+            _close_quietly(connection)
 
     def cursor(self, connection, *, fetch_size: int = 10240, columnar: bool = True):
         """A cursor whose results arrive as raw columns (no per-value Python conversion)."""
@@ -114,6 +128,13 @@ class SourceConnector:
                 "server expects (PLAIN/LDAP for user+password, GSSAPI for Kerberos, NOSASL for none)"
             )
         return SourceError(f"Impala at {self.address}: {text}")
+
+
+def _close_quietly(closable: Any) -> None:
+    try:
+        closable.close()
+    except Exception:  # noqa: BLE001 - already failing or done; the socket goes with the process
+        pass
 
 
 def _tolerate_lost_operation_log(cursor: Any) -> None:
@@ -162,7 +183,7 @@ def run_server_call(connector: SourceConnector, what: str, call):
     server's own message (a SQL syntax error must reach the user verbatim)."""
     try:
         return call()
-    except (ConfigError, SourceError):
+    except ImpalaTransferError:
         raise
     except Exception as exc:
         module = type(exc).__module__ or ""

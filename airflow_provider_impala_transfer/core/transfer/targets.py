@@ -11,18 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
-
-from airflow_provider_impala_transfer.core.commands import CommandRunner
-from airflow_provider_impala_transfer.core.destinations import (
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.destinations import (
     Destination,
     FsspecDestination,
     HdfsDestination,
     SshDestination,
 )
-from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.methods import (
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.methods import (
     DistcpMethod,
     DistcpOptions,
     FsspecMethod,
@@ -32,7 +30,7 @@ from airflow_provider_impala_transfer.core.methods import (
     TransferMethod,
     check_method,
 )
-from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
 
 DESTINATION_OF = {"distcp": "hdfs", "hdfs_put": "hdfs", "hdfs_cp": "hdfs", "scp": "ssh", "fsspec": "fsspec"}
 
@@ -44,7 +42,7 @@ class TransferTargets:
     :param hdfs_root: target of distcp / hdfs put / hdfs cp (``hdfs://nn/path``, ``file:///path``,
         or an absolute path on the client's default filesystem; distcp needs a cluster URI).
     :param scp: the scp host and remote directory (None: scp is not configured).
-    :param fsspec_fs, fsspec_root: the fsspec filesystem and the directory in it.
+    :param fsspec: the fsspec filesystem and the directory in it (see :func:`fsspec_destination`).
     """
 
     hdfs_root: str | None = None
@@ -55,8 +53,7 @@ class TransferTargets:
     distcp: DistcpOptions = field(default_factory=DistcpOptions)
     listing_dir: str | None = None
     scp: ScpTarget | None = None
-    fsspec_fs: fsspec.AbstractFileSystem | None = None
-    fsspec_root: str | None = None
+    fsspec: FsspecDestination | None = None
     command_timeout: float | None = None
 
     def runner(self, log: Callable[[str], None] = lambda message: None) -> CommandRunner:
@@ -91,9 +88,9 @@ class TransferTargets:
                                   "set scp_target_host and scp_target_path (CLI: --scp-target-host, --scp-target-path)")
             return SshDestination(target=self.scp, runner=runner)
         if kind == "fsspec":
-            if self.fsspec_fs is None or self.fsspec_root is None:
+            if self.fsspec is None:
                 raise ConfigError("target_path", "no fsspec target is configured", "give an fsspec URL such as s3://bucket/path")
-            return FsspecDestination(fs=self.fsspec_fs, root=self.fsspec_root)
+            return self.fsspec
         if not self.hdfs_root:
             raise ConfigError("target_hdfs_path", "is not set", "set target_hdfs_path (CLI: --target-hdfs-path / TARGET_HDFS_PATH)")
         return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from airflow_provider_impala_transfer.core.common.records import Chunk
+from airflow_provider_impala_transfer.core.common.values import positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 
 # Airflow's default [core] max_map_length: more mapped task instances than this fail to expand.
@@ -21,23 +23,6 @@ DEFAULT_MAX_CHUNKS = 1024
 
 INTEGER_TYPES = {"TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT"}
 SPLITTABLE_TYPES = INTEGER_TYPES | {"DECIMAL", "FLOAT", "DOUBLE", "REAL", "DATE", "TIMESTAMP"}
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One unit of extract work: the rows of the query for which ``predicate`` holds."""
-
-    index: int
-    predicate: str | None = None  # SQL over the wrapped query; None = every row
-    write_empty_file: bool = False  # write a schema-only file if the chunk has no rows
-    description: str = "all rows"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Chunk:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -62,18 +47,6 @@ def validate_chunking(chunk_size: Any, num_chunks: Any) -> tuple[int, int | None
     if num_chunks is not None:
         num_chunks = positive_int(num_chunks, "num_chunks")
     return chunk_size, num_chunks
-
-
-def positive_int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(field, f"{value!r} is not an integer", "give a whole number > 0")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(field, f"{value!r} is not an integer", "give a whole number > 0") from None
-    if number <= 0:
-        raise ConfigError(field, f"{number} is not > 0", "give a whole number > 0")
-    return number
 
 
 def unsplit_plan(*, empty_result_file: bool = True) -> list[Chunk]:

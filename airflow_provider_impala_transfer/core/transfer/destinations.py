@@ -6,6 +6,7 @@
 
 Checksums are sha256 of the bytes as stored, read back in blocks: HDFS's own checksum
 (MD5-of-CRC32C) depends on block and chunk sizes and is not comparable with the manifest.
+:func:`fsspec_destination` is the one place a target URL becomes an fsspec filesystem.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_impala_transfer.core.commands import CommandRunner, TransferError, resolve_binary
-from airflow_provider_impala_transfer.core.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.scp import ScpTarget
+from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
+from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
 
 _BLOCK = 1 << 20
 
@@ -195,6 +198,21 @@ class FsspecDestination(Destination):
         for path in paths:
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=recursive)
+
+
+def fsspec_destination(url: str, options: dict | None = None, *, field: str = "target_path",
+                       options_name: str = "the storage options") -> FsspecDestination:
+    """The fsspec filesystem and directory of ``url`` (``s3://bucket/x``, ``sftp://host/x``...)."""
+    scheme = fsspec.utils.get_protocol(url)
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ConfigError(field, f"cannot open {scheme}:// ({exc})",
+                          f"install the fsspec package for {scheme} or fix {options_name}") from None
+    except OSError as exc:  # filesystems that connect when created (sftp): a wrong host or port
+        raise ConfigError(field, f"cannot reach {mask_secrets(url)} ({exc})",
+                          f"check the host, port and {options_name}") from None
+    return FsspecDestination(fs=fs, root=root)
 
 
 def sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:

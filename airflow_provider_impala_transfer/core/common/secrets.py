@@ -1,8 +1,10 @@
 """Secret-looking settings, one rule for the whole provider: which names hold secrets, how to
 show a configuration without them, and how to scrub their values from an error message.
 
-Names are matched by substring (``account_key``, ``aws_secret_access_key``, ``sas_token``...), so a
-new store's option is covered without a list per store.
+Names are matched by substring (``account_key``, ``aws_secret_access_key``, ``sas_token``, ``jwt``...),
+so a new store's option is covered without a list per store. A name that says *where* a secret is
+(``key_file``, ``password_env``, ``password_file``) holds a path or a variable name, not the secret,
+and is shown.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from typing import Any
 
 MASK = "***"
 SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "sas", "credential", "passphrase",
-                "auth", "private", "signature", "connection_string", "session")
+                "auth", "private", "signature", "connection_string", "session", "jwt")
+# Where a secret lives, not the secret: shown as they are.
+REFERENCE_SUFFIXES = ("_file", "_env", "_path")
+NOT_SECRET = ("auth_mechanism", "known_hosts", "host_key_checking")
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<password>[^/@\s]+)@")
 
 
 def is_secret_name(name: object) -> bool:
     lowered = str(name).lower()
+    if lowered.endswith(REFERENCE_SUFFIXES) or any(lowered.endswith(n) for n in NOT_SECRET):
+        return False
     return any(word in lowered for word in SECRET_WORDS)
 
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.manifest import FileEntry
+from airflow_provider_impala_transfer.core.common.records import FileEntry
 
 OUTPUT_FORMATS = ("parquet", "csv")
 COMPRESSIONS = {

@@ -10,28 +10,27 @@ from typing import Any
 
 import fsspec
 
-from airflow_provider_impala_transfer.core import sql as sqlmod
-from airflow_provider_impala_transfer.core.arrow_types import (
+from airflow_provider_impala_transfer.core.common import sql as sqlmod
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector, run_server_call
+from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
+from airflow_provider_impala_transfer.core.common.values import positive_int
+from airflow_provider_impala_transfer.core.extract.arrow_types import (
     BatchConverter,
     ColumnType,
     arrow_schema,
     validate_timestamp_unit,
 )
-from airflow_provider_impala_transfer.core.connection import SourceConnector, run_server_call
 from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
-from airflow_provider_impala_transfer.core.manifest import build_manifest
-from airflow_provider_impala_transfer.core.prefetch import Prefetcher
-from airflow_provider_impala_transfer.core.planning import (
+from airflow_provider_impala_transfer.core.extract.planning import (
     DEFAULT_MAX_CHUNKS,
-    Chunk,
     SplitStats,
     split_plan,
     stats_query,
     unsplit_plan,
-    positive_int,
     validate_chunking,
 )
-from airflow_provider_impala_transfer.core.writer import DEFAULT_ROW_GROUP_ROWS, FileFormat, RollingFileWriter
+from airflow_provider_impala_transfer.core.extract.prefetch import Prefetcher
+from airflow_provider_impala_transfer.core.extract.writer import DEFAULT_ROW_GROUP_ROWS, FileFormat, RollingFileWriter
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +107,10 @@ class ExtractSpec:
 
 def describe_query(connector: SourceConnector, query: str) -> list[tuple]:
     """The result columns of ``query`` without reading any row."""
-    connection = connector.connect()
-    try:
-        cursor = connector.cursor(connection, columnar=False)
-        probe = f"{sqlmod.wrap(query)}\nLIMIT 0"
+    probe = f"{sqlmod.wrap(query)}\nLIMIT 0"
+    with connector.session() as cursor:
         run_server_call(connector, "reading the query's columns", lambda: cursor.execute(probe))
         return list(cursor.description or [])
-    finally:
-        connection.close()
 
 
 def plan_chunks(connector: SourceConnector, spec: ExtractSpec) -> list[Chunk]:
@@ -132,13 +127,9 @@ def plan_chunks(connector: SourceConnector, spec: ExtractSpec) -> list[Chunk]:
         )
     column_sql = sqlmod.quote_identifier(spec.split_by, field="split_by")
     stats_sql = stats_query(sqlmod.wrap(spec.query), column_sql)
-    connection = connector.connect()
-    try:
-        cursor = connector.cursor(connection, columnar=False)
+    with connector.session() as cursor:
         run_server_call(connector, "planning chunks", lambda: cursor.execute(stats_sql))
         minimum, maximum, rows, non_null = cursor.fetchone()
-    finally:
-        connection.close()
     stats = SplitStats(minimum=minimum, maximum=maximum, rows=int(rows), non_null_rows=int(non_null))
     log.info("split_by %s: min=%s max=%s rows=%s non-null=%s", spec.split_by, minimum, maximum, rows, non_null)
     return split_plan(
@@ -194,15 +185,13 @@ def extract_chunk(
     *,
     storage_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Run one chunk's query and write its files; return the chunk's manifest."""
     fs, directory = fsspec.core.url_to_fs(output_url, **(storage_options or {}))
     _check_writable(fs, directory, output_url)
     query = sqlmod.with_predicate(spec.query, chunk.predicate, spec.order_by_sql)
     progress = progress or Progress(label=f"chunk {chunk.index}")
-    connection = connector.connect()
-    try:
-        cursor = connector.cursor(connection, fetch_size=spec.fetch_size)
+    with connector.session(columnar=True, fetch_size=spec.fetch_size) as cursor:
         run_server_call(connector, f"chunk {chunk.index} query", lambda: cursor.execute(query))
         if not cursor.description:
             raise ExtractError("the statement returned no result set; an extract needs a query that returns rows")
@@ -218,11 +207,8 @@ def extract_chunk(
             for raw in prefetched:
                 writer.write(converter.convert(raw))
                 progress.update(writer.rows, writer.bytes_written)
-        run_server_call(connector, "closing the query", cursor.close)
-    finally:
-        connection.close()
     progress.update(writer.rows, writer.bytes_written, final=True)
-    return build_manifest(writer.files, schema, chunks=[chunk.to_dict()])
+    return Manifest(files=writer.files, schema=schema, chunks=[chunk])
 
 
 def _check_writable(fs: fsspec.AbstractFileSystem, directory: str, output_url: str) -> None:
@@ -233,23 +219,3 @@ def _check_writable(fs: fsspec.AbstractFileSystem, directory: str, output_url: s
                           "give a location this worker can write to") from exc
 
 
-
-def count_rows(connector: SourceConnector, query: str) -> int:
-    """``SELECT COUNT(*)`` over the query: what a complete extract must add up to."""
-    connection = connector.connect()
-    try:
-        cursor = connector.cursor(connection, columnar=False)
-        sql = f"SELECT COUNT(*) FROM ({query}\n) impala_transfer_count"
-        run_server_call(connector, "counting rows", lambda: cursor.execute(sql))
-        return int(cursor.fetchone()[0])
-    finally:
-        connection.close()
-
-
-def reconcile(manifest: dict[str, Any], expected_rows: int) -> None:
-    """Fail unless the files hold exactly the rows the source query returns."""
-    if manifest["rows"] != expected_rows:
-        raise ExtractError(
-            f"row count mismatch: the files hold {manifest['rows']:,} rows but the query returns "
-            f"{expected_rows:,}; did the source change during the extract?"
-        )

@@ -1,0 +1,47 @@
+"""Plain values from settings (operator arguments, connection extras, flags, environment
+variables, config files), one rule each: whole numbers, yes/no flags, one-of choices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_impala_transfer.core.errors import ConfigError
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def positive_int(value: Any, field: str) -> int:
+    """A whole number > 0, given as a number or as text (``"100000"``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(field, f"{value!r} is not a whole number", "give a whole number > 0")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(field, f"{value!r} is not a whole number", "give a whole number > 0") from None
+    if number <= 0:
+        raise ConfigError(field, f"{number} is not > 0", "give a whole number > 0")
+    return number
+
+
+def parse_bool(value: Any, field: str) -> bool:
+    """True/False from a bool or the usual words (``true``/``false``, ``yes``/``no``, ``1``/``0``,
+    ``on``/``off``; a UI form's empty field is False); anything else is refused, not guessed."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ConfigError(field, f"{value!r} is not true or false", "write true or false")
+
+
+def check_choice(value: Any, field: str, choices: Sequence[str], what: str = "allowed") -> str:
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(field, f"{value!r} is not {what}", f"use one of {', '.join(choices)}")
+    return str(value)

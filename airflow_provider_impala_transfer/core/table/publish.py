@@ -1,0 +1,98 @@
+"""Publishing a table: create or update it so it shows exactly the published files, then prove
+it with a ``COUNT(*)``. Idempotent, and an existing table that differs from the files is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector, run_server_call
+from airflow_provider_impala_transfer.core.errors import ConfigError, TargetTableError
+from airflow_provider_impala_transfer.core.table.ddl import (
+    TableTarget,
+    add_partition_sql,
+    count_sql,
+    create_table_sql,
+    describe_sql,
+    partition_location_sql,
+    refresh_sql,
+    set_location_sql,
+    set_partition_location_sql,
+    table_columns,
+)
+from airflow_provider_impala_transfer.core.table.describe import (
+    check_existing_table,
+    parse_describe_formatted,
+    partition_location_from_show,
+    same_location,
+)
+
+
+@dataclass
+class TableResult:
+    """What the table step did: the table, where it reads, the rows it shows, the SQL it ran."""
+
+    table: str
+    partition: dict[str, str] | None
+    location: str
+    rows: int
+    statements: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "partition": self.partition, "location": self.location, "rows": self.rows,
+                "statements": list(self.statements)}
+
+
+def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Schema,
+                  expected_rows: int) -> TableResult:
+    """Create/update the table so it shows exactly the published files, then check the count.
+
+    Idempotent: publishing the same partition again changes nothing; a second partition adds its
+    rows; a plain table whose location changed is switched to the new directory.
+    """
+    if isinstance(expected_rows, bool) or not isinstance(expected_rows, int) or expected_rows < 0:
+        raise ConfigError("expected_rows", f"{expected_rows!r} is not a row count", "give the manifest's rows")
+    columns = table_columns(target, schema)
+    create = create_table_sql(target, schema)
+    statements: list[str] = []
+    with connector.session() as cursor:
+        def execute(sql: str, what: str) -> None:
+            statements.append(sql)
+            run_server_call(connector, f"{what} ({target.table})", lambda: cursor.execute(sql))
+
+        def query(sql: str, what: str) -> list[tuple]:
+            execute(sql, what)
+            return run_server_call(connector, f"{what} ({target.table})", cursor.fetchall)
+
+        execute(create, "creating the target table")
+        desc = parse_describe_formatted(query(describe_sql(target), "describing the target table"))
+        check_existing_table(target, desc, columns)
+        if target.partition:
+            execute(add_partition_sql(target), "adding the partition")
+            rows = query(partition_location_sql(target), "reading the partition's location")
+            if target.dialect == "hive":
+                current = parse_describe_formatted(rows).location
+            else:
+                current = partition_location_from_show(cursor.description, rows, target)
+            if not same_location(current, target.data_location):
+                execute(set_partition_location_sql(target), "moving the partition")
+        elif not same_location(desc.location, target.location):
+            execute(set_location_sql(target), "switching the table's location")
+        for sql in refresh_sql(target):
+            execute(sql, "refreshing the table")
+        [[count]] = query(count_sql(target), "counting the table's rows")
+    count = int(count)
+    where = f" partition {_partition_text(target)}" if target.partition else ""
+    if count != expected_rows:
+        raise TargetTableError(
+            f"table {target.table}{where} shows {count:,} rows but {expected_rows:,} were published "
+            f"to {target.data_location}; check for other files in that directory or a stale table cache"
+        )
+    return TableResult(table=target.table, partition=dict(target.partition) if target.partition else None,
+                       location=target.data_location, rows=count, statements=statements)
+
+
+def _partition_text(target: TableTarget) -> str:
+    return ", ".join(f"{c}={v}" for c, v in (target.partition or {}).items())

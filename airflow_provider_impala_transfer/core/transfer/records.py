@@ -1,0 +1,77 @@
+"""What a transfer hands on: the :class:`DeliveryRecord` of one chunk (which method delivered
+which verified files where) and the :class:`PublishResult` of a run. Both travel through XCom
+as plain JSON (``to_dict``/``from_dict``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    """A file in a run's staging directory, checked against the manifest."""
+
+    name: str
+    path: str  # as the destination describes it (a URI, or host:path for ssh)
+    bytes: int
+    sha256: str
+    checksum_verified: bool  # False: only the size was compared
+
+
+@dataclass
+class DeliveryRecord:
+    """One chunk delivered by one method into the run's staging directory, verified."""
+
+    method: str
+    destination: str  # the destination kind: hdfs, ssh or fsspec
+    root: str
+    staging_dir: str
+    chunk: str  # the chunk's label, e.g. "chunk 3"
+    files: list[DeliveredFile] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def checksum_verified(self) -> bool:
+        return all(f.checksum_verified for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bytes": self.bytes}
+
+    @classmethod
+    def from_dict(cls, data: DeliveryRecord | dict[str, Any]) -> DeliveryRecord:
+        if isinstance(data, DeliveryRecord):
+            return data
+        values = {k: v for k, v in data.items() if k != "bytes"}
+        values["files"] = [DeliveredFile(**f) for f in values.get("files", [])]
+        return cls(**values)
+
+
+@dataclass
+class PublishResult:
+    """A published run: per destination kind its final directory, and what it holds."""
+
+    published: dict[str, str]  # destination kind -> final directory
+    rows: int
+    bytes: int
+    files: int
+    methods: dict[str, str]  # chunk label -> the method that delivered it
+
+    @property
+    def final_dir(self) -> str | None:
+        """Where readers look: the HDFS or fsspec directory when there is one."""
+        p = self.published
+        return p.get("hdfs") or p.get("fsspec") or next(iter(p.values()), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "final_dir": self.final_dir}
+
+    @classmethod
+    def from_dict(cls, data: PublishResult | dict[str, Any]) -> PublishResult:
+        if isinstance(data, PublishResult):
+            return data
+        return cls(**{k: v for k, v in data.items() if k != "final_dir"})
