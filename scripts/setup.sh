@@ -3,7 +3,7 @@
 # (Kerberos headers for the hdfs provider's gssapi build, a Java 17 runtime for the local
 # HiveServer2 server and Hadoop's FsShell, OpenSSH server and client for the scp/sftp tests),
 # then a virtualenv with the pinned, tested Python set (constraints.txt).
-# The tests start their own sshd on 127.0.0.1 (testing/local_sshd.py); the system sshd service
+# The tests start their own sshd on 127.0.0.1 (tests/support/local_sshd.py); the system sshd service
 # that installing openssh-server may start is neither needed nor used.
 set -euo pipefail
 cd "$(dirname "$0")/.."

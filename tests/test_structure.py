@@ -7,6 +7,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -154,10 +155,12 @@ def test_declared_dependencies_are_exactly_the_packages_imported():
 
 
 def test_the_wheel_holds_the_product_and_no_test_servers(tmp_path):
+    source = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".hadoop", ".demo", ".bench",
+                                                                "build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, timeout=300,
-                   cwd=tmp_path, capture_output=True)
-    [wheel] = tmp_path.glob("airflow_provider_impala_transfer-*.whl")
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, timeout=300, capture_output=True)
+    [wheel] = (tmp_path / "dist").glob("airflow_provider_impala_transfer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     code = [n for n in names if n.endswith(".py")]
     assert all(n.startswith(NAME + "/") for n in code), [n for n in code if not n.startswith(NAME + "/")]

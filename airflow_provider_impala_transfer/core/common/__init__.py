@@ -1,0 +1,1 @@
+"""Rules every stage uses; they import only :mod:`..errors` and each other."""

@@ -1,0 +1,1 @@
+"""The target table: its SQL, reading the server's answers, publishing and counting."""

@@ -1,0 +1,1 @@
+"""Moving chunk files to a target: methods, verification, the fallback chain, publishing."""
