@@ -46,8 +46,9 @@ def test_seed_production_example_dry_run(tmp_path):
     out = result.stdout
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
     assert re.search(rf"hdfs dfs -put -f {tmp_path}/tmp/prod/chunk-00000-part-00000\.parquet "
-                     r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/$", out, re.M)  # staged first
-    assert re.search(r"hadoop distcp -update -strategy dynamic -m 20 -f file://\S+\.list "
+                     r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/chunk-00000/$", out, re.M)  # staged first
+    assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
+                     r"-f file://\S+\.list "
                      r"hdfs://cluster2\.example\.com/data/target/query_result/_impala_transfer_staging/prod$", out, re.M)
     assert "-delete" not in out
     assert "give --split-by <column> to extract chunks in parallel" in out

@@ -148,10 +148,8 @@ def test_declared_dependencies_are_exactly_the_packages_imported():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_normalize(req.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip())
                 for req in project["dependencies"]}
-    # Declared for the WebHDFS hook the HDFS metadata steps use (its connection type is ours to use).
-    declared_not_imported = {"apache-airflow-providers-apache-hdfs"}
     assert imported - declared == set(), "imported but not declared"
-    assert declared - imported - declared_not_imported == set(), "declared but not imported"
+    assert declared - imported == set(), "declared but not imported"
 
 
 def test_the_wheel_holds_the_product_and_no_test_servers(tmp_path):

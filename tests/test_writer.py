@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import fsspec
+import google_crc32c
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -46,11 +47,12 @@ def test_files_are_bounded_and_an_even_total_leaves_no_empty_file(tmp_path, tota
     assert sorted(os.listdir(tmp_path)) == [f"chunk-00000-part-{i:05d}.parquet" for i in range(expected_files)]
 
 
-def test_manifest_entries_match_the_bytes_on_disk(tmp_path):
+def test_manifest_entries_match_the_bytes_on_disk_with_both_checksums(tmp_path):
     for f in write(tmp_path, 50, max_rows=20):
         data = Path(f.path.removeprefix("file://")).read_bytes()
         assert f.bytes == len(data)
         assert f.sha256 == hashlib.sha256(data).hexdigest()
+        assert f.crc32c == f"{google_crc32c.value(data):08x}"  # as `hdfs dfs -checksum` prints it
         assert f.path.startswith("file:///")
 
 

@@ -25,7 +25,7 @@ class ChunkOutcome:
     bytes: int = 0
     files: int = 0
     method: str | None = None  # the method that delivered
-    checksum: str = "-"  # "sha256 ok", "size ok", or "-"
+    checksum: str = "-"  # "crc32c ok", "sha256 ok", "size ok", or "-"
     failed: list[str] = field(default_factory=list)  # "method: reason"
     error: str | None = None  # why this chunk did not arrive
 
@@ -71,7 +71,7 @@ class Reporter:
         self.line(f"chunk {index}: {method} failed: {first}" + "".join(f"\n    {line}" for line in rest))
 
     def delivered(self, index: int, method: str) -> None:
-        self.line(f"chunk {index}: delivered by {method}, checksums verified")
+        self.line(f"chunk {index}: delivered by {method}, verified")
 
     def chunk_failed(self, index: int, reason: str) -> None:
         self.line(f"chunk {index}: NOT delivered: {reason}")

@@ -86,7 +86,7 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
                 continue
             records[chunk.index] = record
             outcome.method = record.method
-            outcome.checksum = "sha256 ok" if record.checksum_verified else "size ok"
+            outcome.checksum = f"{record.checks} ok"
     except KeyboardInterrupt:
         interrupted = True
         for runner in runners.values():  # stop hdfs/hadoop/scp and what they started, start no other
@@ -187,7 +187,7 @@ def dry_run(job: Job, out: IO[str]) -> int:
     runner = CommandRunner()
     for chunk in chunks:
         name = part_name(chunk.index, 0, job.spec.file_format)
-        files = [FileEntry(path=f"file://{job.work_dir}/{name}", bytes=0, sha256="")]
+        files = [FileEntry(path=f"file://{job.work_dir}/{name}", bytes=0, sha256="", chunk=chunk.index, part=0)]
         write(f"chunk {chunk.index} ({name}, ...):")
         for method_name in job.chain:
             try:

@@ -20,7 +20,7 @@ from airflow_provider_impala_transfer.core.common.values import parse_bool, posi
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
-from airflow_provider_impala_transfer.core.transfer.delivery import VERIFY_MODES
+from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, VERIFY_MODES
 from airflow_provider_impala_transfer.core.transfer.methods import DISTCP_STRATEGIES, METHODS
 from airflow_provider_impala_transfer.core.transfer.scp import HOST_KEY_CHECKING
 
@@ -84,7 +84,9 @@ SETTINGS: tuple[Setting, ...] = (
        env="RUN_ID", group="processing"),
     _s("partition", "publish into <col>=<value>/ and add it as a table partition, e.g. ds=2024-01-01",
        env="PARTITION", group="processing"),
-    _s("verify", "check delivered files by sha256 (default) or size", "sha256", choices=VERIFY_MODES,
+    _s("verify", "how delivered files are checked: checksum (HDFS computes each file's CRC32C, nothing is "
+       "read back; sha256 read back elsewhere), sha256 (always read back) or size", DEFAULT_VERIFY,
+       choices=VERIFY_MODES,
        env="VERIFY", group="processing"),
     # target
     _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "

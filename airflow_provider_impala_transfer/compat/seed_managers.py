@@ -40,6 +40,7 @@ import fsspec
 from fsspec.core import split_protocol
 from fsspec.registry import get_filesystem_class
 
+from airflow_provider_impala_transfer.core.common.checksums import EMPTY_CRC32C, file_digests
 from airflow_provider_impala_transfer.core.common.records import FileEntry
 from airflow_provider_impala_transfer.core.common.secrets import Redactor, mask_secrets
 from airflow_provider_impala_transfer.core.common.uris import (
@@ -53,12 +54,13 @@ from airflow_provider_impala_transfer.core.common.uris import (
 from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 from airflow_provider_impala_transfer.core.transfer.delivery import (
+    DEFAULT_VERIFY,
     check_verify_mode,
     deliver_files,
     deliver_with_fallback,
     verify,
 )
-from airflow_provider_impala_transfer.core.transfer.destinations import Destination, FsspecDestination, sha256_file
+from airflow_provider_impala_transfer.core.transfer.destinations import Destination, FsspecDestination
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, RunLayout
 from airflow_provider_impala_transfer.core.transfer.methods import (
@@ -252,7 +254,7 @@ def _transfer_options(options: object) -> dict[str, Any]:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0:
         raise ConfigError("transfer_options.chunk_size", f"{chunk_size!r} is not a number of bytes > 0",
                           "for example 8 * 1024 * 1024")
-    mode = check_verify_mode(options.get("verify", "sha256"), "transfer_options.verify")
+    mode = check_verify_mode(options.get("verify", DEFAULT_VERIFY), "transfer_options.verify")
     return {"chunk_size": chunk_size, "verify": mode}
 
 
@@ -435,9 +437,9 @@ FSSPEC_CONFIG_KEYS = ("source_fs_config", "target_fs_config", "transfer_options"
 
 
 def _local_source(path: str) -> FileEntry:
-    """Size and sha256 of a local file, streamed."""
-    local = fsspec.filesystem("file")
-    return FileEntry(path=path, bytes=local.size(path), sha256=sha256_file(local, path))
+    """Size, sha256 and CRC32C of a local file, read once."""
+    digests = file_digests(fsspec.filesystem("file"), path)
+    return FileEntry(path=path, bytes=digests.size, sha256=digests.sha256, crc32c=digests.crc32c)
 
 
 class UnifiedFileTransferManager:
@@ -501,7 +503,7 @@ class UnifiedFileTransferManager:
             normalize_uri(s("target_hdfs_path"), "target_hdfs_path", cluster=s("target_cluster"))
         if s("scp_target_host") or s("scp_target_path"):
             self._scp_target(None)
-        check_verify_mode(s("verify", "sha256"))
+        check_verify_mode(s("verify", DEFAULT_VERIFY))
         if s("hadoop_env") is not None and not isinstance(s("hadoop_env"), dict):
             raise ConfigError("hadoop_env", "is not a dict", "for example {'HADOOP_CONF_DIR': '/etc/hadoop/conf'}")
         timeout = s("command_timeout")
@@ -642,7 +644,7 @@ class UnifiedFileTransferManager:
 
             def deliver(method: TransferMethod, overwrite: bool) -> DeliveryRecord:
                 record = deliver_files(method, files, run, label=table, overwrite=overwrite,
-                                       verify_mode=self._get("verify", "sha256"),
+                                       verify_mode=self._get("verify", DEFAULT_VERIFY),
                                        log=lambda message: log.info("%s", redact(message)))
                 delivered_by.append(method)
                 return record
@@ -683,13 +685,14 @@ class UnifiedFileTransferManager:
             else:
                 remote.append(len(files))
                 files.append(FileEntry(path=path, bytes=-1, sha256=""))
-        if remote:  # hdfs:// sources: sizes and sha256 through the cluster client, in one pass each
+        if remote:  # hdfs:// sources: sizes, sha256 and CRC32C through the cluster client, one call each
             shell = HdfsShell(hdfs_bin=self._get("hdfs_bin", "hdfs"), runner=runner)
             urls = [files[i].path for i in remote]
             sizes = shell.sizes(urls)
             digests = shell.sha256(urls, [sizes[u] for u in urls])
+            crcs = shell.crc32c([u for u in urls if sizes[u]])
             for i, url, digest in zip(remote, urls, digests):
-                files[i] = FileEntry(path=url, bytes=sizes[url], sha256=digest)
+                files[i] = FileEntry(path=url, bytes=sizes[url], sha256=digest, crc32c=crcs.get(url, EMPTY_CRC32C))
         return files
 
     def _cleanup(self, methods: Sequence[TransferMethod], run: Run, redact: Callable[[str], str]) -> None:

@@ -1,16 +1,22 @@
-"""The Hadoop command-line clients on the worker: ``hadoop distcp`` and ``hdfs dfs``.
+"""The Hadoop command-line clients on the worker (``hadoop distcp``, ``hdfs dfs``), and WebHDFS.
 
-They use the worker's own Hadoop configuration (``HADOOP_CONF_DIR``) and Kerberos ticket cache,
-as an operator running them by hand would; nothing secret passes through Airflow. An optional
-connection of type ``hadoop_cli`` carries the binaries and environment (extras ``hadoop_bin``,
-``hdfs_bin``, ``env``), so they are configured once per deployment instead of per task.
+The clients use the worker's own Hadoop configuration (``HADOOP_CONF_DIR``) and Kerberos ticket
+cache, as an operator running them by hand would; nothing secret passes through Airflow. An
+optional connection of type ``hadoop_cli`` carries the binaries and environment (extras
+``hadoop_bin``, ``hdfs_bin``, ``env``), so they are configured once per deployment instead of per
+task. A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
+Kerberos/SSL extras) of the *target* cluster moves the metadata steps (exists, list, mkdir,
+rename, delete) from a JVM per call to HTTP.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook
+
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
 
 class HadoopCliHook(BaseHook):
@@ -32,3 +38,8 @@ class HadoopCliHook(BaseHook):
         self.hdfs_bin: str = hdfs_bin or extras.get("hdfs_bin") or "hdfs"
         merged = {**(extras.get("env") or {}), **(env or {})}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
+
+
+def webhdfs_metadata(webhdfs_conn_id: str) -> WebHdfsMetadata:
+    """WebHDFS of the target cluster through the hdfs provider's hook (HA namenodes, Kerberos)."""
+    return WebHdfsMetadata(WebHDFSHook(webhdfs_conn_id=webhdfs_conn_id).get_conn())

@@ -23,7 +23,7 @@ from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
 from airflow_provider_impala_transfer.core.errors import TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
-from airflow_provider_impala_transfer.core.transfer.delivery import check_verify_mode, deliver_chunk
+from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
@@ -31,7 +31,7 @@ from airflow_provider_impala_transfer.core.transfer.publish import publish_deliv
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
-from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
+from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 
 # Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
@@ -56,6 +56,7 @@ class _TargetOperator(BaseOperator):
         source_hdfs_path: str | None = None,
         partition: dict[str, str] | None = None,
         hadoop_conn_id: str | None = None,
+        webhdfs_conn_id: str | None = None,
         hadoop_bin: str | None = None,
         hdfs_bin: str | None = None,
         hadoop_env: dict[str, str] | None = None,
@@ -78,6 +79,7 @@ class _TargetOperator(BaseOperator):
         self.source_hdfs_path = source_hdfs_path
         self.partition = partition
         self.hadoop_conn_id = hadoop_conn_id
+        self.webhdfs_conn_id = webhdfs_conn_id
         self.hadoop_bin = hadoop_bin
         self.hdfs_bin = hdfs_bin
         self.hadoop_env = hadoop_env
@@ -94,7 +96,7 @@ class _TargetOperator(BaseOperator):
         self.command_timeout = command_timeout
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
 
-    def run(self, context: Any) -> Run:
+    def transfer_run(self, context: Any) -> Run:
         return Run(run_id=context["run_id"], partition=self.partition or None)
 
     def _target_uri(self) -> str:
@@ -123,7 +125,8 @@ class _TargetOperator(BaseOperator):
         source = normalize_uri(self.source_hdfs_path, "source_hdfs_path") if self.source_hdfs_path else None
         return TransferTargets(hdfs_root=self._target_uri(), source_hdfs_path=source, hadoop_bin=hadoop.hadoop_bin,
                                hdfs_bin=hadoop.hdfs_bin, hadoop_env=hadoop.env,
-                               distcp=DistcpOptions(**self.distcp_options), command_timeout=self.command_timeout)
+                               distcp=DistcpOptions(**self.distcp_options), command_timeout=self.command_timeout,
+                               webhdfs=webhdfs_metadata(self.webhdfs_conn_id) if self.webhdfs_conn_id else None)
 
     def _runner_for(self, targets: TransferTargets) -> CommandRunner:
         self._runner = targets.runner(log=self.log.info)
@@ -165,7 +168,13 @@ class TransferOperator(_TargetOperator):
     :param scp_target_path: remote directory for scp (default: the path of a file:// target, or
         the connection's ``target_path`` extra).
     :param fsspec_conn_id: credentials/options for the fsspec target.
-    :param verify: ``sha256`` (default: read back and hash) or ``size``.
+    :param hadoop_conn_id: ``hadoop_cli`` connection: the ``hadoop``/``hdfs`` binaries and environment.
+    :param webhdfs_conn_id: ``webhdfs`` connection of the target cluster (the hdfs provider's): exists,
+        list, mkdir, rename and delete over HTTP instead of a JVM per call. Copies and checksums
+        always go through the Hadoop client.
+    :param verify: ``checksum`` (default: HDFS's CRC32C of each file, computed by the cluster, no
+        read-back; sha256 read back where the target has no comparable checksum), ``sha256``
+        (always read back and hash) or ``size``.
     :param route_task_id: in a fallback chain, the branch task that chose the methods to try;
         this task skips itself unless chosen.
     :param skip_if_delivered_by: earlier methods of the chain; skips itself if one delivered.
@@ -173,7 +182,7 @@ class TransferOperator(_TargetOperator):
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "manifest")
 
-    def __init__(self, *, method: str, manifest: Any, verify: str = "sha256",
+    def __init__(self, *, method: str, manifest: Any, verify: str = DEFAULT_VERIFY,
                  route_task_id: str | None = None, skip_if_delivered_by: Sequence[str] = (),
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -197,7 +206,7 @@ class TransferOperator(_TargetOperator):
         method = self.build_method(self.method)
         # Overwrite only what this run itself may have left: a retry, or an earlier method's attempt.
         overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
-        record = deliver_chunk(method, manifest, self.run(context), overwrite=overwrite,
+        record = deliver_chunk(method, manifest, self.transfer_run(context), overwrite=overwrite,
                                verify_mode=self.verify, log=self.log.info)
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
         return record.to_dict()
@@ -245,7 +254,7 @@ class PublishOperator(_TargetOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         records = [DeliveryRecord.from_dict(r) for r in self.deliveries if r]
-        result = publish_deliveries(records, self.run(context), self.build_destination, log=self.log.info)
+        result = publish_deliveries(records, self.transfer_run(context), self.build_destination, log=self.log.info)
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
                           len(record.files), f"{record.bytes:,}")

@@ -30,7 +30,7 @@ from airflow_provider_impala_transfer.core.common.sql import resolve_query
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
-from airflow_provider_impala_transfer.core.transfer.delivery import check_verify_mode
+from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
 from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
 from airflow_provider_impala_transfer.core.transfer.records import PublishResult
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
@@ -70,7 +70,7 @@ def impala_transfer_group(
     target_table: str | None = None,
     target_impala_conn_id: str | None = None,
     table_dialect: str = "impala",
-    verify: str = "sha256",
+    verify: str = DEFAULT_VERIFY,
     max_active_chunks: int = 4,
     retries: int = 1,
     method_retries: int = 0,

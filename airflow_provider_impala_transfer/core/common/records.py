@@ -39,14 +39,16 @@ class Chunk:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file to move: where it is, its size and sha256, and (for extracted files) what it holds.
+    """One file to move: where it is, its size and checksums, and (for extracted files) what it holds.
 
-    ``rows``/``chunk``/``part``/``format``/``compression`` are None for files the extract did not
-    write (the Python API moves any file)."""
+    ``crc32c`` is the whole file's CRC32C as Hadoop prints it (see :mod:`.checksums`); it and
+    ``rows``/``chunk``/``part``/``format``/``compression`` are None where unknown (the Python API
+    moves any file)."""
 
     path: str  # full URL (file:///..., hdfs://..., s3://...) so any client can open it
     bytes: int
     sha256: str
+    crc32c: str | None = None
     rows: int | None = None
     chunk: int | None = None
     part: int | None = None

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import posixpath
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.common.checksums import Digests
 from airflow_provider_impala_transfer.core.common.records import FileEntry
 
 OUTPUT_FORMATS = ("parquet", "csv")
@@ -86,25 +86,23 @@ def part_name(chunk: int, part: int, file_format: FileFormat) -> str:
 
 
 class _HashingSink(io.RawIOBase):
-    """Counts and hashes every byte on its way to the real file."""
+    """Counts and hashes (sha256 and CRC32C) every byte on its way to the real file."""
 
     def __init__(self, raw: Any):
         self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
+        self.digests = Digests()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._raw.write(view)
-        self.digest.update(view)
-        self.size += len(view)
-        return len(view)
+        block = bytes(memoryview(data).cast("B"))
+        self._raw.write(block)
+        self.digests.update(block)
+        return len(block)
 
     def tell(self) -> int:
-        return self.size
+        return self.digests.size
 
     def flush(self) -> None:
         self._raw.flush()
@@ -163,8 +161,8 @@ class _Part:
         self._raw.close()
         _publish(self.fs, self.tmp_path, self.final_path)
         return FileEntry(
-            path=_url(self.fs, self.final_path), rows=self.rows, bytes=self._sink.size,
-            sha256=self._sink.digest.hexdigest(), chunk=chunk, part=part,
+            path=_url(self.fs, self.final_path), rows=self.rows, bytes=self._sink.digests.size,
+            sha256=self._sink.digests.sha256, crc32c=self._sink.digests.crc32c, chunk=chunk, part=part,
             format=self.file_format.output_format, compression=self.file_format.compression,
         )
 
@@ -208,7 +206,7 @@ class RollingFileWriter:
     @property
     def bytes_written(self) -> int:
         done = sum(f.bytes for f in self.files)
-        return done + (self._part._sink.size if self._part else 0)
+        return done + (self._part._sink.tell() if self._part else 0)
 
     def _open_part(self) -> _Part:
         name = part_name(self.chunk, len(self.files), self.file_format)

@@ -2,8 +2,10 @@
 
 Every child runs in its own process group, so a timeout or Airflow's ``on_kill`` stops the tool
 *and* what it started (the JVM behind ``hdfs``, ssh behind scp). A missing binary fails at once
-with the setting to change; a failing tool raises with the tail of its stderr, because that is
-where Hadoop and OpenSSH say what went wrong.
+with the setting to change. What a tool prints goes to the log line by line while it runs, as
+Airflow's ``SubprocessHook`` does (DistCp's job id, map progress and counters appear in the task
+log as the job goes); a failing tool raises with the tail of its stderr, because that is where
+Hadoop and OpenSSH say what went wrong.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import IO
 
 from airflow_provider_impala_transfer.core.errors import CommandFailed, Stopped, ToolNotFound, TransferError
 
-STDERR_TAIL_LINES = 20
+STDERR_TAIL_LINES = 20  # quoted in a failure's message
+OUTPUT_TAIL_LINES = 200  # returned to the caller (DistCp prints its ~40 counter lines last)
 _HASH_BLOCK = 1 << 20
 
 
@@ -47,21 +50,42 @@ class CommandRunner:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
-    def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        """Run to completion; stdout is returned, stderr is kept only as a tail for errors."""
+    def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True,
+            capture: bool = False) -> subprocess.CompletedProcess:
+        """Run to completion. Each line the tool writes to stderr, and to stdout unless ``capture``
+        keeps stdout for the caller, is logged as it comes; the returned ``stderr`` holds the last
+        :data:`OUTPUT_TAIL_LINES` lines (a job's final counters)."""
         self.log("running: " + " ".join(argv))
         proc = self._start(argv, stdout=subprocess.PIPE)
+        name = os.path.basename(argv[0])
+        tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        captured: list[bytes] = []
+
+        def stderr_line(line: str) -> None:
+            tail.append(line)
+            self.log(f"{name}: {line}")
+
+        readers = [_reader(proc.stderr, stderr_line)]
+        if capture:
+            readers.append(_thread(lambda: captured.append(proc.stdout.read())))  # type: ignore[union-attr]
+        else:
+            readers.append(_reader(proc.stdout, lambda line: self.log(f"{name}: {line}")))
         try:
-            stdout, stderr = proc.communicate(timeout=timeout or self.timeout)
+            proc.wait(timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            stdout, stderr = proc.communicate()
-            raise CommandFailed(argv, None, _tail(stderr), timed_out=True) from None
+            _join(readers)
+            raise CommandFailed(argv, None, _last(tail), timed_out=True) from None
+        except BaseException:  # interrupted (Ctrl-C, a task timeout): the tool must not outlive us
+            self.kill()
+            raise
         finally:
+            _join(readers)
             self._forget(proc)
         if check and proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, _tail(stderr))
-        return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+            raise CommandFailed(argv, proc.returncode, _last(tail))
+        stderr = "\n".join(tail).encode()
+        return subprocess.CompletedProcess(argv, proc.returncode, b"".join(captured), stderr)
 
     def sha256_of_output(self, argv: Sequence[str], sizes: Sequence[int], *,
                          timeout: float | None = None) -> list[str]:
@@ -141,6 +165,31 @@ def _drain(stream: IO[bytes] | None, lines: collections.deque[bytes]) -> None:
     if stream is not None:
         for line in stream:
             lines.append(line)
+
+
+def _thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def _reader(stream: IO[bytes] | None, sink: Callable[[str], None]) -> threading.Thread:
+    """Hand each line of ``stream`` to ``sink`` as it arrives, until the tool closes it."""
+    def pump() -> None:
+        if stream is not None:
+            for raw in stream:
+                sink(raw.decode("utf-8", "replace").rstrip("\r\n"))
+    return _thread(pump)
+
+
+def _join(threads: Sequence[threading.Thread], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0.01))
+
+
+def _last(lines: Sequence[str], count: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(list(lines)[-count:]).strip()
 
 
 def _signal_group(pid: int, sig: int) -> None:

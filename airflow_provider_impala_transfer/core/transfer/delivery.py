@@ -1,7 +1,13 @@
 """Deliver one chunk with one method and verify it; walk the fallback chain until a method does.
 
-A method has delivered only when every file at the target has the manifest's size and sha256;
-anything else is a failure of that method for that chunk, so the fallback chain moves on.
+A method has delivered only when every file at the target has the manifest's size and checksum;
+anything else is a failure of that method for that chunk, so the fallback chain moves on. Which
+checksum (``verify``):
+
+* ``checksum`` (default): the target's own when it has one comparable with the manifest (HDFS:
+  the whole file's CRC32C, computed by the DataNodes; nothing is read back), else sha256 read back;
+* ``sha256``: always read every file back and hash it;
+* ``size``: sizes only.
 """
 
 from __future__ import annotations
@@ -19,35 +25,50 @@ from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod
 from airflow_provider_impala_transfer.core.transfer.records import DeliveredFile, DeliveryRecord
 
-VERIFY_MODES = ("sha256", "size")
+VERIFY_MODES = ("checksum", "sha256", "size")
+DEFAULT_VERIFY = "checksum"
 
 
 def check_verify_mode(mode: object, field: str = "verify") -> str:
     return check_choice(mode, field, VERIFY_MODES, "a verification mode")
 
 
+def check_for(mode: str, destination: Destination, files: Sequence[FileEntry]) -> str:
+    """What ``verify`` compares besides sizes: ``crc32c``, ``sha256`` or ``size`` (nothing)."""
+    mode = check_verify_mode(mode)
+    if mode != "checksum":
+        return mode
+    native = destination.native_checksum
+    if native and all(getattr(f, native) for f in files):
+        return native
+    return "sha256"
+
+
 def verify(destination: Destination, target_dir: str, files: Sequence[FileEntry], *,
-           mode: str = "sha256") -> list[DeliveredFile]:
+           mode: str = DEFAULT_VERIFY) -> list[DeliveredFile]:
     """Compare every delivered file with the manifest; raise on the first difference."""
     paths = [join(target_dir, f.name) for f in files]
+    check = check_for(mode, destination, files)
     try:
-        found = destination.file_info(paths, checksum=mode == "sha256")
+        found = destination.file_info(paths, checksum=None if check == "size" else check)
     except TransferError as exc:
         raise VerificationError(f"cannot read back delivered files under {destination.describe(target_dir)}: {exc}") from exc
     delivered = []
     for f, path in zip(files, paths):
         size, digest = found[path]
-        if size != f.bytes or (digest is not None and digest != f.sha256):
-            raise VerificationError(
-                f"{destination.describe(path)} differs from the extracted file: {size:,} bytes, "
-                f"sha256 {digest or '(not checked)'}; expected {f.bytes:,} bytes, sha256 {f.sha256}")
-        delivered.append(DeliveredFile(name=f.name, path=destination.describe(path), bytes=size,
-                                       sha256=digest or f.sha256, checksum_verified=digest is not None))
+        expected = None if check == "size" else getattr(f, check)
+        if size != f.bytes or digest != expected:
+            what = f", {check} {digest}" if check != "size" else ""
+            want = f", {check} {expected}" if check != "size" else ""
+            raise VerificationError(f"{destination.describe(path)} differs from the extracted file: {size:,} bytes"
+                                    f"{what}; expected {f.bytes:,} bytes{want}")
+        delivered.append(DeliveredFile(name=f.name, path=destination.describe(path), bytes=size, sha256=f.sha256,
+                                       crc32c=f.crc32c, check=check))
     return delivered
 
 
 def deliver_chunk(method: TransferMethod, manifest: Manifest, run: Run, *, overwrite: bool,
-                  verify_mode: str = "sha256", log: Callable[[str], None] = lambda message: None) -> DeliveryRecord:
+                  verify_mode: str = DEFAULT_VERIFY, log: Callable[[str], None] = lambda message: None) -> DeliveryRecord:
     """Copy one chunk's files into the run's staging directory with ``method``, then verify."""
     record = deliver_files(method, manifest.files, run, label=manifest.label, overwrite=overwrite,
                            verify_mode=verify_mode, log=log)
@@ -56,18 +77,21 @@ def deliver_chunk(method: TransferMethod, manifest: Manifest, run: Run, *, overw
 
 
 def deliver_files(method: TransferMethod, files: Sequence[FileEntry], run: Run, *, label: str,
-                  overwrite: bool, verify_mode: str = "sha256",
+                  overwrite: bool, verify_mode: str = DEFAULT_VERIFY,
                   log: Callable[[str], None] = lambda message: None) -> DeliveryRecord:
     """Copy ``files`` into the run's staging directory with ``method``, then verify every one."""
     target_dir = method.target_dir(run)
+    counters = None
     if files:
         log(f"{label}: {method.name} -> {method.destination.describe(target_dir)}")
-        method.deliver(files, run, overwrite=overwrite)
+        counters = method.deliver(files, run, overwrite=overwrite)
     delivered = verify(method.destination, target_dir, files, mode=verify_mode) if files else []
     for entry in delivered:
-        log(f"verified {entry.path}: {entry.bytes:,} bytes, sha256 {entry.sha256}")
+        value = f" {getattr(entry, entry.check)}" if entry.check != "size" else ""
+        log(f"verified {entry.path}: {entry.bytes:,} bytes, {entry.check}{value}")
     return DeliveryRecord(method=method.name, destination=method.destination.kind, root=method.destination.root,
-                          staging_dir=method.destination.describe(target_dir), chunk=label, files=delivered)
+                          staging_dir=method.destination.describe(target_dir), chunk=label, files=delivered,
+                          counters=counters or {})
 
 
 @dataclass

@@ -4,14 +4,16 @@
 * :class:`SshDestination` through ``ssh`` (scp delivers here),
 * :class:`FsspecDestination` through an fsspec filesystem (S3, GCS, ABFS, SFTP, local, memory...).
 
-Checksums are sha256 of the bytes as stored, read back in blocks: HDFS's own checksum
-(MD5-of-CRC32C) depends on block and chunk sizes and is not comparable with the manifest.
+What each can check without reading the data back is its ``native_checksum``: HDFS computes the
+whole file's CRC32C from the CRCs its DataNodes keep (``COMPOSITE_CRC`` mode; its default
+MD5-of-CRC32C depends on block sizes and is not comparable with the manifest), so verifying a
+delivery to HDFS costs one ``hdfs dfs -checksum``, whatever the size. The others have nothing the
+manifest can be compared with, so their files are read back and hashed (sha256).
 :func:`fsspec_destination` is the one place a target URL becomes an fsspec filesystem.
 """
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -20,13 +22,13 @@ from dataclasses import dataclass
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from airflow_provider_impala_transfer.core.common.checksums import EMPTY_CRC32C, file_digests
 from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
 from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
-
-_BLOCK = 1 << 20
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
 
 def _visible(name: str) -> bool:
@@ -39,13 +41,15 @@ class Destination(ABC):
 
     kind: str
     root: str
+    native_checksum: str | None = None  # a checksum the store computes without a read-back
 
     def describe(self, path: str) -> str:
         return path
 
     @abstractmethod
-    def file_info(self, paths: Sequence[str], *, checksum: bool = True) -> dict[str, tuple[int, str | None]]:
-        """path -> (bytes, sha256 or None); missing paths raise TransferError."""
+    def file_info(self, paths: Sequence[str], *, checksum: str | None = "sha256") -> dict[str, tuple[int, str | None]]:
+        """path -> (bytes, the file's ``checksum`` (``sha256``, or the ``native_checksum``) or None
+        when not asked); missing paths raise TransferError."""
 
     @abstractmethod
     def is_dir(self, path: str) -> bool: ...
@@ -67,34 +71,46 @@ class Destination(ABC):
 
 @dataclass
 class HdfsDestination(Destination):
+    """HDFS through the Hadoop client (``hdfs dfs``: the worker's HADOOP_CONF_DIR, HA nameservices,
+    Kerberos ticket). With ``metadata`` (WebHDFS), the metadata steps go over HTTP instead of a JVM
+    each; data and checksums still go through the client."""
+
     root: str
     shell: HdfsShell
+    metadata: WebHdfsMetadata | None = None
     kind: str = "hdfs"
+    native_checksum: str | None = "crc32c"
 
-    def file_info(self, paths, *, checksum=True):
+    def file_info(self, paths, *, checksum="sha256"):
         try:
-            sizes = self.shell.sizes(list(paths))
+            sizes = (self.metadata or self.shell).sizes(list(paths))
         except TransferError as exc:
             raise TransferError(f"cannot stat delivered files: {exc}") from exc
-        if not checksum:
+        if checksum is None:
             return {p: (sizes[p], None) for p in paths}
+        if checksum == "crc32c":
+            found = self.shell.crc32c([p for p in paths if sizes[p]])
+            return {p: (sizes[p], found.get(p, EMPTY_CRC32C)) for p in paths}
         digests = self.shell.sha256(list(paths), [sizes[p] for p in paths])
         return {p: (sizes[p], d) for p, d in zip(paths, digests)}
 
     def is_dir(self, path):
-        return self.shell.test("-d", path)
+        return self.metadata.is_dir(path) if self.metadata else self.shell.test("-d", path)
 
     def makedirs(self, path):
-        self.shell.mkdir(path)
+        (self.metadata or self.shell).makedirs(path)
 
     def list_names(self, directory):
-        return [n for n in self.shell.list_names(directory) if _visible(n)]
+        return [n for n in (self.metadata or self.shell).list_names(directory) if _visible(n)]
 
     def move(self, source, target):
-        self.shell.move(source, target)
+        (self.metadata or self.shell).move(source, target)
 
     def remove(self, paths, *, recursive=False):
-        self.shell.remove(*paths, recursive=recursive)
+        if self.metadata:
+            self.metadata.remove(paths, recursive=recursive)
+        else:
+            self.shell.remove(*paths, recursive=recursive)
 
 
 @dataclass
@@ -112,19 +128,19 @@ class SshDestination(Destination):
     def describe(self, path):
         return f"{self.target.destination}:{path}"
 
-    def _ssh(self, *command: str, check: bool = True):
+    def _ssh(self, *command: str, check: bool = True, capture: bool = False):
         argv = self.target.ssh_argv(*command)
         argv[0] = resolve_binary(argv[0], "ssh_bin")
-        return self.runner.run(argv, check=check)
+        return self.runner.run(argv, check=check, capture=capture)
 
-    def file_info(self, paths, *, checksum=True):
+    def file_info(self, paths, *, checksum="sha256"):
         sizes = {}
-        out = self._ssh("stat", "-c", "%s", "--", *paths).stdout.decode().split()
+        out = self._ssh("stat", "-c", "%s", "--", *paths, capture=True).stdout.decode().split()
         for path, size in zip(paths, out, strict=True):
             sizes[path] = int(size)
-        if not checksum:
+        if checksum is None:
             return {p: (sizes[p], None) for p in paths}
-        lines = self._ssh("sha256sum", "--", *paths).stdout.decode("utf-8", "replace").splitlines()
+        lines = self._ssh("sha256sum", "--", *paths, capture=True).stdout.decode("utf-8", "replace").splitlines()
         digests = [line.split(None, 1)[0].lstrip("\\") for line in lines]
         return {p: (sizes[p], d) for p, d in zip(paths, digests, strict=True)}
 
@@ -139,7 +155,7 @@ class SshDestination(Destination):
         self._ssh("mkdir", "-p", "--", path)
 
     def list_names(self, directory):
-        out = self._ssh("ls", "-1A", "--", directory).stdout.decode("utf-8")
+        out = self._ssh("ls", "-1A", "--", directory, capture=True).stdout.decode("utf-8")
         return [n for n in out.splitlines() if n and _visible(n)]
 
     def move(self, source, target):
@@ -159,14 +175,14 @@ class FsspecDestination(Destination):
     def describe(self, path):
         return self.fs.unstrip_protocol(path)
 
-    def file_info(self, paths, *, checksum=True):
+    def file_info(self, paths, *, checksum="sha256"):
         info = {}
         for path in paths:
             try:
                 size = self.fs.size(path)
             except FileNotFoundError:
                 raise TransferError(f"{self.describe(path)} is missing") from None
-            info[path] = (size, sha256_file(self.fs, path) if checksum else None)
+            info[path] = (size, file_digests(self.fs, path).sha256 if checksum else None)
         return info
 
     def is_dir(self, path):
@@ -214,10 +230,3 @@ def fsspec_destination(url: str, options: dict | None = None, *, field: str = "t
                           f"check the host, port and {options_name}") from None
     return FsspecDestination(fs=fs, root=root)
 
-
-def sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    digest = hashlib.sha256()
-    with fs.open(path, "rb", block_size=_BLOCK) as stream:
-        for block in iter(lambda: stream.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -6,8 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_impala_transfer.core.errors import CommandFailed
+from airflow_provider_impala_transfer.core.errors import CommandFailed, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
+
+# A whole file's CRC32C, whatever its block size (HDFS-13056). The generic option goes before the
+# command, where Hadoop's GenericOptionsParser reads it (FsShell and DistCp alike).
+COMPOSITE_CRC = "-Ddfs.checksum.combine.mode=COMPOSITE_CRC"
+COMPOSITE_CRC_ALGORITHM = "COMPOSITE-CRC32C"
 
 
 @dataclass
@@ -33,12 +38,15 @@ class HdfsShell:
     def mkdir_argv(self, directory: str) -> list[str]:
         return self.argv("-mkdir", "-p", directory)
 
+    def checksum_argv(self, paths: Sequence[str]) -> list[str]:
+        return [self.hdfs_bin, "dfs", COMPOSITE_CRC, "-checksum", *paths]
+
     # operations ------------------------------------------------------------------------------
     def run(self, argv: list[str], **kwargs):
         argv = [resolve_binary(argv[0], "hdfs_bin"), *argv[1:]]
         return self.runner.run(argv, **kwargs)
 
-    def mkdir(self, directory: str) -> None:
+    def makedirs(self, directory: str) -> None:
         self.run(self.mkdir_argv(directory))
 
     def test(self, flag: str, path: str) -> bool:
@@ -50,15 +58,31 @@ class HdfsShell:
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int]:
         """Byte sizes in one JVM start (``-stat %b`` prints one line per path, in order)."""
-        out = self.run(self.argv("-stat", "%b", *paths)).stdout.decode().split()
+        out = self.run(self.argv("-stat", "%b", *paths), capture=True).stdout.decode().split()
         return {path: int(size) for path, size in zip(paths, out, strict=True)}
+
+    def crc32c(self, paths: Sequence[str]) -> dict[str, str]:
+        """Each file's CRC32C as HDFS computes it from the CRCs its DataNodes keep: no data is read
+        back. One JVM for all paths; ``-checksum`` prints ``<path> TAB COMPOSITE-CRC32C TAB <hex>``
+        per file, in order. (A 0-byte file has no blocks to combine: ask for non-empty files only.)"""
+        if not paths:
+            return {}
+        out = self.run(self.checksum_argv(paths), capture=True).stdout.decode("utf-8", "replace")
+        lines = [line.split("\t") for line in out.splitlines() if line.strip()]
+        values: dict[str, str] = {}
+        for path, fields in zip(paths, lines, strict=True):
+            if len(fields) != 3 or fields[1] != COMPOSITE_CRC_ALGORITHM:
+                raise TransferError(f"hdfs dfs -checksum gave {chr(9).join(fields)!r} for {path}, not a "
+                                    f"{COMPOSITE_CRC_ALGORITHM} (does the cluster predate Hadoop 3.1? use verify=sha256)")
+            values[path] = fields[2].strip().lower()
+        return values
 
     def sha256(self, paths: Sequence[str], sizes: Sequence[int]) -> list[str]:
         """sha256 of each file, streamed through one ``-cat`` of all of them."""
         return self.runner.sha256_of_output(self.resolved("-cat", *paths), sizes)
 
     def list_names(self, directory: str) -> list[str]:
-        out = self.run(self.argv("-ls", "-C", directory)).stdout.decode("utf-8")
+        out = self.run(self.argv("-ls", "-C", directory), capture=True).stdout.decode("utf-8")
         return [line.rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()]
 
     def move(self, source: str, target: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shlex
 import tempfile
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import fsspec
 from fsspec.callbacks import Callback
 
+from airflow_provider_impala_transfer.core.common.checksums import Digests
 from airflow_provider_impala_transfer.core.common.records import FileEntry
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.common.values import check_choice
@@ -33,7 +35,7 @@ from airflow_provider_impala_transfer.core.transfer.destinations import (
     HdfsDestination,
     SshDestination,
 )
-from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, Run
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
@@ -84,9 +86,44 @@ class TransferMethod(ABC):
         """What ``deliver`` does, one line per step: here its command lines, shell-quoted."""
         return [" ".join(shlex.quote(a) for a in argv) for argv in self.commands(files, run, overwrite=True)]
 
-    def deliver(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> None:
+    def deliver(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> dict[str, int] | None:
+        """Copy ``files`` into the run's staging directory; return the tool's counters, if it has any."""
         for argv in self.commands(files, run, overwrite=overwrite):
-            self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
+            self._run(argv)
+        return None
+
+    def _run(self, argv: Sequence[str]):
+        return self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
+
+
+def files_key(files: Sequence[FileEntry]) -> str:
+    """What a set of files is called in staging paths: ``chunk-00002`` for one chunk's files."""
+    chunks = {f.chunk for f in files}
+    if len(chunks) == 1 and None not in chunks:
+        return f"chunk-{chunks.pop():05d}"
+    return "files-" + hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:8]
+
+
+_COUNTER = re.compile(r"^\s+(?P<name>[A-Za-z][\w ]*?)=(?P<value>\d+)\s*$")
+
+
+def distcp_counters(output: str) -> dict[str, int]:
+    """The ``DistCp Counters`` group of a finished job's output (``Bytes Copied``, ``Bytes
+    Expected``, ``Files Copied``, ``Files Skipped``...), as the job prints it last on stderr."""
+    counters: dict[str, int] = {}
+    inside = False
+    for line in output.splitlines():
+        if line.strip() == "DistCp Counters":
+            inside = True
+            continue
+        match = _COUNTER.match(line) if inside else None
+        if inside and not match:
+            if counters:
+                break
+            continue
+        if match:
+            counters[match["name"]] = int(match["value"])
+    return counters
 
 
 @dataclass
@@ -108,15 +145,21 @@ class DistcpOptions:
 class DistcpMethod(TransferMethod):
     """ONE distcp job for all of a chunk's files (a ``-f`` listing), never one job per file.
 
-    Local chunk files are first put into ``source_hdfs_path/_impala_transfer_staging/<run>-<target>/``
-    on the source cluster (the seed tool forgot this and handed local paths to a MapReduce job that
-    runs on other machines) and removed from there once distcp has finished with them. The
-    ``<target>`` tag (a hash of the target directory) keeps two transfers of one run id (two task
-    groups, two DAGs) from overwriting each other's staged files or listings.
-    ``-update`` (no ``-delete``: the target directory is shared with other chunks), ``-strategy
-    dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in MB/s per map. No
-    ``-atomic``: DistCp refuses it together with ``-update`` and into an existing directory, and the
-    run's publish-by-rename already makes the files visible all at once.
+    Local chunk files are first put into
+    ``source_hdfs_path/_impala_transfer_staging/<run>-<target>/chunk-NNNNN/`` on the source cluster
+    (the seed tool forgot this and handed local paths to a MapReduce job that runs on other
+    machines); that directory is removed once distcp has finished with it. The ``<target>`` tag (a
+    hash of the target directory) keeps two transfers of one run id (two task groups, two DAGs)
+    from overwriting each other's staged files or listings.
+
+    ``-Ddfs.checksum.combine.mode=COMPOSITE_CRC``: DistCp compares each copy's checksum with the
+    source's, and HDFS's default checksum depends on the block size, so between clusters with
+    different block sizes every multi-block file would fail ("Source and target differ in
+    block-size"); the composite CRC does not, and the target keeps its own block size (``-pb``
+    would impose the source's). ``-update`` (no ``-delete``: the target directory is shared with
+    other chunks), ``-strategy dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in
+    MB/s per map. No ``-atomic``: DistCp refuses it together with ``-update`` and into an existing
+    directory, and the run's publish-by-rename already makes the files visible all at once.
     """
 
     destination: HdfsDestination
@@ -132,17 +175,20 @@ class DistcpMethod(TransferMethod):
         return f"{run.key}-{tag}"
 
     def listing_path(self, run: Run, files: Sequence[FileEntry]) -> str:
-        first = files[0].name.rsplit("-part-", 1)[0] if files else "empty"
-        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(run)}-{first}.list")
+        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(run)}-{files_key(files)}.list")
 
-    def sources(self, files: Sequence[FileEntry], run: Run) -> tuple[list[list[str]], list[str]]:
-        if all(f.local is None for f in files):
-            return [], [f.path for f in files]
+    def source_staging_dir(self, run: Run, files: Sequence[FileEntry]) -> str:
+        """Where local files are put on the source cluster for this job (one directory per chunk)."""
         if not self.source_hdfs_path:
             raise ConfigError("source_hdfs_path", "chunk files are on this machine, and distcp copies "
                               "between clusters", "set source_hdfs_path=hdfs://<source-namenode>/staging "
                               "(files are put there first) or use hdfs_put")
-        staged = join(self.source_hdfs_path, STAGING_DIR, self.staging_key(run))
+        return join(self.source_hdfs_path, STAGING_DIR, self.staging_key(run), files_key(files))
+
+    def sources(self, files: Sequence[FileEntry], run: Run) -> tuple[list[list[str]], list[str]]:
+        if all(f.local is None for f in files):
+            return [], [f.path for f in files]
+        staged = self.source_staging_dir(run, files)
         locals_ = _local_paths(files, self.name)
         steps = [self.source_shell.mkdir_argv(staged),
                  self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
@@ -150,7 +196,7 @@ class DistcpMethod(TransferMethod):
 
     def distcp_argv(self, listing: str, target_dir: str) -> list[str]:
         o = self.options
-        argv = [o.hadoop_bin, "distcp", "-update", "-strategy", o.strategy, "-m", str(o.maps)]
+        argv = [o.hadoop_bin, "distcp", COMPOSITE_CRC, "-update", "-strategy", o.strategy, "-m", str(o.maps)]
         if o.bandwidth_mb:
             argv += ["-bandwidth", str(o.bandwidth_mb)]
         return [*argv, "-f", "file://" + listing, target_dir]
@@ -168,16 +214,22 @@ class DistcpMethod(TransferMethod):
         os.makedirs(os.path.dirname(listing), exist_ok=True)
         with open(listing, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
-        staged = [s for s, f in zip(sources, files) if f.local is not None]
+        staged = self.source_staging_dir(run, files) if any(f.local is not None for f in files) else None
+        counters: dict[str, int] = {}
         try:
-            super().deliver(files, run, overwrite=overwrite)
+            for argv in self.commands(files, run, overwrite=overwrite):
+                result = self._run(argv)
+                if argv[1] == "distcp":
+                    counters = distcp_counters(result.stderr.decode("utf-8", "replace"))
         finally:
             os.unlink(listing)
             if staged:  # the copies on the source cluster served this job only
                 try:
-                    self.source_shell.remove(*staged)
+                    self.source_shell.remove(staged, recursive=True)
                 except TransferError as exc:
                     self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
+        self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters printed"))
+        return counters
 
 
 @dataclass
@@ -264,7 +316,7 @@ class FsspecMethod(TransferMethod):
 
     def copy(self, files: Sequence[FileEntry], run: Run) -> list[FileEntry]:
         """Copy every file into the run's staging directory; return each as it was read: its size
-        and the sha256 of the bytes copied (hashed while copying, so no second read is needed),
+        and the checksums of the bytes copied (hashed while copying, so no second read is needed),
         except for local files handed to ``put_file``, which are returned as given."""
         fs, target_dir = self.destination.fs, self.target_dir(run)
         fs.makedirs(target_dir, exist_ok=True)
@@ -280,10 +332,10 @@ class FsspecMethod(TransferMethod):
                 source_fs, source_path = self.source_fs, f.path
             else:
                 source_fs, source_path = fsspec.core.url_to_fs(f.path, **self.source_storage_options)
-            digest = hashlib.sha256()
+            digests = Digests()
             size = copy_stream(source_fs, source_path, fs, target, callback=callback, block_size=self.block_size,
-                               digest=digest)
-            copied.append(dataclasses.replace(f, bytes=size, sha256=digest.hexdigest()))
+                               digest=digests)
+            copied.append(dataclasses.replace(f, bytes=size, sha256=digests.sha256, crc32c=digests.crc32c))
         return copied
 
 
@@ -292,7 +344,7 @@ def copy_stream(source_fs: fsspec.AbstractFileSystem, source: str, target_fs: fs
                 digest: Any = None) -> int:
     """Copy between two filesystems in blocks of ``block_size``; memory stays at one block.
 
-    ``digest`` (a ``hashlib`` object) is updated with every block copied, so the checksum of the
+    ``digest`` (a ``hashlib`` object or :class:`Digests`) is updated with every block copied, so the checksum of the
     bytes read costs no second read of the source. A source whose size changes while it is read
     fails the copy."""
     callback = callback or Callback()

@@ -15,8 +15,13 @@ class DeliveredFile:
     name: str
     path: str  # as the destination describes it (a URI, or host:path for ssh)
     bytes: int
-    sha256: str
-    checksum_verified: bool  # False: only the size was compared
+    sha256: str  # the manifest's
+    crc32c: str | None  # the manifest's
+    check: str  # what was compared besides the size: crc32c (read by HDFS itself), sha256 (read back), size
+
+    @property
+    def checksum_verified(self) -> bool:
+        return self.check != "size"
 
 
 @dataclass
@@ -30,6 +35,7 @@ class DeliveryRecord:
     chunk: str  # the chunk's label, e.g. "chunk 3"
     files: list[DeliveredFile] = field(default_factory=list)
     rows: int = 0
+    counters: dict[str, int] = field(default_factory=dict)  # the tool's own, e.g. DistCp's Bytes Copied
 
     @property
     def bytes(self) -> int:
@@ -38,6 +44,11 @@ class DeliveryRecord:
     @property
     def checksum_verified(self) -> bool:
         return all(f.checksum_verified for f in self.files)
+
+    @property
+    def checks(self) -> str:
+        """How the files were verified, e.g. ``crc32c`` or ``sha256``."""
+        return ", ".join(sorted({f.check for f in self.files})) or "none"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "bytes": self.bytes}

@@ -31,6 +31,7 @@ from airflow_provider_impala_transfer.core.transfer.methods import (
     check_method,
 )
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
 DESTINATION_OF = {"distcp": "hdfs", "hdfs_put": "hdfs", "hdfs_cp": "hdfs", "scp": "ssh", "fsspec": "fsspec"}
 
@@ -43,6 +44,7 @@ class TransferTargets:
         or an absolute path on the client's default filesystem; distcp needs a cluster URI).
     :param scp: the scp host and remote directory (None: scp is not configured).
     :param fsspec: the fsspec filesystem and the directory in it (see :func:`fsspec_destination`).
+    :param webhdfs: WebHDFS of the target cluster: exists/list/rename/mkdir/delete without a JVM.
     """
 
     hdfs_root: str | None = None
@@ -54,6 +56,7 @@ class TransferTargets:
     listing_dir: str | None = None
     scp: ScpTarget | None = None
     fsspec: FsspecDestination | None = None
+    webhdfs: WebHdfsMetadata | None = None  # the target cluster's WebHDFS, for metadata steps
     command_timeout: float | None = None
 
     def runner(self, log: Callable[[str], None] = lambda message: None) -> CommandRunner:
@@ -93,4 +96,5 @@ class TransferTargets:
             return self.fsspec
         if not self.hdfs_root:
             raise ConfigError("target_hdfs_path", "is not set", "set target_hdfs_path (CLI: --target-hdfs-path / TARGET_HDFS_PATH)")
-        return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner))
+        return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner),
+                               metadata=self.webhdfs)
