@@ -55,6 +55,7 @@ with DAG(
         method="{{ params.method }}",
         target_path="{{ params.target_path }}",
         source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH") or None,
+        webhdfs_conn_id=ENV("IMPALA_TRANSFER_WEBHDFS_CONN_ID") or None,  # the target cluster's, for metadata
         ssh_conn_id=ENV("IMPALA_TRANSFER_SSH_CONN_ID") or None,
         partition={"ds": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},  # manual runs may have no logical date
         target_table=ENV("IMPALA_TRANSFER_TARGET_TABLE", "default.events_copy"),

@@ -1,42 +1,57 @@
-"""`make demo`: the transfer example DAG end to end on embedded defaults.
+"""`make demo`: the transfer example DAG end to end, cluster1 -> cluster2 by distcp, on embedded defaults.
 
-Starts a local HiveServer2-protocol server (Spark Thrift Server from the pyspark wheel) on
-127.0.0.1 as both the source and the target "cluster", seeds `default.events`, creates an Airflow
-home with a SQLite metadata DB under .demo/, puts Hadoop's real FsShell on PATH as `hdfs`, and runs
-`airflow dags test impala_transfer_example`:
+Starts, on 127.0.0.1 and stopped by PID at the end:
+
+* two real HDFS clusters (Hadoop 3.5.0: a NameNode and a DataNode each), ``hdfs://cluster1`` (the
+  source, 1 MiB blocks) and ``hdfs://cluster2`` (the target, 2 MiB blocks), with the real ``hdfs``
+  and ``hadoop`` clients (FsShell, DistCp on the local job runner) on PATH;
+* a HiveServer2-protocol server (Spark Thrift Server; Impala cannot run here) whose warehouse is on
+  cluster1, seeded with ``default.events``;
+
+then runs ``airflow dags test impala_transfer_example`` (SQLite metadata DB under .demo/):
 
   extract (parallel chunks) -> per chunk: distcp -> hdfs_put -> ... -> publish -> target table -> reconcile
 
-`hadoop distcp` cannot run here (no YARN), so distcp fails fast for every chunk ("hadoop not found
-on PATH") and hdfs put delivers: the fallback chain at work. The summary prints, per chunk, what
-each method did. The server is stopped by its PID at the end.
+Every chunk goes by distcp, verified by HDFS's CRC32C, except one, made to fail for a real reason:
+before the chunks are transferred, the demo creates chunk 1's staging directory on cluster1 as the
+HDFS superuser, read-only, so cluster1's NameNode refuses distcp's staging of that chunk
+("Permission denied") and hdfs put delivers it. The summary prints per chunk each method's state,
+who delivered, and how the delivery was checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/support: the local servers
 
-from tests.support.airflow_runs import latest_run
-from tests.support.local_hadoop import HadoopTools
-from tests.support.local_hiveserver import LocalHiveServer
-from tests.support.processes import free_port
+from airflow_provider_impala_transfer.core.common.records import FileEntry  # noqa: E402
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner  # noqa: E402
+from airflow_provider_impala_transfer.core.transfer.layout import Run  # noqa: E402
+from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets  # noqa: E402
+from tests.support.airflow_runs import latest_run  # noqa: E402
+from tests.support.hdfs_files import hdfs_names, parquet_rows  # noqa: E402
+from tests.support.local_hdfs import SUPERUSER, LocalHadoop, MiB  # noqa: E402
+from tests.support.local_hiveserver import LocalHiveServer  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 DAG_ID = "impala_transfer_example"
 METHODS = ("distcp", "hdfs_put", "hdfs_cp", "scp")
+TARGET = "hdfs://cluster2/data/events"
+SOURCE_STAGING = "hdfs://cluster1/tmp/impala_transfer"
+REFUSED_CHUNK = 1
 
 
 def main() -> int:
@@ -45,70 +60,145 @@ def main() -> int:
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--date", default="2026-01-01", help="logical date = the target partition ds=<date>")
     args = parser.parse_args()
+    logging.getLogger("thrift").setLevel(logging.CRITICAL)  # no connection-retry noise from impyla's transport
 
-    home, output, target = DEMO / "airflow", DEMO / "extract", DEMO / "target"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "airflow.db").unlink(missing_ok=True)  # each demo is a first run of its date
-    step("putting Hadoop's FsShell (from the pyspark jars) on PATH as `hdfs`; no `hadoop distcp` here")
-    tools = HadoopTools.install(DEMO / "bin", DEMO / "hadoop")
-    tools.hadoop.unlink()  # the test stand-in for distcp stays out of the demo: distcp really is missing
-    server = LocalHiveServer(workdir=DEMO / "hiveserver2", port=free_port())
-    step(f"starting a local HiveServer2 server on 127.0.0.1:{server.port} (Spark Thrift Server)")
-    server.start()
+    home = DEMO / "airflow"
+    for stale in (home, DEMO / "hadoop", DEMO / "hiveserver2", DEMO / "extract"):
+        shutil.rmtree(stale, ignore_errors=True)  # every demo starts from nothing
+    home.mkdir(parents=True)
+    hadoop = LocalHadoop(DEMO / "hadoop", block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB})
+    step("starting two HDFS clusters (Hadoop 3.5.0): cluster1 = source, cluster2 = target")
+    hadoop.start()
+    server = None
     try:
-        step(f"seeding default.events ({args.rows:,} rows)")
+        for name, cluster in hadoop.clusters.items():
+            step(f"  {name}: hdfs://{name} (NameNode 127.0.0.1:{cluster.rpc_address.split(':')[1]}, "
+                 f"WebHDFS {cluster.webhdfs_address}, {cluster.block_size // MiB} MiB blocks)")
+        server = LocalHiveServer(workdir=DEMO / "hiveserver2", port=free_port(), hadoop=hadoop)
+        step(f"starting a HiveServer2-protocol server on 127.0.0.1:{server.port} (Spark Thrift Server), "
+             f"warehouse {server.warehouse}")
+        server.start()
+        step(f"seeding default.events ({args.rows:,} rows) on cluster1")
         server.seed_range_table("default.events", args.rows)
-        kwargs = server.connect_kwargs()
-        impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": server.port,
-                             "login": kwargs["user"], "password": kwargs["password"],
-                             "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-        env = {**os.environ, **tools.additions}
-        env.update(
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags_examples"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW_CONN_IMPALA_DEFAULT=impala,
-            AIRFLOW_CONN_IMPALA_TARGET=impala,
-            IMPALA_TRANSFER_OUTPUT_DIR=str(output),
-            IMPALA_TRANSFER_TABLE_DIALECT="hive",
-            IMPALA_TRANSFER_TARGET_TABLE="default.events_copy",
-        )
+        env = airflow_env(home, hadoop, server)
         airflow = str(Path(sys.executable).with_name("airflow"))
         step(f"preparing the Airflow metadata DB (SQLite) in {home}")
         run([airflow, "db", "migrate"], env, quiet=True)
         conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": args.chunk_size,
-                "method": "distcp", "target_path": f"file://{target}"}
+                "method": "distcp", "target_path": TARGET}
+        trap = StagingRefusal(hadoop, home / "airflow.db")
+        trap.start()
         step(f"airflow dags test {DAG_ID} {args.date} -c '{json.dumps(conf)}'")
         started = time.monotonic()
         result = run([airflow, "dags", "test", DAG_ID, args.date, "-c", json.dumps(conf)], env)
         elapsed = time.monotonic() - started
-        table_count = server.query("SELECT COUNT(*) FROM default.events_copy "
-                                   f"WHERE ds = '{args.date}'") if result.returncode == 0 else None
+        trap.stop()
+        ok = result.returncode == 0
+        published = f"{TARGET}/ds={args.date}"
+        table_count = server.query(f"SELECT COUNT(*) FROM default.events_copy WHERE ds = '{args.date}'") if ok else None
+        files = hdfs_names(hadoop, published) if ok else None
+        rows = parquet_rows(hadoop, published) if ok else None
     finally:
-        step("stopping the local server")
-        server.stop()
-        shutil.rmtree(DEMO / "bin", ignore_errors=True)
+        step("stopping the local servers")
+        if server is not None:
+            server.stop()
+        hadoop.stop()
 
     run_state, tasks = latest_run(home / "airflow.db", DAG_ID)
-    if result.returncode != 0 or run_state != "success":
+    if not ok or run_state != "success":
         print(result.stdout[-6000:], result.stderr[-6000:], sep="\n")
         print(f"\nDEMO FAILED: the DAG run ended {run_state!r}; see the Airflow output above.", file=sys.stderr)
         return 1
+    labels, checks = chunk_labels(home / "airflow.db"), delivery_checks(home / "airflow.db")
     print("\n=== demo summary ===")
-    print(f"DAG run: {run_state} in {elapsed:.1f}s (including Airflow start-up)")
-    labels = chunk_labels(home / "airflow.db")
-    print(f"\n{'chunk':<34}" + "".join(f"{m:<11}" for m in METHODS) + "delivered by")
+    print(f"DAG run: {run_state} in {elapsed:.1f}s (including Airflow start-up); source hdfs://cluster1, "
+          f"target {TARGET}")
+    print(f"\n{'chunk':<30}" + "".join(f"{m:<10}" for m in METHODS) + f"{'delivered by':<14}check")
     for index, label in sorted(labels.items()):
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
-        print(f"{label:<34}" + "".join(f"{s:<11}" for s in states) + winner)
-    files = sorted((target / f"ds={args.date}").glob("*.parquet"))
-    rows = sum(pq.read_metadata(f).num_rows for f in files)
-    print(f"\npublished: {len(files)} files, {rows:,} rows in {target / f'ds={args.date}'}")
+        print(f"{label:<30}" + "".join(f"{s:<10}" for s in states) + f"{winner:<14}{checks.get(index, '-')}")
+    refusal = next((line.strip() for line in (result.stdout + result.stderr).splitlines()
+                    if "Permission denied" in line), "")
+    print(f"\nchunk {REFUSED_CHUNK}: distcp failed for a real reason: its staging directory on cluster1 "
+          f"({trap.path}) was created by the HDFS superuser '{SUPERUSER}', read-only, so cluster1's NameNode "
+          "refused to stage the chunk; hdfs put then delivered it.")
+    if refusal:
+        print(f"  the task log: ...{refusal[-200:]}")
+    print(f"\npublished: {len(files)} files, {rows:,} rows in {published} (cluster2)")
     print(f"target table default.events_copy, partition ds={args.date}: COUNT(*) = {table_count[0][0]:,}")
     print(f"source COUNT(*) = {args.rows:,}; the reconcile task checked source == files == published == table")
-    print("distcp failed because `hadoop` is not installed here; on a cluster it delivers (see README).")
+    print("check crc32c: each file's CRC32C computed by cluster2 (hdfs dfs -checksum, COMPOSITE_CRC) equals the "
+          "one computed while extracting; nothing was read back.")
     return 0
+
+
+def airflow_env(home: Path, hadoop: LocalHadoop, server: LocalHiveServer) -> dict[str, str]:
+    kwargs = server.connect_kwargs()
+    impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": server.port,
+                         "login": kwargs["user"], "password": kwargs["password"],
+                         "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
+    host, port = hadoop.target.webhdfs_address.split(":")
+    webhdfs = json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": hadoop.user})
+    env = {**os.environ, **hadoop.env()}
+    env.pop("HADOOP_USER_NAME", None)
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags_examples"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW_CONN_IMPALA_DEFAULT=impala,
+        AIRFLOW_CONN_IMPALA_TARGET=impala,  # one server shows the target table (over hdfs://cluster2)
+        AIRFLOW_CONN_TARGET_WEBHDFS=webhdfs,
+        IMPALA_TRANSFER_OUTPUT_DIR=str(DEMO / "extract"),
+        IMPALA_TRANSFER_SOURCE_HDFS_PATH=SOURCE_STAGING,
+        IMPALA_TRANSFER_WEBHDFS_CONN_ID="target_webhdfs",
+        IMPALA_TRANSFER_TABLE_DIALECT="hive",
+        IMPALA_TRANSFER_TARGET_TABLE="default.events_copy",
+    )
+    return env
+
+
+class StagingRefusal:
+    """Once the run exists (its id is in the metadata DB; chunks transfer only after every chunk is
+    extracted), create chunk 1's distcp staging directory on cluster1 as the HDFS superuser,
+    read-only: its parent belongs to the ordinary user, so only that chunk is refused."""
+
+    def __init__(self, hadoop: LocalHadoop, db: Path):
+        self.hadoop, self.db, self.path = hadoop, db, "(not created)"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            run_id = self._run_id()
+            if run_id:
+                self._refuse(run_id)
+                return
+
+    def _run_id(self) -> str | None:
+        try:
+            with sqlite3.connect(self.db, timeout=1) as db:
+                row = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                                 (DAG_ID,)).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row else None
+
+    def _refuse(self, run_id: str) -> None:
+        distcp = TransferTargets(hdfs_root=TARGET, source_hdfs_path=SOURCE_STAGING).method("distcp", CommandRunner())
+        uri = distcp.source_staging_dir(Run(run_id), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
+        path = uri.removeprefix("hdfs://cluster1")
+        source = self.hadoop.source
+        source.webhdfs("PUT", path.rsplit("/", 1)[0], "MKDIRS", permission="755")
+        source.webhdfs("PUT", path, "MKDIRS", SUPERUSER, permission="555")
+        self.path = uri
 
 
 def chunk_labels(db_path: Path) -> dict[int, str]:
@@ -119,12 +209,25 @@ def chunk_labels(db_path: Path) -> dict[int, str]:
         return {index: label or str(index) for index, label in rows}
 
 
+def delivery_checks(db_path: Path) -> dict[int, str]:
+    """How each chunk's delivery was verified, from the per-chunk join's XCom (its DeliveryRecord)."""
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute(
+            "SELECT map_index, value FROM xcom WHERE task_id = 'events.deliver.delivered' AND key = 'return_value' "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)", (DAG_ID,))
+        checks = {}
+        for index, value in rows:
+            record = json.loads(value) if isinstance(value, (str, bytes)) else value
+            checks[index] = ", ".join(sorted({f["check"] for f in record.get("files", [])})) or "-"
+        return checks
+
+
 def step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
 def run(argv: list[str], env: dict[str, str], quiet: bool = False) -> subprocess.CompletedProcess:
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     if quiet and result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
         raise SystemExit(f"{argv[1:]} failed with exit code {result.returncode}")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian/Ubuntu machine: the system packages
 # (Kerberos headers for the hdfs provider's gssapi build, a Java 17 runtime for the local
-# HiveServer2 server and Hadoop's FsShell, OpenSSH server and client for the scp/sftp tests),
-# then a virtualenv with the pinned, tested Python set (constraints.txt).
+# HiveServer2 server and Hadoop, Maven to fetch Hadoop's jars, OpenSSH server and client for the
+# scp/sftp tests), then a virtualenv with the pinned, tested Python set (constraints.txt), then
+# Hadoop 3.5.0 (tests/support/hadoop/pom.xml, from Maven Central into .hadoop/) for the local HDFS
+# clusters the tests start (tests/support/local_hdfs.py). Idempotent: a second run installs nothing.
 # The tests start their own sshd on 127.0.0.1 (tests/support/local_sshd.py); the system sshd service
 # that installing openssh-server may start is neither needed nor used.
 set -euo pipefail
@@ -10,23 +12,36 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_updated=""
+apt_install() {  # the given Debian packages that are not installed yet, quietly
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "setup: installing system packages: ${missing[*]}"
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 apt_packages=(libkrb5-dev openssh-server openssh-client)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing system packages: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+apt_install "${apt_packages[@]}"
+# Maven after Java: its dependency on a Java runtime is then met by the one installed, rather than
+# by Debian's default-jre-headless (another JDK where the default is not 17).
+command -v mvn >/dev/null 2>&1 || apt_install maven
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[test]'
-echo "setup: done ($("$VENV/bin/python" -c 'import airflow; print("airflow", airflow.__version__)'))"
+
+# Hadoop's jars into .hadoop/ (a no-op when they match tests/support/hadoop/pom.xml).
+bash tests/support/hadoop/fetch.sh
+echo "setup: done ($("$VENV/bin/python" -c 'import airflow; print("airflow", airflow.__version__)'), hadoop 3.5.0)"

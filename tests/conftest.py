@@ -1,4 +1,13 @@
-"""Shared fixtures: one real HiveServer2-protocol server per test session, on 127.0.0.1."""
+"""Shared fixtures, each started once per test session on 127.0.0.1 and stopped by PID:
+
+* ``local_hadoop``: two real HDFS clusters (Hadoop 3.5.0), ``hdfs://cluster1`` (source, 1 MiB blocks)
+  and ``hdfs://cluster2`` (target, 2 MiB blocks), with the generated ``hdfs``/``hadoop`` clients
+  (real FsShell, real DistCp on the local job runner); ``hadoop_env`` puts those clients on a
+  test's PATH.
+* ``hiveserver``: a real HiveServer2-protocol server (Spark Thrift Server) whose warehouse, and so
+  every seeded table, is on ``hdfs://cluster1/warehouse``; it resolves ``hdfs://cluster2`` too.
+* ``sshd`` and ``s3``: an OpenSSH server and moto's S3 server.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import os
 import socket
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +26,8 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector  # noqa: E402
-from tests.support.local_hiveserver import LocalHiveServer
+from tests.support.local_hdfs import MiB, LocalHadoop  # noqa: E402
+from tests.support.local_hiveserver import LocalHiveServer  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
 EVENTS_ROWS = 20_000
@@ -24,10 +35,49 @@ EVEN_ROWS = 1_000
 
 
 @pytest.fixture(scope="session")
-def hiveserver(tmp_path_factory):
-    """Started once per test run; seeded with every type and a synthetic table; stopped by PID."""
+def local_hadoop(tmp_path_factory) -> Iterator[LocalHadoop]:
+    """cluster1 (source, 1 MiB blocks) and cluster2 (target, 2 MiB blocks): one pair per test session.
+
+    Four daemon JVMs (NameNode + DataNode per cluster, ``-Xmx384m`` each), started on free ports
+    (~8 s on 2 cores, formats included) and stopped by PID at the end of the session. Tests share
+    them: write under a path of your own (e.g. named after the test). The client configuration
+    writes 2 MiB blocks (cluster2's), see tests/support/local_hdfs.py.
+
+    cluster2's daemons run with ``dfs.checksum.combine.mode=COMPOSITE_CRC``: it changes nothing a
+    client sees (client-side setting; WebHDFS ignores it), and tests/test_local_hdfs.py shows that.
+    """
+    hadoop = LocalHadoop(tmp_path_factory.mktemp("hadoop"),
+                         block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB},
+                         checksum_combine_modes={"cluster2": "COMPOSITE_CRC"})
+    hadoop.start()
+    try:
+        yield hadoop
+    finally:
+        hadoop.stop()
+
+
+@pytest.fixture
+def hadoop_env(local_hadoop, monkeypatch) -> LocalHadoop:
+    """The session's real ``hdfs``/``hadoop`` first on this test's PATH, ``HADOOP_CONF_DIR`` set.
+
+    Subprocesses that inherit ``os.environ`` (the transfer methods' ``hdfs dfs`` and ``hadoop
+    distcp``, ``airflow`` CLI runs) reach both clusters as ``hdfs://cluster1`` and ``hdfs://cluster2``,
+    as the ordinary user (any ``HADOOP_USER_NAME`` is removed). FsShell still takes ``file://`` URIs.
+    Returns the LocalHadoop: ``.source``/``.target`` clusters, ``.hdfs(...)``, ``.hadoop(...)``,
+    ``.run(tool, ..., superuser=True)``, ``.env()``.
+    """
+    for name, value in local_hadoop.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HADOOP_USER_NAME", raising=False)
+    return local_hadoop
+
+
+@pytest.fixture(scope="session")
+def hiveserver(tmp_path_factory, local_hadoop):
+    """Started once per test run; warehouse on hdfs://cluster1/warehouse; seeded with every type and
+    synthetic tables (their files on cluster1); stopped by PID."""
     workdir = tmp_path_factory.mktemp("hiveserver2")
-    server = LocalHiveServer(workdir=workdir, port=free_port())
+    server = LocalHiveServer(workdir=workdir, port=free_port(), hadoop=local_hadoop)
     server.start()
     try:
         server.seed_sample_table("default.sample_types")
@@ -96,29 +146,10 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-# --- Local transfer targets: `hdfs`/`hadoop` executables, an sshd, an S3 endpoint ----------------
-# (tests/support/local_hadoop.py, local_sshd.py, local_s3.py)
+# --- Other local transfer targets: an sshd, an S3 endpoint (tests/support/local_sshd.py, local_s3.py) --
 
-from tests.support.local_hadoop import HadoopTools  # noqa: E402
 from tests.support.local_s3 import LocalS3  # noqa: E402
 from tests.support.local_sshd import LocalSshd  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def hadoop_tools(tmp_path_factory) -> HadoopTools:
-    """`hdfs` (real FsShell) and `hadoop` (fake distcp) in a bin dir; `.env` runs with them first on PATH."""
-    workdir = tmp_path_factory.mktemp("hadoop-tools")
-    return HadoopTools.install(workdir / "bin", workdir)
-
-
-@pytest.fixture
-def hadoop_env(hadoop_tools, monkeypatch, tmp_path) -> HadoopTools:
-    """The shims on this test's PATH, with a distcp log of its own and no reject hook left over."""
-    tools = hadoop_tools.with_distcp_log(tmp_path / "distcp.jsonl")
-    for name, value in tools.additions.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("FAKE_DISTCP_REJECT", raising=False)
-    return tools
 
 
 @pytest.fixture(scope="session")

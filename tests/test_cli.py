@@ -1,9 +1,11 @@
 """The installed ``impala-transfer`` console script, run as a subprocess the way users run it,
-against the local HiveServer2 server and real targets: file:// through Hadoop's FsShell, the
-stand-in distcp, scp through a real sshd, S3 through moto."""
+against the local HiveServer2 server and real targets: two real HDFS clusters (the real FsShell and
+DistCp: cluster1 holds the source tables and distcp's staging, cluster2 is the target), scp through
+a real sshd, S3 through moto. Settings and bad input without a server: tests/test_cli_settings.py."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import pty
 import re
@@ -12,12 +14,18 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_impala_transfer.core.common.records import FileEntry
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
 from tests.conftest import EVEN_ROWS, EVENTS_ROWS
+from tests.support.hdfs_files import hdfs_bytes, hdfs_names, parquet_rows
 
 pytestmark = [pytest.mark.server]
 
@@ -46,28 +54,27 @@ def source(hiveserver) -> list[str]:
 
 
 @pytest.fixture
-def dirs(tmp_path) -> dict[str, Path]:
-    return {"target": tmp_path / "target", "temp": tmp_path / "tmp", "staging": tmp_path / "source-hdfs"}
+def dirs(tmp_path) -> dict:
+    """A fresh target directory on cluster2, distcp's staging on cluster1, local temp files."""
+    key = uuid.uuid4().hex[:8]
+    return {"target": f"hdfs://cluster2/cli/{key}", "temp": tmp_path / "tmp",
+            "staging": f"hdfs://cluster1/cli-staging/{key}"}
 
 
 def local_args(dirs, *more: str) -> list[str]:
-    return ["--target-hdfs-path", f"file://{dirs['target']}", "--temp-dir", str(dirs["temp"]),
-            "--table-dialect", "hive", *more]
+    return ["--target-hdfs-path", dirs["target"], "--temp-dir", str(dirs["temp"]), "--table-dialect", "hive", *more]
 
 
-def published_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
-
-
-def parquet_rows(files: list[Path]) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+def local_parquet_rows(directory: Path) -> int:
+    files = [p for p in directory.iterdir() if p.suffix == ".parquet" and not p.name.startswith((".", "_"))]
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files)
 
 
 def summary_methods(stdout: str) -> dict[int, str]:
     """chunk index -> the 'delivered by' column of the summary table."""
     methods = {}
     for line in stdout.splitlines():
-        match = re.match(r"^(\d+) .*?\s+[\d,]+\s+[\d,]+\s+\d+\s+(\S+)\s+(sha256 ok|size ok|-)", line)
+        match = re.match(r"^(\d+) .*?\s+[\d,]+\s+[\d,]+\s+\d+\s+(\S+)\s+(crc32c ok|sha256 ok|size ok|-)", line)
         if match:
             methods[int(match.group(1))] = match.group(2)
     return methods
@@ -93,50 +100,81 @@ def test_hdfs_put_delivers_publishes_and_creates_the_table(source, dirs, hadoop_
                      "--max-workers", "2", "--no-distcp", "--target-table", "cli_put_events", "--run-id", "r1",
                      *local_args(dirs))
     assert_ok(result)
-    final = dirs["target"] / "cli_put_events" / "r1"
-    files = published_files(final)
-    assert parquet_rows(files) == EVENTS_ROWS
+    final = f"{dirs['target']}/cli_put_events/r1"
+    assert parquet_rows(hadoop_env, final) == EVENTS_ROWS
     assert summary_methods(result.stdout) == {0: "hdfs_put", 1: "hdfs_put", 2: "hdfs_put"}
+    assert result.stdout.count("crc32c ok") == 3  # verified by the cluster's checksum, nothing read back
     assert f"counts: source {EVENTS_ROWS:,}, files {EVENTS_ROWS:,}, published {EVENTS_ROWS:,}, " \
            f"target_table {EVENTS_ROWS:,}" in result.stdout
-    assert not list((dirs["target"] / "cli_put_events" / "_impala_transfer_staging").iterdir())
+    assert f"at {final}" in result.stdout  # the table reads the published directory on cluster2
+    assert hdfs_names(hadoop_env, f"{dirs['target']}/cli_put_events/_impala_transfer_staging") == []
     assert not (dirs["temp"] / "r1").exists()  # local files removed after success
     assert "trying hdfs_put" in result.stderr and "\x1b[" not in result.stderr  # plain lines off a TTY
 
     again = run_cli(*source, "--table", "default.events", "--split-by", "id", "--chunk-size", "7000",
                     "--no-distcp", "--target-table", "cli_put_events", "--run-id", "r1", *local_args(dirs))
-    assert_ok(again)  # the same run id replaces its own directory: no duplicated rows
-    assert parquet_rows(published_files(final)) == EVENTS_ROWS
+    assert_ok(again)  # the same run id replaces its own directory: no duplicated rows, nothing nested
+    assert parquet_rows(hadoop_env, final) == EVENTS_ROWS
+    assert all(name.endswith(".parquet") for name in hdfs_names(hadoop_env, final))
     assert f"target_table {EVENTS_ROWS:,}" in again.stdout
 
 
-def test_distcp_runs_one_job_per_chunk_from_staged_files(source, dirs, hadoop_env):
+def test_distcp_runs_one_real_job_per_chunk_from_cluster1_to_cluster2(source, dirs, hadoop_env):
     result = run_cli(*source, "--table", "default.even", "--split-by", "id", "--chunk-size", "400",
-                     "--method", "distcp", "--source-hdfs-path", f"file://{dirs['staging']}",
+                     "--method", "distcp", "--source-hdfs-path", dirs["staging"], "--verbose",
                      "--target-table", "cli_distcp_even", "--run-id", "d1", *local_args(dirs))
     assert_ok(result)
-    calls = hadoop_env.distcp_calls()
-    assert len(calls) == 3 == len(summary_methods(result.stdout))
-    for call in calls:
-        args = call["args"]
-        assert args[:6] == ["distcp", "-update", "-strategy", "dynamic", "-m", "20"]
-        assert "-delete" not in args and args[-3] == "-f"
-        assert args[-1] == f"file://{dirs['target']}/cli_distcp_even/_impala_transfer_staging/d1"
-        assert all(src.startswith(f"file://{dirs['staging']}/") for src in call["sources"])
-    assert set(summary_methods(result.stdout).values()) == {"distcp"}
-    assert parquet_rows(published_files(dirs["target"] / "cli_distcp_even" / "d1")) == EVEN_ROWS
-    assert not [p for p in dirs["staging"].rglob("*") if p.is_file()]  # staged copies removed after the job
+    assert summary_methods(result.stdout) == {0: "distcp", 1: "distcp", 2: "distcp"}
+    assert result.stdout.count("crc32c ok") == 3
+    jobs = re.findall(r"hadoop: .*Running job: (job_local\d+_\d+)", result.stderr)  # streamed while running
+    assert len(set(jobs)) == 3
+    copied = [int(n) for n in re.findall(r"distcp: .*Files Copied=(\d+)", result.stderr)]
+    assert len(copied) == 3 and sum(copied) == 3
+    distcp_lines = [line for line in result.stderr.splitlines() if "running: " in line and " distcp " in line]
+    assert all("-update" in line and "-delete" not in line and "COMPOSITE_CRC" in line for line in distcp_lines)
+    assert parquet_rows(hadoop_env, f"{dirs['target']}/cli_distcp_even/d1") == EVEN_ROWS
+    assert f"target_table {EVEN_ROWS:,}" in result.stdout
+    staged = f"{dirs['staging']}/_impala_transfer_staging"
+    [run_dir] = hdfs_names(hadoop_env, staged)
+    assert hdfs_names(hadoop_env, f"{staged}/{run_dir}") == []  # each chunk's staged copies removed after its job
 
 
-def test_a_chunk_distcp_rejects_falls_back_to_hdfs_put(source, dirs, hadoop_env):
+def test_a_chunk_cluster1_refuses_to_stage_falls_back_to_hdfs_put(source, dirs, hadoop_env):
+    """A real refusal, not an injected flag: chunk 1's staging directory on cluster1 belongs to the
+    HDFS superuser and is read-only, so distcp cannot stage that chunk; hdfs put then delivers it."""
+    target = TransferTargets(hdfs_root=f"{dirs['target']}/even", source_hdfs_path=dirs["staging"])
+    distcp = target.method("distcp", CommandRunner())
+    chunk1 = distcp.source_staging_dir(Run("f1"), [FileEntry(path="file:///x", bytes=0, sha256="", chunk=1)])
+    hadoop_env.hdfs("dfs", "-mkdir", "-p", chunk1.rsplit("/", 1)[0], check=True)
+    hadoop_env.hdfs("dfs", "-mkdir", chunk1, superuser=True, check=True)
+    hadoop_env.hdfs("dfs", "-chmod", "555", chunk1, superuser=True, check=True)
     result = run_cli(*source, "--table", "default.even", "--split-by", "id", "--chunk-size", "400",
-                     "--use-distcp", "--source-hdfs-path", f"file://{dirs['staging']}", "--skip-table",
-                     "--run-id", "f1", *local_args(dirs), env={"FAKE_DISTCP_REJECT": "chunk-00001"})
+                     "--use-distcp", "--source-hdfs-path", dirs["staging"], "--skip-table",
+                     "--run-id", "f1", *local_args(dirs))
     assert_ok(result)
     assert summary_methods(result.stdout) == {0: "distcp", 1: "hdfs_put", 2: "distcp"}
-    chunk1 = next(line for line in result.stdout.splitlines() if line.startswith("1 "))
-    assert "distcp: hadoop exited with 25" in chunk1  # the failure is in the summary, per chunk
-    assert parquet_rows(published_files(dirs["target"] / "even" / "f1")) == EVEN_ROWS
+    line = next(line for line in result.stdout.splitlines() if line.startswith("1 "))
+    assert "distcp: hdfs exited with 1" in line  # the failure is in the summary, per chunk
+    assert "Permission denied" in result.stderr and "chunk-00001" in result.stderr
+    assert parquet_rows(hadoop_env, f"{dirs['target']}/even/f1") == EVEN_ROWS
+
+
+def test_every_method_fails_while_cluster2s_namenode_is_down(source, dirs, hadoop_env):
+    hadoop_env.target.stop_namenode()
+    try:
+        started = time.monotonic()
+        result = run_cli(*source, "--table", "default.even", "--split-by", "id", "--chunk-size", "400",
+                         "--use-distcp", "--source-hdfs-path", dirs["staging"], "--skip-table",
+                         "--run-id", "down1", *local_args(dirs))
+        elapsed = time.monotonic() - started
+    finally:
+        hadoop_env.target.start_namenode()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: chunk(s) 0, 1, 2 not delivered; nothing was published" in result.stdout
+    assert result.stdout.count("NOT DELIVERED") == 3
+    assert "Connection refused" in result.stderr
+    assert elapsed < 240  # bounded retries: a dead NameNode fails each method within seconds
+    assert hdfs_names(hadoop_env, f"{dirs['target']}/even/down1") is None
 
 
 def test_hdfs_cp_with_gzipped_csv(source, dirs, hadoop_env):
@@ -145,11 +183,9 @@ def test_hdfs_cp_with_gzipped_csv(source, dirs, hadoop_env):
                      "--target-table", "cp_even", *local_args(dirs))
     assert_ok(result)
     assert summary_methods(result.stdout) == {0: "hdfs_cp"}
-    [published] = [p for p in (dirs["target"] / "cp_even" / "c1").iterdir() if not p.name.startswith(".")]
-    assert published.name == "chunk-00000-part-00000.csv.gz"
-    import gzip
-
-    lines = gzip.decompress(published.read_bytes()).decode().splitlines()
+    assert hdfs_names(hadoop_env, f"{dirs['target']}/cp_even/c1") == ["chunk-00000-part-00000.csv.gz"]
+    data = hdfs_bytes(hadoop_env, f"{dirs['target']}/cp_even/c1/chunk-00000-part-00000.csv.gz")
+    lines = gzip.decompress(data).decode().splitlines()
     assert lines[0] == '"id","name"' and len(lines) == 101
     assert "target table: skipped (the table step needs parquet files)" in result.stdout
 
@@ -162,7 +198,7 @@ def test_scp_over_a_real_sshd(source, dirs, sshd, tmp_path):
                      "--temp-dir", str(dirs["temp"]), "--run-id", "s1")
     assert_ok(result)
     assert summary_methods(result.stdout) == {0: "scp"}
-    assert parquet_rows(published_files(remote / "even" / "s1")) == EVEN_ROWS
+    assert local_parquet_rows(remote / "even" / "s1") == EVEN_ROWS
     assert "target table: skipped (files go by scp" in result.stdout
 
 
@@ -184,19 +220,20 @@ def test_every_method_failing_exits_1_and_publishes_nothing(source, dirs, hadoop
     assert "NOT DELIVERED" in result.stdout
     assert "hdfs_put: no-hdfs not found" in result.stdout and "scp: scp_target_host" in result.stdout
     assert "FAILED: chunk(s) 0 not delivered; nothing was published" in result.stdout
-    assert not (dirs["target"] / "even" / "x1").exists()
+    assert hdfs_names(hadoop_env, f"{dirs['target']}/even/x1") is None
     assert list((dirs["temp"] / "x1").iterdir())  # local files kept for a re-run
 
 
-def test_seed_environment_variables_single_cluster(source, dirs, hadoop_env, tmp_path):
-    """The seed's 'Development Single-Cluster Transfer': USE_DISTCP=false, a bare TARGET_HDFS_PATH."""
-    plain = tmp_path / "test_data"
+def test_seed_environment_variables_single_cluster(source, dirs, hadoop_env):
+    """The seed's 'Development Single-Cluster Transfer': USE_DISTCP=false, a bare TARGET_HDFS_PATH,
+    which the Hadoop client resolves on its default filesystem (here cluster1)."""
+    plain = f"/cli-single/{uuid.uuid4().hex[:8]}/test_data"
     result = run_cli(*source, "--query", "SELECT * FROM default.even", "--chunk-size", "100000",
                      "--max-workers", "2", "--temp-dir", str(dirs["temp"]), "--run-id", "e1",
-                     env={"USE_DISTCP": "false", "TARGET_HDFS_PATH": str(plain)})
+                     env={"USE_DISTCP": "false", "TARGET_HDFS_PATH": plain})
     assert_ok(result)
     assert summary_methods(result.stdout) == {0: "hdfs_put"}
-    assert parquet_rows(published_files(plain / "query_result" / "e1")) == EVEN_ROWS
+    assert parquet_rows(hadoop_env, f"hdfs://cluster1{plain}/query_result/e1") == EVEN_ROWS
     assert "no scheme, so its cluster is unknown" in result.stdout
 
 
@@ -210,10 +247,10 @@ def test_partitioned_run_adds_a_table_partition(source, dirs, hadoop_env):
     assert_ok(second)
     assert f"target_table {EVEN_ROWS:,}" in second.stdout  # the partition's count
     for ds in ("2024-01-01", "2024-01-02"):
-        assert parquet_rows(published_files(dirs["target"] / "cli_part_even" / f"ds={ds}")) == EVEN_ROWS
+        assert parquet_rows(hadoop_env, f"{dirs['target']}/cli_part_even/ds={ds}") == EVEN_ROWS
 
 
-def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, tmp_path):
+def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, hadoop_env, tmp_path):
     """A stand-in `hdfs` that only sleeps (the point is the interruption, not Hadoop)."""
     pid_file = tmp_path / "tool.pid"
     slow = tmp_path / "slow-hdfs"
@@ -234,33 +271,33 @@ def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, tmp_path):
     tool = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(tool, 0)  # the tool's process group was killed, not left behind
-    assert not (dirs["target"] / "even" / "i1").exists()
+    assert hdfs_names(hadoop_env, f"{dirs['target']}/even/i1") is None
 
 
 # --- modes -------------------------------------------------------------------------------------
 
 def test_dry_run_prints_plan_and_commands_and_writes_nothing(source, dirs, hadoop_env):
     result = run_cli(*source, "--table", "default.even", "--split-by", "id", "--chunk-size", "400",
-                     "--use-distcp", "--source-hdfs-path", f"file://{dirs['staging']}", "--target-table",
+                     "--use-distcp", "--source-hdfs-path", dirs["staging"], "--target-table",
                      "cli_dry_even", "--run-id", "n1", *local_args(dirs), "--dry-run")
     assert_ok(result)
     out = result.stdout
     assert "3 chunk(s)" in out and "chunk 0: `id` < " in out and "chunk 2: `id` >= " in out
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
-    assert re.search(r"hadoop distcp -update -strategy dynamic -m 20 -f file://\S+\.list "
-                     rf"file://{dirs['target']}/cli_dry_even/_impala_transfer_staging/n1", out)
-    assert f"hdfs dfs -put -f {dirs['temp']}/n1/chunk-00001-part-00000.parquet" in out
+    assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
+                     rf"-f file://\S+\.list {dirs['target']}/cli_dry_even/_impala_transfer_staging/n1", out)
+    assert f"hdfs dfs -put -f file://{dirs['temp']}/n1/chunk-00001-part-00000.parquet" in out
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS `cli_dry_even`" in out
     assert "nothing was extracted" in out
-    assert not dirs["target"].exists() and not dirs["temp"].exists() and not dirs["staging"].exists()
-    assert hadoop_env.distcp_calls() == []
+    assert hdfs_names(hadoop_env, dirs["target"]) is None and hdfs_names(hadoop_env, dirs["staging"]) is None
+    assert not dirs["temp"].exists()
 
 
 def test_test_connection(source, dirs, hadoop_env, closed_port):
     result = run_cli(*source, "--table", "default.even", "--no-distcp", *local_args(dirs), "--test-connection")
     assert_ok(result)
     assert re.search(r"^source: ok, 127\.0\.0\.1:\d+ answered SELECT 1", result.stdout, re.M)
-    assert re.search(r"^target \(hdfs\): ok, file://\S+ is reachable", result.stdout, re.M)
+    assert re.search(r"^target \(hdfs\): ok, hdfs://cluster2/\S+ is reachable", result.stdout, re.M)
     assert "target impala: ok" in result.stdout
     down = run_cli("--source-host", "127.0.0.1", "--source-port", str(closed_port), "--table", "default.even",
                    "--no-distcp", "--connect-timeout", "3", *local_args(dirs), "--test-connection")
@@ -271,9 +308,8 @@ def test_test_connection(source, dirs, hadoop_env, closed_port):
 def test_validate_config(source, dirs):
     result = run_cli(*source, "--table", "default.even", "--no-distcp", *local_args(dirs), "--validate-config")
     assert_ok(result)
-    assert result.stdout.startswith("configuration is valid: file://")
+    assert result.stdout.startswith("configuration is valid: hdfs://cluster2/")
     assert "methods hdfs_put -> hdfs_cp -> scp" in result.stdout
-    assert not dirs["target"].exists()
 
 
 def test_progress_bar_on_a_terminal(source, dirs, hadoop_env):

@@ -45,7 +45,7 @@ def test_seed_production_example_dry_run(tmp_path):
     assert_ok(result)
     out = result.stdout
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
-    assert re.search(rf"hdfs dfs -put -f {tmp_path}/tmp/prod/chunk-00000-part-00000\.parquet "
+    assert re.search(rf"hdfs dfs -put -f file://{tmp_path}/tmp/prod/chunk-00000-part-00000\.parquet "
                      r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/chunk-00000/$", out, re.M)  # staged first
     assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
                      r"-f file://\S+\.list "

@@ -1,5 +1,17 @@
-"""The local stand-ins the transfer tests run against are real and behave: Hadoop's FsShell, the fake
-distcp, an OpenSSH server, an S3 endpoint. If one of these is wrong, every transfer test lies."""
+"""The local parts the transfer tests run against, other than HDFS itself (tests/test_local_hdfs.py):
+Hadoop's FsShell on ``file://`` URIs, an OpenSSH server, an S3 endpoint. If one of these is wrong,
+every transfer test lies.
+
+FsShell on ``file://`` (the real ``hdfs`` of the session's LocalHadoop, through ``hadoop_env``):
+Hadoop's local filesystem is a checksummed filesystem: every file it writes gets a hidden
+``.<name>.crc`` sibling; ``-ls`` hides them, ``os.listdir`` does not; ``-mv`` and ``-rm`` take them
+along. Names are not arbitrary: spaces, unicode, quotes, ``$(x)``, ``;`` are plain characters (no
+shell is involved anywhere), but FsShell expands globs (``* ? [ ] { }``; ``\\`` escapes), and a
+``:`` in a name is read as a URI scheme (refused, and a file with ``:`` in its name breaks globbing
+in its directory). ``-put`` reads a plain local source that is no valid URI (a space...) on the
+default filesystem, which is HDFS here: give local sources as ``file://`` URIs (see
+tests/test_local_hdfs.py).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.local_hadoop import (
-    DISTCP_INVALID_ARGUMENT,
-    DISTCP_UNKNOWN_ERROR,
-    HadoopTools,
-)
 from tests.support.local_sshd import LocalSshd
 
 # Would create a file named `pwned` if any shell ever parsed it; `;` would split a command.
@@ -27,8 +34,9 @@ def run(argv: list, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
                           capture_output=True, timeout=120, check=False)
 
 
-def hdfs(tools: HadoopTools, cwd: Path, *args) -> subprocess.CompletedProcess:
-    return run(["hdfs", "dfs", *args], cwd, tools.env)
+def hdfs(cwd: Path, *args) -> subprocess.CompletedProcess:
+    """``hdfs dfs ARGS`` as the transfer code runs it: from PATH, in this process's environment."""
+    return run(["hdfs", "dfs", *args], cwd)
 
 
 def assert_no_shell_ran(tmp_path: Path, *other_dirs: Path) -> None:
@@ -40,7 +48,7 @@ def assert_no_shell_ran(tmp_path: Path, *other_dirs: Path) -> None:
 
 # --- hdfs: Hadoop's real FsShell on file:// ------------------------------------------------------
 
-@pytest.mark.slow  # ~18 JVM starts, ~0.35 s each
+@pytest.mark.slow  # ~18 JVM starts, ~0.5 s each
 def test_fsshell_round_trip_with_a_weird_name(hadoop_env, tmp_path):
     source = tmp_path / "local" / f"{WEIRD}.parquet"
     source.parent.mkdir()
@@ -48,22 +56,22 @@ def test_fsshell_round_trip_with_a_weird_name(hadoop_env, tmp_path):
     landing, copies = tmp_path / f"landing {WEIRD}", tmp_path / "copies"
 
     def ok(*args) -> subprocess.CompletedProcess:
-        result = hdfs(hadoop_env, tmp_path, *args)
+        result = hdfs(tmp_path, *args)
         assert result.returncode == 0, (args, result.stderr.decode())
         return result
 
     ok("-mkdir", "-p", f"file://{landing}")
-    ok("-put", str(source), f"file://{landing}/")
+    ok("-put", f"file://{source}", f"file://{landing}/")
     landed = landing / source.name
     assert landed.read_bytes() == PAYLOAD
-    again = hdfs(hadoop_env, tmp_path, "-put", str(source), f"file://{landing}/")
+    again = hdfs(tmp_path, "-put", f"file://{source}", f"file://{landing}/")
     assert again.returncode == 1 and b"File exists" in again.stderr
-    ok("-put", "-f", str(source), f"file://{landing}/")
+    ok("-put", "-f", f"file://{source}", f"file://{landing}/")
 
-    assert hdfs(hadoop_env, tmp_path, "-test", "-e", f"file://{landed}").returncode == 0
-    assert hdfs(hadoop_env, tmp_path, "-test", "-d", f"file://{landing}").returncode == 0
-    assert hdfs(hadoop_env, tmp_path, "-test", "-d", f"file://{landed}").returncode == 1
-    assert hdfs(hadoop_env, tmp_path, "-test", "-e", f"file://{landing}/absent").returncode == 1
+    assert hdfs(tmp_path, "-test", "-e", f"file://{landed}").returncode == 0
+    assert hdfs(tmp_path, "-test", "-d", f"file://{landing}").returncode == 0
+    assert hdfs(tmp_path, "-test", "-d", f"file://{landed}").returncode == 1
+    assert hdfs(tmp_path, "-test", "-e", f"file://{landing}/absent").returncode == 1
 
     ok("-mkdir", "-p", f"file://{copies}")
     ok("-cp", f"file://{landed}", f"file://{copies}/")
@@ -88,110 +96,35 @@ def test_fsshell_round_trip_with_a_weird_name(hadoop_env, tmp_path):
     assert_no_shell_ran(tmp_path, Path.cwd())
 
 
+def test_fsshell_reads_glob_characters_in_a_name_as_a_pattern(hadoop_env, tmp_path):
+    (tmp_path / "a1.txt").write_text("one")
+    (tmp_path / "a[1].txt").write_text("literal")
+
+    pattern = hdfs(tmp_path, "-ls", "-C", f"file://{tmp_path}/a[1].txt")
+    escaped = hdfs(tmp_path, "-ls", "-C", f"file://{tmp_path}/a\\[1\\].txt")
+
+    assert pattern.stdout.decode().splitlines() == [f"file://{tmp_path}/a1.txt"]  # [1] matched "1"
+    assert escaped.stdout.decode().splitlines() == [f"file://{tmp_path}/a[1].txt"]
+
+    (tmp_path / "c:d.txt").write_text("colon")
+    glob = hdfs(tmp_path, "-ls", "-C", f"file://{tmp_path}/a*.txt")
+    assert glob.returncode == 255  # one name with ':' breaks every glob in its directory
+    assert b"URISyntaxException: Relative path in absolute URI: c:d.txt" in glob.stderr
+
+
 def test_hdfs_passes_exit_code_and_stderr_through(hadoop_env, tmp_path):
-    missing = hdfs(hadoop_env, tmp_path, "-cat", f"file://{tmp_path}/absent")
+    missing = hdfs(tmp_path, "-cat", f"file://{tmp_path}/absent")
     assert missing.returncode == 1
-    assert b"No such file or directory" in missing.stderr and missing.stdout == b""
-    assert b"NativeCodeLoader" not in missing.stderr  # log4j quietened
-    other = run(["hdfs", "fsck", "/"], tmp_path, hadoop_env.env)
-    assert other.returncode == 1 and b"hdfs dfs" in other.stderr
+    assert missing.stderr.decode().strip() == f"cat: `file://{tmp_path}/absent': No such file or directory"
+    assert missing.stdout == b""  # log4j and the JVM are quiet
+    other = run(["hdfs", "fsck", "/"], tmp_path)
+    assert other.returncode == 1 and b"this local client knows: dfs" in other.stderr
 
 
-def test_hdfs_needs_nothing_from_the_environment(hadoop_tools, tmp_path):
-    """Java, class path and options are written into the executable: a scrubbed env still works."""
-    assert run([hadoop_tools.hdfs, "dfs", "-test", "-d", f"file://{tmp_path}"], tmp_path, env={}).returncode == 0
-
-
-# --- hadoop distcp: the stand-in -----------------------------------------------------------------
-
-def make_sources(tmp_path: Path, count: int = 3) -> list[Path]:
-    source_dir = tmp_path / f"export {WEIRD}"
-    source_dir.mkdir()
-    files = []
-    for index in range(count):
-        path = source_dir / f"part-{index:05d} {WEIRD}.parquet"
-        path.write_bytes(PAYLOAD + bytes([index]))
-        files.append(path)
-    return files
-
-
-def test_distcp_copies_a_listing_and_logs_the_exact_argv(hadoop_env, tmp_path):
-    files = make_sources(tmp_path)
-    listing = tmp_path / "listing.txt"
-    entries = [f"file://{files[0]}", f"file://{files[1]}", str(files[2])]  # URIs or plain paths
-    listing.write_text("\n".join(entries) + "\n", encoding="utf-8")
-    target = tmp_path / f"target {WEIRD}"
-    argv = ["hadoop", "distcp", "-Dmapreduce.job.queuename=etl", "-D", "dfs.replication=2", "-update",
-            "-skipcrccheck", "-strategy", "dynamic", "-m", "4", "-bandwidth", "50",
-            "-f", f"file://{listing}", f"file://{target}"]
-
-    result = run(argv, tmp_path, hadoop_env.env)
-
-    assert result.returncode == 0, result.stderr.decode()
-    for source in files:
-        assert (target / source.name).read_bytes() == source.read_bytes()
-    [call] = hadoop_env.distcp_calls()
-    assert call["args"] == argv[1:] and call["sources"] == entries and call["exit_code"] == 0
-    assert_no_shell_ran(tmp_path)
-
-
-def test_distcp_update_copies_a_directorys_contents(hadoop_env, tmp_path):
-    files = make_sources(tmp_path, count=2)
-    target = tmp_path / "target"
-    result = run(["hadoop", "distcp", "-update", f"file://{files[0].parent}", f"file://{target}"],
-                 tmp_path, hadoop_env.env)
-    assert result.returncode == 0, result.stderr.decode()
-    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".crc")) == sorted(f.name for f in files)
-
-
-@pytest.mark.parametrize("args", [
-    ["-update", "-delete"],  # refused on purpose: a transfer never deletes on the target
-    ["-update", "-bogus"],
-    ["-update", "-overwrite"],
-    ["-atomic", "-update"],
-    ["-update", "-D", "k=v"],  # generic options only before distcp's own
-    ["-m", "many"],
-    ["-bandwidth", "0"],
-    ["-strategy", "fastest"],
-], ids=lambda args: " ".join(args))
-def test_distcp_refuses_what_real_distcp_refuses_with_exit_255(hadoop_env, tmp_path, args):
-    files = make_sources(tmp_path, count=1)
-    target = tmp_path / "target"
-    result = run(["hadoop", "distcp", *args, f"file://{files[0]}", f"file://{target}"], tmp_path, hadoop_env.env)
-    assert result.returncode == DISTCP_INVALID_ARGUMENT == 255
-    assert b"Invalid arguments:" in result.stderr and b"usage: distcp" in result.stderr
-    assert not target.exists()
-    [call] = hadoop_env.distcp_calls()
-    assert call["args"][1:-2] == args and call["exit_code"] == 255
-
-
-def test_distcp_refuses_a_listing_plus_sources_and_a_missing_source(hadoop_env, tmp_path):
-    files = make_sources(tmp_path, count=1)
-    listing = tmp_path / "listing.txt"
-    listing.write_text(f"file://{files[0]}\n")
-    both = run(["hadoop", "distcp", "-f", f"file://{listing}", f"file://{files[0]}", f"file://{tmp_path}/t"],
-               tmp_path, hadoop_env.env)
-    assert both.returncode == 255 and b"Both source file listing and source paths present" in both.stderr
-    missing = run(["hadoop", "distcp", f"file://{tmp_path}/absent", f"file://{tmp_path}/t"], tmp_path, hadoop_env.env)
-    assert missing.returncode == 255 and b"doesn't exist" in missing.stderr
-    assert not (tmp_path / "t").exists()
-
-
-def test_distcp_reject_hook_fails_like_a_refusing_cluster(hadoop_env, tmp_path, monkeypatch):
-    files = make_sources(tmp_path, count=2)
-    target = tmp_path / "target"
-    monkeypatch.setenv("FAKE_DISTCP_REJECT", "part-00001")
-    result = run(["hadoop", "distcp", "-update", *(f"file://{f}" for f in files), f"file://{target}"],
-                 tmp_path, hadoop_env.env)
-    assert result.returncode == DISTCP_UNKNOWN_ERROR == 25
-    stderr = result.stderr.decode()
-    assert "ERROR tools.DistCp: Exception encountered" in stderr and "rejected by target cluster" in stderr
-    assert not target.exists()  # nothing copied, not even the source that was not rejected
-
-
-def test_hadoop_other_than_distcp_exits_1(hadoop_env, tmp_path):
-    result = run(["hadoop", "fs", "-ls", "/"], tmp_path, hadoop_env.env)
-    assert result.returncode == 1 and b"distcp" in result.stderr
+def test_hdfs_needs_nothing_from_the_environment(local_hadoop, tmp_path):
+    """Java, class path, options and the default configuration are written into the executable."""
+    scrubbed = run([local_hadoop.bin_dir / "hdfs", "dfs", "-test", "-d", f"file://{tmp_path}"], tmp_path, env={})
+    assert scrubbed.returncode == 0, scrubbed.stderr.decode()
 
 
 # --- sshd ----------------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ import inspect
 import logging
 import os
 import posixpath
-import stat
 import subprocess
 import sys
 import tracemalloc
@@ -51,6 +50,7 @@ from airflow_provider_impala_transfer import transfer as api
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR
 from airflow_provider_impala_transfer.transfer import FSSpecFileTransferManager, UnifiedFileTransferManager
+from tests.support.hdfs_files import hdfs_bytes, hdfs_names
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "transfer-methods.md"
 OLD_IMPORT = "from impala_transfer.transfer import"
@@ -716,41 +716,38 @@ def test_unified_with_fsspec_uses_the_fsspec_manager(tmp_path):
     assert [(a["method"], a["delivered"]) for a in manager.last_attempts] == [("fsspec", True)]
 
 
-def test_unified_traditional_delivers_with_hdfs_put_through_the_real_fsshell(hadoop_env, tmp_path, caplog):
+def test_unified_traditional_delivers_with_hdfs_put_to_real_hdfs_verified_by_crc32c(hadoop_env, tmp_path, caplog):
     secret = f"credstore-{uuid.uuid4().hex}"
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    warehouse = tmp_path / "warehouse"
+    warehouse = f"hdfs://cluster2/api/{uuid.uuid4().hex[:8]}/warehouse"
     sources = [tmp_path / "extract" / f"events-part-{i:05d}.parquet" for i in range(2)]
-    digests = [_write_random(path, 200_000 + i) for i, path in enumerate(sources)]
-    manager = UnifiedFileTransferManager(use_distcp=False, target_hdfs_path=f"file://{warehouse}",
+    digests = [_write_random(path, 2_200_000 + i) for i, path in enumerate(sources)]  # two blocks each
+    manager = UnifiedFileTransferManager(use_distcp=False, target_hdfs_path=warehouse,
                                          command_timeout=120, hadoop_env={"HADOOP_CREDSTORE_PASSWORD": secret})
     assert manager.validate_config() is True
     assert manager.transfer_files([str(p) for p in sources], "events") is True, manager.last_error
     assert [(a["method"], a["delivered"], a["error"]) for a in manager.last_attempts] == [("hdfs_put", True, None)]
-    table_dir = warehouse / "events"
-    assert [_sha256(table_dir / p.name) for p in sources] == digests
-    assert sorted(n for n in os.listdir(table_dir) if not n.startswith((".", "_"))) == [p.name for p in sources]
-    assert os.listdir(table_dir / STAGING_DIR) == []
-    assert [r["path"] for r in manager.last_results] == [f"file://{table_dir}/{p.name}" for p in sources]
+    table_dir = f"{warehouse}/events"
+    assert [hashlib.sha256(hdfs_bytes(hadoop_env, f"{table_dir}/{p.name}")).hexdigest() for p in sources] == digests
+    assert hdfs_names(hadoop_env, table_dir) == [p.name for p in sources]
+    assert hdfs_names(hadoop_env, f"{table_dir}/{STAGING_DIR}") == []
+    assert [r["path"] for r in manager.last_results] == [f"{table_dir}/{p.name}" for p in sources]
     assert "events: hdfs_put delivered" in caplog.text
+    assert "-checksum" in caplog.text and " -cat " not in caplog.text  # HDFS's CRC32C, nothing read back
     info = manager.get_transfer_info()
     assert info["chain"] == ["hdfs_put", "hdfs_cp", "scp"] and info["hadoop_env"] == {"HADOOP_CREDSTORE_PASSWORD": "***"}
     assert not [text for text in (caplog.text, repr(manager), repr(info)) if secret in text]
 
 
-def test_unified_traditional_falls_back_to_scp_over_the_real_sshd(sshd, tmp_path, caplog):
+def test_unified_traditional_falls_back_to_scp_when_no_namenode_answers(hadoop_env, sshd, closed_port, tmp_path,
+                                                                         caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
-    broken = tmp_path / "bin" / "hdfs"  # a cluster client whose namenode does not answer
-    broken.parent.mkdir()
-    broken.write_text("#!/bin/sh\necho 'hdfs: namenode unreachable (simulated)' >&2\nexit 1\n")
-    broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
-    (tmp_path / "bin" / "hadoop").symlink_to(broken)
+    nowhere = f"hdfs://127.0.0.1:{closed_port}"  # the real Hadoop client, and nothing listening there
     landing = tmp_path / "landing zone"
     source = tmp_path / "extract" / "events-part-00000.parquet"
     digest = _write_random(source, 500_000)
     manager = UnifiedFileTransferManager(
-        target_hdfs_path=f"file://{tmp_path}/warehouse", source_hdfs_path=f"file://{tmp_path}/source-hdfs",
-        hdfs_bin=str(broken), hadoop_bin=str(tmp_path / "bin" / "hadoop"), command_timeout=60,
+        target_hdfs_path=f"{nowhere}/warehouse", source_hdfs_path=f"{nowhere}/source-staging", command_timeout=120,
         scp_target_host=sshd.host, scp_target_path=str(landing), scp_user=sshd.user, scp_port=sshd.port,
         scp_key_file=str(sshd.key_file), scp_known_hosts=str(sshd.known_hosts))
     assert manager.transfer_files([str(source)], "events") is True, manager.last_error
@@ -758,10 +755,9 @@ def test_unified_traditional_falls_back_to_scp_over_the_real_sshd(sshd, tmp_path
     assert [(a["method"], a["delivered"]) for a in attempts] == \
         [("distcp", False), ("hdfs_put", False), ("hdfs_cp", False), ("scp", True)]
     assert all(a["error"].startswith("hdfs exited with 1: ") for a in attempts[:3])  # distcp: staging on the source
-    assert "namenode unreachable (simulated)" in caplog.text  # the tool's own words, in the log
+    assert "Connection refused" in caplog.text  # the tool's own words, in the log
     assert _sha256(landing / "events" / source.name) == digest
     assert os.listdir(landing / "events" / STAGING_DIR) == []
-    assert not (tmp_path / "warehouse").exists()
     assert manager.last_results[0]["method"] == "scp" and manager.last_results[0]["sha256"] == digest
     summary = [r.getMessage() for r in caplog.records if r.getMessage().endswith("; scp delivered")]
     assert len(summary) == 1 and summary[0].startswith("events: distcp failed (hdfs exited with 1: ")

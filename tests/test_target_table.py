@@ -402,6 +402,23 @@ def test_publish_a_partition_reads_back_exactly(hiveserver, connector, tmp_path)
 
 
 @server
+def test_publish_a_partition_on_the_target_hdfs_cluster(hiveserver, connector, local_hadoop, tmp_path):
+    """Files on hdfs://cluster2 (a real HDFS nameservice the server resolves), as after a transfer."""
+    hiveserver.execute("DROP TABLE IF EXISTS default.tt_hdfs")
+    write_files(tmp_path / "files", rows_for(1, 40))
+    for part in sorted((tmp_path / "files").iterdir()):  # WebHDFS: no JVM start
+        local_hadoop.target.put_bytes(f"/tt_hdfs/root/ds=d1/{part.name}", part.read_bytes())
+    t = TableTarget("default.tt_hdfs", "hdfs://cluster2/tt_hdfs/root", {"ds": "d1"}, dialect="hive")
+
+    result = publish_table(connector, t, FULL, 40)
+    again = publish_table(connector, t, FULL, 40)
+
+    assert result.rows == 40 and result.location == "hdfs://cluster2/tt_hdfs/root/ds=d1"
+    assert not any("SET LOCATION" in s for s in again.statements)  # the server's answer matched
+    assert query(hiveserver, "SELECT COUNT(*), MIN(id), MAX(id) FROM default.tt_hdfs") == [(40, 1, 40)]
+
+
+@server
 def test_republish_is_idempotent_and_a_second_partition_adds_rows(hiveserver, connector, tmp_path):
     hiveserver.execute("DROP TABLE IF EXISTS default.tt_parts")
     root = f"file://{tmp_path}/root"

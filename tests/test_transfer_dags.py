@@ -1,29 +1,36 @@
 """The transfer example DAG under the real Airflow CLI: per-chunk fallback, publish, target table.
 
-Real parts: the local HiveServer2 server (source *and* target table, ``hive`` dialect), Hadoop's
-FsShell behind ``hdfs``, sshd on loopback for scp. distcp is the stand-in ``hadoop`` executable
-(no YARN here): same argv, copies with FsShell, exits like DistCp.
+Real parts: the local HiveServer2 server (source tables on hdfs://cluster1; target tables over
+hdfs://cluster2, ``hive`` dialect), two real HDFS clusters with the real FsShell, DistCp (local job
+runner) and WebHDFS (the target's metadata steps, through the hdfs provider's WebHDFSHook), sshd on
+loopback for scp.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_impala_transfer.core.common.records import FileEntry
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
+from tests.conftest import EVENTS_ROWS, repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
+from tests.support.hdfs_files import hdfs_names, parquet_rows
 from tests.support.processes import free_port
-from tests.conftest import EVENTS_ROWS, repo_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -32,14 +39,16 @@ CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 
 
 @pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory, hiveserver, hadoop_tools, sshd):
+def airflow_home(tmp_path_factory, hiveserver, local_hadoop, sshd):
     home = tmp_path_factory.mktemp("airflow-transfer")
     kwargs = hiveserver.connect_kwargs()
     impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": hiveserver.port,
                          "login": kwargs["user"], "password": kwargs["password"],
                          "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-    env = {**os.environ, **hadoop_tools.additions}
-    env.pop("FAKE_DISTCP_REJECT", None)
+    webhdfs_host, webhdfs_port = local_hadoop.target.webhdfs_address.split(":")
+    webhdfs = json.dumps({"conn_type": "webhdfs", "host": webhdfs_host, "port": int(webhdfs_port),
+                          "login": local_hadoop.user})
+    env = {**os.environ, **local_hadoop.env()}
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
@@ -48,7 +57,9 @@ def airflow_home(tmp_path_factory, hiveserver, hadoop_tools, sshd):
         AIRFLOW_CONN_IMPALA_TARGET=impala,
         AIRFLOW_CONN_SCP_TARGET=sshd.airflow_connection_json(),
         IMPALA_TRANSFER_OUTPUT_DIR=str(home / "extract"),
-        IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"file://{home}/source-hdfs",
+        AIRFLOW_CONN_TARGET_WEBHDFS=webhdfs,
+        IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}",
+        IMPALA_TRANSFER_WEBHDFS_CONN_ID="target_webhdfs",
         IMPALA_TRANSFER_SSH_CONN_ID="scp_target",
         IMPALA_TRANSFER_TABLE_DIALECT="hive",
         IMPALA_TRANSFER_MAX_WORKERS="2",
@@ -56,16 +67,20 @@ def airflow_home(tmp_path_factory, hiveserver, hadoop_tools, sshd):
     (home / "dags").mkdir()
     (home / "dags" / f"{DAG_ID}.py").symlink_to(repo_root() / "dags_examples" / f"{DAG_ID}.py")
     airflow(env, "db", "migrate")
-    return {"env": env, "home": home}
+    return {"env": env, "home": home, "hadoop": local_hadoop}
 
 
 
 
-def run_dag(home, logical_date: str, *, method: str, target: Path, table: str, extra_env=None,
+def target_dir(name: str) -> str:
+    return f"hdfs://cluster2/dags/{name}-{uuid.uuid4().hex[:8]}"
+
+
+def run_dag(home, logical_date: str, *, method: str, target: Path | str, table: str, extra_env=None,
             query: str = "SELECT * FROM default.events"):
     env = {**home["env"], "IMPALA_TRANSFER_TARGET_TABLE": table, **(extra_env or {})}
     conf = {"query": query, "split_by": "id", "chunk_size": 5000,
-            "method": method, "target_path": f"file://{target}"}
+            "method": method, "target_path": target if isinstance(target, str) else f"file://{target}"}
     result = airflow(env, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf), check=False)
     run_state, states = latest_run(home["home"] / "airflow.db", DAG_ID)
     return result.stdout + result.stderr, run_state, states
@@ -75,8 +90,9 @@ def chunk_states(states, task: str) -> list[str]:
     return [states[(f"events.deliver.{task}", i)] for i in range(4)]
 
 
-def test_every_chunk_by_distcp_published_as_a_partition_and_counted(airflow_home, hadoop_tools, hiveserver, tmp_path):
-    target = tmp_path / "target with space"
+def test_every_chunk_by_distcp_from_cluster1_to_cluster2_verified_published_and_counted(
+        airflow_home, local_hadoop, hiveserver):
+    target = target_dir("distcp with space")
     output, run_state, states = run_dag(airflow_home, "2026-03-01", method="distcp", target=target,
                                         table="default.events_by_distcp")
     assert run_state == "success", output[-3000:]
@@ -86,41 +102,47 @@ def test_every_chunk_by_distcp_published_as_a_partition_and_counted(airflow_home
     assert chunk_states(states, "delivered") == ["success"] * 4
     assert states[("events.reconcile", -1)] == "success"
     assert "counts: source 20,000, files 20,000, published 20,000, target_table 20,000" in output
-    # ONE distcp job per chunk, all of its files through a -f listing, never -delete
-    calls = [c for c in hadoop_tools.distcp_calls() if str(target) in " ".join(c["args"])]
-    assert len(calls) == 4
-    for call in calls:
-        argv = call["args"]
-        assert argv[:8] == ["distcp", "-update", "-strategy", "dynamic", "-m", "20", "-f", argv[7]]
-        assert argv[7].startswith("file://") and argv[8].startswith(f"file://{target}/_impala_transfer_staging/")
-        assert "-delete" not in argv
-    published = target / "ds=2026-03-01"
-    files = sorted(published.glob("chunk-*.parquet"))
-    assert len(files) == 4
-    assert sum(pq.read_metadata(f).num_rows for f in files) == EVENTS_ROWS
-    assert not list((target / "_impala_transfer_staging").iterdir())
+    # ONE real DistCp job per chunk, streamed into the task log while it ran, then its counters
+    assert len(set(re.findall(r"Running job: (job_local\d+_\d+)", output))) == 4
+    assert len(re.findall(r"distcp: .*Files Copied=1\b", output)) == 4
+    assert "-delete" not in output and output.count("-Ddfs.checksum.combine.mode=COMPOSITE_CRC -update") >= 4
+    assert len(re.findall(r"verified hdfs://cluster2/.*?\.parquet: [\d,]+ bytes, crc32c [0-9a-f]{8}", output)) >= 4
+    published = f"{target}/ds=2026-03-01"
+    assert len(hdfs_names(local_hadoop, published)) == 4
+    assert parquet_rows(local_hadoop, published) == EVENTS_ROWS
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_staging") == []
     assert hiveserver.query("SELECT COUNT(*) FROM default.events_by_distcp WHERE ds = '2026-03-01'") == [(EVENTS_ROWS,)]
+    [location] = [row[1] for row in hiveserver.query("DESCRIBE FORMATTED default.events_by_distcp")
+                  if str(row[0]).strip() == "Location"]
+    assert location.startswith("hdfs://cluster2/dags/")  # the table reads the published files on cluster2
 
 
-def test_distcp_rejected_for_one_chunk_is_delivered_by_hdfs_put(airflow_home, tmp_path):
-    target = tmp_path / "target"
-    output, run_state, states = run_dag(airflow_home, "2026-03-02", method="distcp", target=target,
-                                        table="default.events_fallback",
-                                        extra_env={"FAKE_DISTCP_REJECT": "chunk-00001-"})
-    assert run_state == "success", output[-3000:]
-    assert chunk_states(states, "distcp") == ["success", "failed", "success", "success"]
-    assert chunk_states(states, "hdfs_put") == ["skipped", "success", "skipped", "skipped"]
-    assert chunk_states(states, "hdfs_cp") == ["skipped"] * 4
-    assert chunk_states(states, "delivered") == ["success"] * 4
-    assert "rejected by target cluster" in output  # distcp's own stderr reached the task log
-    assert "chunk 1        delivered by hdfs_put" in output
-    assert len(list((target / "ds=2026-03-02").glob("chunk-*.parquet"))) == 4
+def test_cluster2s_namenode_down_fails_every_method_names_the_chunks_and_publishes_nothing(
+        airflow_home, local_hadoop):
+    target = target_dir("down")
+    local_hadoop.target.stop_namenode()
+    try:
+        output, run_state, states = run_dag(airflow_home, "2026-03-02", method="distcp", target=target,
+                                            table="default.events_down",
+                                            extra_env={"IMPALA_TRANSFER_SSH_CONN_ID": ""})
+    finally:
+        local_hadoop.target.start_namenode()
+    assert run_state == "failed"
+    for method in CHAIN:
+        assert chunk_states(states, method) == ["failed"] * 4
+    assert chunk_states(states, "delivered") == ["failed"] * 4
+    for chunk in range(4):
+        assert f"chunk {chunk} was not delivered by any method (distcp, hdfs_put, hdfs_cp, scp, fsspec)" in output
+    assert "Connection refused" in output
+    assert states[("events.publish", -1)] == "upstream_failed"
+    assert hdfs_names(local_hadoop, target) is None  # nothing published
 
 
 def test_a_chunk_no_method_can_deliver_fails_the_run_and_names_it(airflow_home, tmp_path):
     """Chunk 2's file disappears between extract and transfer (a temp cleaner, a full disk):
     every method fails on it for real, the other chunks are delivered, the run fails naming it."""
     extract_dir = tmp_path / "extract"
+    target = target_dir("never")
     stop = threading.Event()
 
     def lose_chunk_2():
@@ -132,7 +154,7 @@ def test_a_chunk_no_method_can_deliver_fails_the_run_and_names_it(airflow_home, 
     watcher = threading.Thread(target=lose_chunk_2, daemon=True)
     watcher.start()
     try:
-        output, run_state, states = run_dag(airflow_home, "2026-03-03", method="distcp", target=tmp_path / "target",
+        output, run_state, states = run_dag(airflow_home, "2026-03-03", method="distcp", target=target,
                                             table="default.events_never",
                                             extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": str(extract_dir)})
     finally:
@@ -144,28 +166,29 @@ def test_a_chunk_no_method_can_deliver_fails_the_run_and_names_it(airflow_home, 
     assert "chunk 2 was not delivered by any method (distcp, hdfs_put, hdfs_cp, scp, fsspec)" in output
     assert states[("events.publish", -1)] == "upstream_failed"
     assert states[("events.reconcile", -1)] == "upstream_failed"
-    assert not (tmp_path / "target" / "ds=2026-03-03").exists()  # nothing half-published
+    assert hdfs_names(airflow_home["hadoop"], f"{target}/ds=2026-03-03") is None  # nothing half-published
 
 
 def test_a_failed_extract_fails_the_run_before_any_transfer(airflow_home, tmp_path):
-    output, run_state, states = run_dag(airflow_home, "2026-03-08", method="distcp", target=tmp_path / "t",
+    target = target_dir("bad")
+    output, run_state, states = run_dag(airflow_home, "2026-03-08", method="distcp", target=target,
                                         table="default.events_bad", query="SELECT * FORM default.events")
     assert run_state == "failed"
     assert states[("events.plan", -1)] == "failed"
     assert states[("events.reconcile", -1)] == "upstream_failed"
-    assert not (tmp_path / "t").exists()
+    assert hdfs_names(airflow_home["hadoop"], target) is None
 
 
-def test_fsspec_route_skips_the_whole_chain(airflow_home, hadoop_tools, tmp_path):
+def test_fsspec_route_skips_the_whole_chain(airflow_home, tmp_path):
     target = tmp_path / "target"
-    before = len(hadoop_tools.distcp_calls())
     output, run_state, states = run_dag(airflow_home, "2026-03-04", method="fsspec", target=target,
                                         table="default.events_by_fsspec")
     assert run_state == "success", output[-3000:]
     for method in CHAIN:
         assert chunk_states(states, method) == ["skipped"] * 4
     assert chunk_states(states, "fsspec") == ["success"] * 4
-    assert len(hadoop_tools.distcp_calls()) == before  # distcp never ran
+    assert "Running job" not in output and "hadoop distcp" not in output  # distcp never ran
+    assert "bytes, sha256 " in output  # a local target is verified by reading back
     assert "target_table 20,000" in output
 
 
@@ -179,26 +202,39 @@ def test_scp_route_delivers_over_real_sshd(airflow_home, tmp_path):
     assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
 
 
-def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, tmp_path, hiveserver):
-    target = tmp_path / "target"
+def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, local_hadoop, hiveserver):
+    target = target_dir("rerun")
     for date in ("2026-03-06", "2026-03-07"):
         _, run_state, _ = run_dag(airflow_home, date, method="hdfs_put", target=target, table="default.events_rerun")
         assert run_state == "success"
-    other = sorted((target / "ds=2026-03-06").iterdir())
+    other = {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds=2026-03-06/{n}")["modificationTime"]
+             for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06")}
     output, run_state, _ = run_dag(airflow_home, "2026-03-07", method="hdfs_put", target=target,
                                    table="default.events_rerun")
     assert run_state == "success", output[-3000:]
     assert "replacing this run's earlier data" in output
-    assert sorted((target / "ds=2026-03-06").iterdir()) == other
+    assert {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds=2026-03-06/{n}")["modificationTime"]
+            for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06")} == other  # the other date untouched
+    assert all(n.endswith(".parquet") for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-07"))  # nothing nested
+    assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-07") == EVENTS_ROWS
     assert hiveserver.query("SELECT COUNT(*) FROM default.events_rerun") == [(2 * EVENTS_ROWS,)]
-    assert not list((target / "_impala_transfer_trash").iterdir())
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_trash") == []
 
 
 @pytest.mark.timeout(900)
-def test_fallback_under_a_real_scheduler(airflow_home, tmp_path):
-    """api-server (127.0.0.1), scheduler and dag-processor as separate processes, a triggered run."""
-    env = dict(airflow_home["env"], FAKE_DISTCP_REJECT="chunk-00003-", IMPALA_TRANSFER_SCHEDULE="",
-               IMPALA_TRANSFER_TARGET_TABLE="default.events_scheduled")
+def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_hadoop, tmp_path):
+    """api-server (127.0.0.1), scheduler and dag-processor as separate processes, a triggered run.
+    Chunk 3's staging directory on cluster1 belongs to the HDFS superuser and is read-only, so
+    distcp cannot stage that chunk (a real permission refusal by cluster1's NameNode) and hdfs put
+    delivers it; the other chunks go by distcp."""
+    target = target_dir("scheduled")
+    staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
+    distcp = TransferTargets(hdfs_root=target, source_hdfs_path=staging).method("distcp", CommandRunner())
+    chunk3 = distcp.source_staging_dir(Run("scheduled_fallback"), [FileEntry(path="x", bytes=0, sha256="", chunk=3)])
+    local_hadoop.hdfs("dfs", "-mkdir", "-p", chunk3.rsplit("/", 1)[0], check=True)
+    local_hadoop.hdfs("dfs", "-mkdir", chunk3, superuser=True, check=True)
+    local_hadoop.hdfs("dfs", "-chmod", "555", chunk3, superuser=True, check=True)
+    env = dict(airflow_home["env"], IMPALA_TRANSFER_SCHEDULE="", IMPALA_TRANSFER_TARGET_TABLE="default.events_scheduled")
     port = free_port()
     env.update(AIRFLOW__API__PORT=str(port), AIRFLOW__API__HOST="127.0.0.1",
                AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
@@ -216,9 +252,8 @@ def test_fallback_under_a_real_scheduler(airflow_home, tmp_path):
             procs.append(subprocess.Popen([cli, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True))
         _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", 120)
-        target = tmp_path / "target"
         conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000,
-                "method": "distcp", "target_path": f"file://{target}"}
+                "method": "distcp", "target_path": target}
         _wait_for(lambda: airflow(env, "dags", "unpause", DAG_ID, check=False).returncode == 0, 120)
         airflow(env, "dags", "trigger", DAG_ID, "-c", json.dumps(conf), "-r", "scheduled_fallback")
         db = airflow_home["home"] / "airflow.db"
@@ -248,6 +283,14 @@ def test_fallback_under_a_real_scheduler(airflow_home, tmp_path):
     assert chunk_states(states, "hdfs_put") == ["skipped", "skipped", "skipped", "success"]
     assert chunk_states(states, "delivered") == ["success"] * 4
     assert states[("events.reconcile", -1)] == "success"
+    assert parquet_rows(local_hadoop, f"{target}/ds={_run_date(airflow_home)}") == EVENTS_ROWS
+
+
+def _run_date(airflow_home) -> str:
+    with sqlite3.connect(airflow_home["home"] / "airflow.db") as conn:
+        [(value,)] = conn.execute("SELECT COALESCE(logical_date, run_after) FROM dag_run "
+                                  "WHERE run_id = 'scheduled_fallback'").fetchall()
+    return str(value)[:10]
 
 
 def _wait_http(url: str, timeout: float) -> None:

@@ -1,9 +1,11 @@
-"""Each transfer method against a real target: Hadoop's FsShell on file:// URIs, sshd on loopback,
-moto's S3 server, fsspec memory/local; and the bad input every method must refuse up front."""
+"""Each transfer method against a real target: two real HDFS clusters (cluster1 source, cluster2
+target; the real FsShell, DistCp and WebHDFS), sshd on loopback, moto's S3 server, fsspec
+memory/local; and the bad input every method must refuse up front."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -11,26 +13,30 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import fsspec
-
+import google_crc32c
 import pyarrow as pa
 import pytest
+from hdfs import InsecureClient
 
-from airflow_provider_impala_transfer.core.transfer.commands import (
+from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.common.uris import normalize_uri
+from airflow_provider_impala_transfer.core.errors import (
     CommandFailed,
-    CommandRunner,
+    ConfigError,
+    PublishError,
     Stopped,
     ToolNotFound,
     TransferError,
+    VerificationError,
 )
-from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
-from airflow_provider_impala_transfer.core.errors import PublishError, VerificationError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk, verify
-from airflow_provider_impala_transfer.core.transfer.publish import publish
 from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination, HdfsDestination, SshDestination
-from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import (
@@ -44,8 +50,10 @@ from airflow_provider_impala_transfer.core.transfer.methods import (
     check_method,
     copy_stream,
 )
+from airflow_provider_impala_transfer.core.transfer.publish import publish
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
-from airflow_provider_impala_transfer.core.common.uris import normalize_uri
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
+from tests.support.hdfs_files import hdfs_names
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
 
@@ -58,7 +66,8 @@ def make_chunk(directory: Path, chunk: int = 0, parts: int = 2, size: int = 300_
         data = os.urandom(size)
         path.write_bytes(data)
         files.append(FileEntry(path=f"file://{path}", rows=10, bytes=size, sha256=hashlib.sha256(data).hexdigest(),
-                               chunk=chunk, part=part, format="parquet", compression="snappy"))
+                               crc32c=f"{google_crc32c.value(data):08x}", chunk=chunk, part=part, format="parquet",
+                               compression="snappy"))
     return Manifest(files=files, schema=pa.schema([("x", pa.int64())]), chunks=[Chunk(index=chunk)])
 
 
@@ -66,8 +75,17 @@ def names(manifest: Manifest) -> list[str]:
     return [f.name for f in manifest.files]
 
 
-def hdfs_destination(root: Path | str) -> HdfsDestination:
-    return HdfsDestination(root=f"file://{root}", shell=HdfsShell(runner=CommandRunner(timeout=120)))
+def hdfs_destination(root: Path | str, metadata: WebHdfsMetadata | None = None,
+                     runner: CommandRunner | None = None) -> HdfsDestination:
+    """``root``: an hdfs:// URI, or a local path (file://)."""
+    uri = root if str(root).startswith("hdfs://") else f"file://{root}"
+    return HdfsDestination(root=uri, shell=HdfsShell(runner=runner or CommandRunner(timeout=120)), metadata=metadata)
+
+
+def unique_dir(name: str) -> str:
+    """A fresh directory on the target cluster for one test."""
+    return f"hdfs://cluster2/tests/{name}-{uuid.uuid4().hex[:8]}"
+
 
 
 # --- configuration and command lines -----------------------------------------------------------
@@ -104,10 +122,11 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     commands = method.commands(manifest.files, Run(RUN), overwrite=False)
     key = method.staging_key(Run(RUN))
     assert re.fullmatch(r"manual__2026-11-24T10_00_00_00_00-[0-9a-f]{8}", key)
-    staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}"
+    staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}/chunk-00000"  # one dir per chunk
     assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
     assert commands[1][:4] == ["hdfs", "dfs", "-put", "-f"] and commands[1][-1] == staged + "/"
-    assert commands[-1] == ["hadoop", "distcp", "-update", "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
+    assert commands[-1] == ["hadoop", "distcp", "-Ddfs.checksum.combine.mode=COMPOSITE_CRC", "-update",
+                            "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
                             "-f", f"file:///lists/distcp-{key}-chunk-00000.list",
                             "file:///t/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"]
     assert sum(1 for argv in commands if "distcp" in argv) == 1
@@ -182,7 +201,7 @@ def test_stop_kills_the_running_tool_and_starts_no_other(tmp_path):
     worker = threading.Thread(target=run_long)
     worker.start()
     deadline = time.monotonic() + 10
-    while runner._proc is None and time.monotonic() < deadline:  # noqa: SLF001 - wait for the start
+    while not runner._procs and time.monotonic() < deadline:  # noqa: SLF001 - wait for the start
         time.sleep(0.05)
     runner.stop()
     worker.join(timeout=15)
@@ -192,49 +211,122 @@ def test_stop_kills_the_running_tool_and_starts_no_other(tmp_path):
     assert isinstance(Stopped("x"), TransferError)  # a stopped method fails like any other
 
 
-# --- real FsShell ------------------------------------------------------------------------------
+def test_kill_stops_every_tool_running_side_by_side():
+    """Verification runs -stat and -checksum at the same time; on_kill must stop both."""
+    runner = CommandRunner()
+    failures: list[CommandFailed] = []
+
+    def run_long():
+        try:
+            runner.run(["sleep", "60"])
+        except CommandFailed as exc:
+            failures.append(exc)
+
+    workers = [threading.Thread(target=run_long) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 10
+    while len(runner._procs) < 2 and time.monotonic() < deadline:  # noqa: SLF001 - wait for both starts
+        time.sleep(0.05)
+    started = time.monotonic()
+    runner.kill()
+    for worker in workers:
+        worker.join(timeout=15)
+    assert len(failures) == 2 and time.monotonic() - started < 10
+    assert not runner._procs  # noqa: SLF001
+
+
+# --- real HDFS: two clusters, the real FsShell and DistCp ----------------------------------------
 
 @pytest.mark.parametrize("method_class", [HdfsPutMethod, HdfsCpMethod])
-def test_hdfs_methods_deliver_and_verify_literal_weird_paths(method_class, hadoop_env, tmp_path):
-    root = tmp_path / "tärget dir $(touch pwned); x"
-    manifest = make_chunk(tmp_path / "extract", parts=2)
-    method = method_class(destination=hdfs_destination(root), runner=CommandRunner(timeout=120))
+def test_hdfs_methods_deliver_literal_weird_paths_verified_by_the_clusters_crc32c(method_class, hadoop_env, tmp_path):
+    root = unique_dir("tärget dir $(touch pwned); x")
+    manifest = make_chunk(tmp_path / "extract", parts=2, size=3 << 20)  # 2 blocks each on cluster2
+    lines: list[str] = []
+    runner = CommandRunner(timeout=120, log=lines.append)
+    method = method_class(destination=hdfs_destination(root, runner=runner), runner=runner)
     record = deliver_chunk(method, manifest, Run(RUN, {"ds": "2026-11-24"}), overwrite=False)
     assert record.method == method.name and len(record.files) == 2
-    assert record.checksum_verified
-    staging = root / "_impala_transfer_staging" / "manual__2026-11-24T10_00_00_00_00"
-    assert sorted(p.name for p in staging.glob("chunk-*")) == names(manifest)
+    assert record.checks == "crc32c" and record.checksum_verified
+    assert [f.crc32c for f in record.files] == [f.crc32c for f in manifest.files]
+    assert not [line for line in lines if "-cat" in line]  # nothing was read back
+    staging = f"{root}/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"
+    assert hdfs_names(hadoop_env, staging) == names(manifest)
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
 
 
-def test_distcp_stages_local_files_on_the_source_cluster_then_one_job(hadoop_env, tmp_path):
-    manifest = make_chunk(tmp_path / "extract", parts=3)
-    method = DistcpMethod(destination=hdfs_destination(tmp_path / "target"), source_shell=HdfsShell(),
-                          runner=CommandRunner(timeout=120), source_hdfs_path=f"file://{tmp_path}/source-hdfs")
-    deliver_chunk(method, manifest, Run(RUN), overwrite=False)
-    calls = hadoop_env.distcp_calls()
-    assert len(calls) == 1 and calls[0]["exit_code"] == 0
-    assert all("/source-hdfs/_impala_transfer_staging/" in s for s in calls[0]["sources"])
-    assert len(calls[0]["sources"]) == 3
+def test_verification_reads_back_with_sha256_only_when_asked(hadoop_env, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    lines: list[str] = []
+    runner = CommandRunner(timeout=120, log=lines.append)
+    method = HdfsPutMethod(destination=hdfs_destination(unique_dir("sha"), runner=runner), runner=runner)
+    record = deliver_chunk(method, manifest, Run(RUN), overwrite=False, verify_mode="sha256")
+    assert record.checks == "sha256" and any(" -cat " in line for line in lines)
+    assert not any("-checksum" in line for line in lines)
+
+
+def test_distcp_stages_local_files_on_cluster1_then_one_real_job_to_cluster2(hadoop_env, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", chunk=4, parts=3, size=1_500_000)
+    source_root = f"hdfs://cluster1/staging-{uuid.uuid4().hex[:8]}"
+    target_root = unique_dir("distcp")
+    lines: list[str] = []
+    runner = CommandRunner(timeout=300, log=lines.append)
+    method = DistcpMethod(destination=hdfs_destination(target_root, runner=runner), source_shell=HdfsShell(runner=runner),
+                          runner=runner, source_hdfs_path=source_root, options=DistcpOptions(maps=2))
+    record = deliver_chunk(method, manifest, Run(RUN), overwrite=False)
+    assert record.counters["Files Copied"] == 3
+    assert record.counters["Bytes Copied"] == record.counters["Bytes Expected"] == 3 * 1_500_000
+    assert record.checks == "crc32c"
+    assert hdfs_names(hadoop_env, f"{target_root}/_impala_transfer_staging/{Run(RUN).key}") == names(manifest)
+    assert sum(1 for line in lines if line.startswith("running:") and " distcp " in line) == 1
+    assert any(re.search(r"Running job: job_local\d+_\d+", line) for line in lines)  # streamed as it ran
+    staged = hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging")
+    assert len(staged) == 1 and hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging/{staged[0]}") == []
+
+
+def test_distcp_between_clusters_with_different_block_sizes_passes_its_checksum_check(hadoop_env):
+    """Files already on cluster1 (1 MiB blocks) -> cluster2 (2 MiB blocks): DistCp's own check
+    compares COMPOSITE_CRC file checksums, which do not depend on the block size."""
+    source_dir = f"/exported-{uuid.uuid4().hex[:8]}"
+    files = []
+    for part in range(2):
+        data = os.urandom(2_500_000)
+        hadoop_env.source.put_bytes(f"{source_dir}/chunk-00000-part-{part:05d}.parquet", data)
+        files.append(FileEntry(path=f"hdfs://cluster1{source_dir}/chunk-00000-part-{part:05d}.parquet",
+                               bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                               crc32c=f"{google_crc32c.value(data):08x}", rows=1, chunk=0, part=part))
+    assert hadoop_env.source.file_status(f"{source_dir}/chunk-00000-part-00000.parquet")["blockSize"] == 1 << 20
+    manifest = Manifest(files=files, schema=pa.schema([("x", pa.int64())]), chunks=[Chunk(index=0)])
+    target_root = unique_dir("blocks")
+    method = DistcpMethod(destination=hdfs_destination(target_root), source_shell=HdfsShell(),
+                          runner=CommandRunner(timeout=300), options=DistcpOptions(maps=2))
+    record = deliver_chunk(method, manifest, Run(RUN), overwrite=False)
+    assert record.counters["Files Copied"] == 2 and record.checks == "crc32c"
+    copied = f"{urlsplit(target_root).path}/_impala_transfer_staging/{Run(RUN).key}/chunk-00000-part-00000.parquet"
+    assert hadoop_env.target.file_status(copied)["blockSize"] == 2 << 20  # the target kept its own block size
 
 
 def test_verification_catches_a_file_changed_at_the_target(hadoop_env, tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=1)
-    destination = hdfs_destination(tmp_path / "target")
+    root = unique_dir("changed")
+    destination = hdfs_destination(root)
     method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
     run = Run(RUN)
     deliver_chunk(method, manifest, run, overwrite=False)
-    delivered = tmp_path / "target" / "_impala_transfer_staging" / run.key / names(manifest)[0]
-    data = bytearray(delivered.read_bytes())
+    delivered = f"{urlsplit(root).path}/_impala_transfer_staging/{run.key}/{names(manifest)[0]}"
+    data = bytearray(hadoop_env.target.read_bytes(delivered))
     data[100] ^= 0xFF  # same size, different bytes
-    delivered.write_bytes(bytes(data))
-    (delivered.parent / f".{delivered.name}.crc").unlink(missing_ok=True)
-    with pytest.raises(VerificationError, match="differs from the extracted file"):
+    hadoop_env.target.put_bytes(delivered, bytes(data))
+    with pytest.raises(VerificationError, match=r"differs from the extracted file: 300,000 bytes, crc32c [0-9a-f]{8}; "
+                                                r"expected 300,000 bytes, crc32c [0-9a-f]{8}"):
         verify(destination, str(method.target_dir(run)), manifest.files)
 
 
-def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(hadoop_env, tmp_path):
-    destination = hdfs_destination(tmp_path / "target")
+@pytest.mark.parametrize("metadata", ["hdfs dfs", "webhdfs"])
+def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(metadata, hadoop_env, tmp_path):
+    root = unique_dir("publish")
+    client = WebHdfsMetadata(InsecureClient(f"http://{hadoop_env.target.webhdfs_address}", user=hadoop_env.user))
+    destination = hdfs_destination(root, metadata=client if metadata == "webhdfs" else None)
     method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
     first = make_chunk(tmp_path / "a", parts=2)
     other_run = Run("scheduled__2026-11-23", {"ds": "2026-11-23"})
@@ -243,19 +335,50 @@ def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(ha
     run = Run(RUN, {"ds": "2026-11-24"})
     deliver_chunk(method, first, run, overwrite=False)
     publish(destination, run, names(first), names(first))
-    # re-run of the same run with a shorter result: one file; the earlier two are replaced
+    # re-run of the same run with a shorter result: one file; the earlier two are replaced, nothing nests
     second = make_chunk(tmp_path / "b", parts=1)
     deliver_chunk(method, second, run, overwrite=True)
     publish(destination, run, names(second), names(second))
-    final = tmp_path / "target" / "ds=2026-11-24"
-    assert sorted(p.name for p in final.glob("chunk-*")) == names(second)
-    assert (final / names(second)[0]).read_bytes() == (tmp_path / "b" / names(second)[0]).read_bytes()
-    assert sorted(p.name for p in (tmp_path / "target" / "ds=2026-11-23").glob("chunk-*")) == names(first)
-    assert not list((tmp_path / "target" / "_impala_transfer_trash").iterdir())
+    target = hadoop_env.target
+    assert hdfs_names(hadoop_env, f"{root}/ds=2026-11-24") == names(second)
+    path = urlsplit(root).path
+    assert target.read_bytes(f"{path}/ds=2026-11-24/{names(second)[0]}") == (tmp_path / "b" / names(second)[0]).read_bytes()
+    assert hdfs_names(hadoop_env, f"{root}/ds=2026-11-23") == names(first)
+    assert hdfs_names(hadoop_env, f"{root}/_impala_transfer_trash") == []
+    assert hdfs_names(hadoop_env, root, hidden=True) == ["_impala_transfer_staging", "_impala_transfer_trash", "ds=2026-11-23", "ds=2026-11-24"]
     # publishing again is a no-op; publishing a run that delivered nothing is an error
     publish(destination, run, names(second), names(second))
     with pytest.raises(PublishError, match="nothing to publish"):
         publish(destination, Run("never_delivered"), names(second), names(second))
+
+
+def test_webhdfs_metadata_through_the_hdfs_providers_hook(hadoop_env, monkeypatch):
+    from airflow_provider_impala_transfer.hooks.hadoop import webhdfs_metadata
+
+    host, port = hadoop_env.target.webhdfs_address.split(":")
+    monkeypatch.setenv("AIRFLOW_CONN_TARGET_WEBHDFS", json.dumps(
+        {"conn_type": "webhdfs", "host": host, "port": int(port), "login": hadoop_env.user}))
+    metadata = webhdfs_metadata("target_webhdfs")
+    root = unique_dir("hook")
+    metadata.makedirs(f"{root}/a")
+    assert metadata.is_dir(f"{root}/a") and not metadata.is_dir(f"{root}/b")
+    metadata.move(f"{root}/a", f"{root}/b")
+    assert metadata.list_names(root) == ["b"]
+    with pytest.raises(TransferError, match="WebHDFS list"):
+        metadata.list_names(f"{root}/missing")
+
+
+def test_fsspec_to_webhdfs_streams_and_verifies_by_sha256(hadoop_env, tmp_path):
+    manifest = make_chunk(tmp_path / "extract", parts=2, size=3 << 20)
+    host, port = hadoop_env.target.webhdfs_address.split(":")
+    fs = fsspec.filesystem("webhdfs", host=host, port=int(port), user=hadoop_env.user)
+    root = urlsplit(unique_dir("fsspec")).path
+    method = FsspecMethod(destination=FsspecDestination(fs=fs, root=root))
+    run = Run(RUN, {"ds": "2026-11-24"})
+    record = deliver_chunk(method, manifest, run, overwrite=False)
+    assert record.checks == "sha256"  # WebHDFS offers no checksum comparable with the manifest
+    publish(method.destination, run, names(manifest), names(manifest))
+    assert hdfs_names(hadoop_env, f"hdfs://cluster2{root}/ds=2026-11-24") == names(manifest)
 
 
 # --- real sshd ---------------------------------------------------------------------------------

@@ -5,9 +5,28 @@ wheel speaks the same HiveServer2 protocol that impyla (and so ``ImpalaHook``) u
 starts one, waits until it answers a query, seeds a sample table holding every type users move,
 and stops it again by its PID (never by process name).
 
+Storage. Given a :class:`~tests.support.local_hdfs.LocalHadoop` (``hadoop=``), the server is a client
+of both local HDFS clusters, as an Impala daemon on the source cluster would be:
+
+* Spark's launcher puts ``$HADOOP_CONF_DIR`` on the driver's class path (``spark-class`` ->
+  ``org.apache.spark.launcher.AbstractCommandBuilder.buildClassPath``), so the server is started with
+  ``HADOOP_CONF_DIR`` = the LocalHadoop's client configuration: ``core-site.xml``/``hdfs-site.xml``
+  name both nameservices, ``hdfs://cluster1/...`` and ``hdfs://cluster2/...`` resolve inside Spark,
+  and ``fs.defaultFS`` is ``hdfs://cluster1``.
+* The warehouse is ``hdfs://cluster1/warehouse`` (``spark.sql.warehouse.dir``): managed tables are
+  written there, e.g. ``hdfs://cluster1/warehouse/events``. Spark writes with cluster1's own block
+  size (``spark.hadoop.dfs.blocksize``), as a source cluster's own clients do, except for Parquet
+  files: Parquet's writer creates them with its row-group size (128 MiB) as their block size.
+* Spark reads and writes as the OS user (``$HADOOP_USER_NAME`` if set), an ordinary HDFS user,
+  whoever logs in (``hive.server2.enable.doAs=false``, as impalad acts as ``impala``): LocalHadoop
+  opens ``/`` (0777) and ``/tmp`` (1777, where Hive keeps its scratch directory ``/tmp/hive``).
+
+Without one (``hadoop=None``, the default) the server knows no HDFS: ``HADOOP_CONF_DIR`` is removed
+from its environment and the warehouse is the local directory ``<workdir>/warehouse``.
+
 Usage::
 
-    python -m tests.support.local_hiveserver start --workdir .demo/hs2
+    python -m tests.support.local_hiveserver start --workdir .demo/hs2 [--hadoop-workdir .demo/hadoop]
     python -m tests.support.local_hiveserver seed --port 10000
     python -m tests.support.local_hiveserver stop --workdir .demo/hs2
 """
@@ -25,8 +44,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.processes import alive, free_port, stop_process_group
+
+if TYPE_CHECKING:
+    from tests.support.local_hdfs import LocalHadoop
 
 STATE_FILE = "server.json"
 SAMPLE_TABLE = "default.sample_types"
@@ -66,7 +89,11 @@ def pyspark_home() -> Path:
 
 @dataclass
 class LocalHiveServer:
-    """One Spark Thrift Server process, its own Derby metastore and warehouse under ``workdir``."""
+    """One Spark Thrift Server process with its own Derby metastore under ``workdir``.
+
+    The warehouse is ``hdfs://cluster1/warehouse`` when ``hadoop`` is given, else ``<workdir>/warehouse``
+    (``warehouse_dir`` overrides either).
+    """
 
     workdir: Path
     port: int
@@ -74,10 +101,29 @@ class LocalHiveServer:
     transport_mode: str = "binary"  # or "http" (path "cliservice")
     authentication: str = "NONE"  # NONE = SASL PLAIN with any user/password; or NOSASL
     driver_memory: str = "2g"
+    hadoop: LocalHadoop | None = None  # its client configuration (HADOOP_CONF_DIR); None = no HDFS
+    warehouse_dir: str | None = None
 
     @property
     def log_path(self) -> Path:
         return self.workdir / "server.log"
+
+    @property
+    def warehouse(self) -> str:
+        """Where managed tables go: ``hdfs://cluster1/warehouse``, or a local directory without HDFS."""
+        if self.warehouse_dir:
+            return self.warehouse_dir
+        if self.hadoop is not None:
+            return f"{self.hadoop.source.uri}/warehouse"
+        return str(Path(self.workdir) / "warehouse")
+
+    def hadoop_conf(self) -> list[str]:
+        """``--conf spark.hadoop.*`` settings on top of HADOOP_CONF_DIR's files (none without HDFS)."""
+        if self.hadoop is None:
+            return []
+        # The client configuration's dfs.blocksize is the target's (see local_hdfs.py): the source's
+        # server writes with the source cluster's own block size.
+        return ["--conf", f"spark.hadoop.dfs.blocksize={self.hadoop.source.block_size}"]
 
     def command(self) -> list[str]:
         home = pyspark_home()
@@ -89,7 +135,8 @@ class LocalHiveServer:
             "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
             "--conf", "spark.sql.hive.thriftServer.singleSession=true",
             "--conf", "spark.sql.thriftServer.incrementalCollect=true",
-            "--conf", f"spark.sql.warehouse.dir={w / 'warehouse'}",
+            "--conf", f"spark.sql.warehouse.dir={self.warehouse}",
+            *self.hadoop_conf(),
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.sql.session.timeZone=UTC",
             "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={w / 'derby'} -Duser.timezone=UTC",
@@ -98,6 +145,10 @@ class LocalHiveServer:
             "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
             "--hiveconf", f"hive.server2.transport.mode={self.transport_mode}",
             "--hiveconf", f"hive.server2.authentication={self.authentication}",
+            # Every file operation as the server's own user, as impalad does: with Hive's default
+            # (doAs=true) the driver acts as the session user ("airflow") and its tasks as the OS
+            # user, and HDFS permissions then refuse the tasks' writes into the driver's directories.
+            "--hiveconf", "hive.server2.enable.doAs=false",
             "--hiveconf",
             f"javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={w / 'derby' / 'metastore_db'};create=true",
             "spark-internal",
@@ -111,6 +162,10 @@ class LocalHiveServer:
         env = dict(os.environ)
         env.update(SPARK_HOME=str(pyspark_home()), SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1")
         env.pop("PYSPARK_PYTHON", None)
+        if self.hadoop is not None:  # on the driver's class path (Spark's launcher adds it)
+            env["HADOOP_CONF_DIR"] = str(self.hadoop.conf_dir)
+        else:
+            env.pop("HADOOP_CONF_DIR", None)
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
                 self.command(),
@@ -195,11 +250,12 @@ class LocalHiveServer:
     def execute(self, *statements: str) -> None:
         """Run DDL/DML. Never fetch after DDL: the server reports a description but no columns."""
         conn = self.connect()
+        cursor = conn.cursor()
         try:
-            cursor = conn.cursor()
             for statement in statements:
                 cursor.execute(statement)
         finally:
+            cursor.close()  # closed here, not at exit against a stopped server (thrift retry noise)
             conn.close()
 
     def seed_sample_table(self, table: str = SAMPLE_TABLE) -> str:
@@ -237,7 +293,8 @@ class LocalHiveServer:
 
     def _write_state(self) -> None:
         state = {"pid": self.pid, "port": self.port, "transport_mode": self.transport_mode,
-                 "authentication": self.authentication}
+                 "authentication": self.authentication, "warehouse_dir": self.warehouse,
+                 "hadoop_workdir": str(self.hadoop.workdir) if self.hadoop is not None else None}
         (self.workdir / STATE_FILE).write_text(json.dumps(state))
 
     @classmethod
@@ -246,8 +303,14 @@ class LocalHiveServer:
             state = json.loads((workdir / STATE_FILE).read_text())
         except FileNotFoundError:
             return None
+        hadoop = None
+        if state.get("hadoop_workdir"):
+            from tests.support.local_hdfs import LocalHadoop
+
+            hadoop = LocalHadoop.from_state(Path(state["hadoop_workdir"]))
         return cls(workdir=workdir, port=state["port"], pid=state["pid"],
-                   transport_mode=state["transport_mode"], authentication=state["authentication"])
+                   transport_mode=state["transport_mode"], authentication=state["authentication"],
+                   hadoop=hadoop, warehouse_dir=state.get("warehouse_dir"))
 
     def __enter__(self) -> LocalHiveServer:
         return self.start()
@@ -262,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path(".demo/hiveserver2"))
     parser.add_argument("--port", type=int, default=0, help="0 = a free port")
     parser.add_argument("--range-rows", type=int, default=0, help="also seed default.events with N rows")
+    parser.add_argument("--hadoop-workdir", type=Path, default=None,
+                        help="a running `python -m tests.support.local_hdfs start --workdir DIR`: "
+                             "the server uses its HDFS clusters, warehouse on hdfs://cluster1/warehouse")
     args = parser.parse_args(argv)
     workdir = args.workdir.resolve()
     server = LocalHiveServer.from_state(workdir)
@@ -269,8 +335,17 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None and server.pid and alive(server.pid):
             print(json.dumps({"port": server.port, "pid": server.pid, "already_running": True}))
             return 0
-        server = LocalHiveServer(workdir=workdir, port=args.port or free_port()).start()
-        print(json.dumps({"port": server.port, "pid": server.pid}))
+        hadoop = None
+        if args.hadoop_workdir is not None:
+            from tests.support.local_hdfs import LocalHadoop
+
+            hadoop = LocalHadoop.from_state(args.hadoop_workdir.resolve())
+            if hadoop is None:
+                print(f"no Hadoop recorded in {args.hadoop_workdir}: start it first "
+                      f"(python -m tests.support.local_hdfs start --workdir {args.hadoop_workdir})", file=sys.stderr)
+                return 1
+        server = LocalHiveServer(workdir=workdir, port=args.port or free_port(), hadoop=hadoop).start()
+        print(json.dumps({"port": server.port, "pid": server.pid, "warehouse": server.warehouse}))
         return 0
     if server is None:
         print(f"no server recorded in {workdir}", file=sys.stderr)

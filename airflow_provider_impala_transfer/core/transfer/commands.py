@@ -41,12 +41,13 @@ def resolve_binary(binary: str, setting: str) -> str:
 
 @dataclass
 class CommandRunner:
-    """Runs one tool at a time for one task; ``kill()`` (from ``on_kill``) stops it."""
+    """Runs a task's tools (one at a time, or a few side by side from threads); ``kill()`` (from
+    ``on_kill``) stops every one that is running, ``stop()`` also lets no other start."""
 
     timeout: float | None = None
     env: dict[str, str] | None = None
     log: Callable[[str], None] = lambda message: None
-    _proc: subprocess.Popen | None = field(default=None, repr=False)
+    _procs: set[subprocess.Popen] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -73,11 +74,11 @@ class CommandRunner:
         try:
             proc.wait(timeout=timeout or self.timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
+            _kill_group(proc)
             _join(readers)
             raise CommandFailed(argv, None, _last(tail), timed_out=True) from None
         except BaseException:  # interrupted (Ctrl-C, a task timeout): the tool must not outlive us
-            self.kill()
+            _kill_group(proc)
             raise
         finally:
             _join(readers)
@@ -110,7 +111,7 @@ class CommandRunner:
                     digest.update(block)
                     left -= len(block)
                     if time.monotonic() > deadline:
-                        self.kill()
+                        _kill_group(proc)
                         raise CommandFailed(argv, None, _tail(b"".join(stderr_lines)), timed_out=True)
                 digests.append(digest.hexdigest() if not left else "(short read)")
             trailing = proc.stdout.read(1)
@@ -133,17 +134,11 @@ class CommandRunner:
         self.kill()
 
     def kill(self, grace: float = 5.0) -> None:
-        """Terminate the running tool's whole process group (SIGTERM, then SIGKILL)."""
+        """Terminate every running tool's whole process group (SIGTERM, then SIGKILL)."""
         with self._lock:
-            proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
+            procs = list(self._procs)
+        for proc in procs:
+            _kill_group(proc, grace)
 
     def _start(self, argv: Sequence[str], stdout: int) -> subprocess.Popen:
         env = None if self.env is None else {**os.environ, **self.env}
@@ -152,13 +147,12 @@ class CommandRunner:
                 raise Stopped(f"not starting {os.path.basename(argv[0])}: the transfer was cancelled")
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
                                     env=env, start_new_session=True)
-            self._proc = proc
+            self._procs.add(proc)
         return proc
 
     def _forget(self, proc: subprocess.Popen) -> None:
         with self._lock:
-            if self._proc is proc:
-                self._proc = None
+            self._procs.discard(proc)
 
 
 def _drain(stream: IO[bytes] | None, lines: collections.deque[bytes]) -> None:
@@ -190,6 +184,18 @@ def _join(threads: Sequence[threading.Thread], timeout: float = 5.0) -> None:
 
 def _last(lines: Sequence[str], count: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(list(lines)[-count:]).strip()
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the tool's process group, then SIGKILL what is left after ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _signal_group(pid: int, sig: int) -> None:

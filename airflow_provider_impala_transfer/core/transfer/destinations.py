@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,17 +83,31 @@ class HdfsDestination(Destination):
     native_checksum: str | None = "crc32c"
 
     def file_info(self, paths, *, checksum="sha256"):
-        try:
-            sizes = (self.metadata or self.shell).sizes(list(paths))
-        except TransferError as exc:
-            raise TransferError(f"cannot stat delivered files: {exc}") from exc
+        paths = list(paths)
+        if checksum == "crc32c":  # sizes and CRCs side by side: two short JVMs, not one after the other
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(self._sizes, paths)
+                found = self.shell.crc32c(paths)
+                sizes = pending.result()
+            info = {}
+            for p in paths:
+                value = EMPTY_CRC32C if sizes[p] == 0 else found[p]
+                if value is None:
+                    raise TransferError(f"{p}: the cluster gave no COMPOSITE-CRC32C checksum (a cluster before "
+                                        "Hadoop 3.1?); use verify=sha256")
+                info[p] = (sizes[p], value)
+            return info
+        sizes = self._sizes(paths)
         if checksum is None:
             return {p: (sizes[p], None) for p in paths}
-        if checksum == "crc32c":
-            found = self.shell.crc32c([p for p in paths if sizes[p]])
-            return {p: (sizes[p], found.get(p, EMPTY_CRC32C)) for p in paths}
-        digests = self.shell.sha256(list(paths), [sizes[p] for p in paths])
+        digests = self.shell.sha256(paths, [sizes[p] for p in paths])
         return {p: (sizes[p], d) for p, d in zip(paths, digests)}
+
+    def _sizes(self, paths: list[str]) -> dict[str, int]:
+        try:
+            return (self.metadata or self.shell).sizes(paths)
+        except TransferError as exc:
+            raise TransferError(f"cannot stat delivered files: {exc}") from exc
 
     def is_dir(self, path):
         return self.metadata.is_dir(path) if self.metadata else self.shell.test("-d", path)
@@ -198,22 +213,41 @@ class FsspecDestination(Destination):
     def move(self, source, target):
         if not self.fs.isdir(source):
             self.fs.mv(source, target)  # no recursive=: SFTP's mv does not take it
-            return
-        if isinstance(self.fs, LocalFileSystem):
+        elif isinstance(self.fs, LocalFileSystem):
             self.fs.mv(source, target, recursive=True)
-            return
-        # Object stores (S3, GCS, ABFS) have no directories to rename: move object by object.
-        # Each object appears whole, but the set does not appear at once (documented).
-        prefix = source.rstrip("/") + "/"
-        for path in self.fs.find(source):
-            self.fs.mv(path, posixpath.join(target, path[len(prefix):]))
-        if self.fs.exists(source):
-            self.fs.rm(source, recursive=True)
+        elif not _protocols(self.fs) & OBJECT_STORES:
+            self.fs.mv(source, target)  # a store with directories (WebHDFS, SFTP): one rename
+        else:
+            # Object stores (S3, GCS, ABFS) have no directories to rename: move object by object.
+            # Each object appears whole, but the set does not appear at once (documented).
+            prefix = source.rstrip("/") + "/"
+            for path in self.fs.find(source):
+                moved = posixpath.join(target, path[len(prefix):])
+                self.fs.mv(path, moved)
+                if not self.fs.exists(moved):
+                    raise TransferError(f"moving {self.describe(path)} to {self.describe(moved)} did not happen")
+            if self.fs.find(source):
+                raise TransferError(f"{self.describe(source)} still holds files after moving them")
+            if self.fs.exists(source):
+                self.fs.rm(source, recursive=True)
+        # Some stores answer a rename they did not do with "false", not an error (WebHDFS when the
+        # target's parent is missing): never go on as if it had happened.
+        if not self.fs.exists(target) or self.fs.exists(source):
+            raise TransferError(f"renaming {self.describe(source)} to {self.describe(target)} did not happen")
 
     def remove(self, paths, *, recursive=False):
         for path in paths:
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=recursive)
+
+
+# Stores without directories: a "directory" rename is a loop over objects.
+OBJECT_STORES = frozenset({"s3", "s3a", "gcs", "gs", "abfs", "abfss", "az", "adl", "oci", "oss", "r2", "memory"})
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
+    protocol = fs.protocol
+    return {protocol} if isinstance(protocol, str) else set(protocol)
 
 
 def fsspec_destination(url: str, options: dict | None = None, *, field: str = "target_path",

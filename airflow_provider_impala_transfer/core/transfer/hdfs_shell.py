@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_impala_transfer.core.errors import CommandFailed, TransferError
+from airflow_provider_impala_transfer.core.errors import CommandFailed
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 
 # A whole file's CRC32C, whatever its block size (HDFS-13056). The generic option goes before the
@@ -61,21 +61,17 @@ class HdfsShell:
         out = self.run(self.argv("-stat", "%b", *paths), capture=True).stdout.decode().split()
         return {path: int(size) for path, size in zip(paths, out, strict=True)}
 
-    def crc32c(self, paths: Sequence[str]) -> dict[str, str]:
+    def crc32c(self, paths: Sequence[str]) -> dict[str, str | None]:
         """Each file's CRC32C as HDFS computes it from the CRCs its DataNodes keep: no data is read
         back. One JVM for all paths; ``-checksum`` prints ``<path> TAB COMPOSITE-CRC32C TAB <hex>``
-        per file, in order. (A 0-byte file has no blocks to combine: ask for non-empty files only.)"""
+        per file, in order. None for a file HDFS answers another algorithm for: a 0-byte file has
+        no blocks to combine, and clusters before Hadoop 3.1 know no composite CRC."""
         if not paths:
             return {}
         out = self.run(self.checksum_argv(paths), capture=True).stdout.decode("utf-8", "replace")
         lines = [line.split("\t") for line in out.splitlines() if line.strip()]
-        values: dict[str, str] = {}
-        for path, fields in zip(paths, lines, strict=True):
-            if len(fields) != 3 or fields[1] != COMPOSITE_CRC_ALGORITHM:
-                raise TransferError(f"hdfs dfs -checksum gave {chr(9).join(fields)!r} for {path}, not a "
-                                    f"{COMPOSITE_CRC_ALGORITHM} (does the cluster predate Hadoop 3.1? use verify=sha256)")
-            values[path] = fields[2].strip().lower()
-        return values
+        return {path: fields[2].strip().lower() if len(fields) == 3 and fields[1] == COMPOSITE_CRC_ALGORITHM else None
+                for path, fields in zip(paths, lines, strict=True)}
 
     def sha256(self, paths: Sequence[str], sizes: Sequence[int]) -> list[str]:
         """sha256 of each file, streamed through one ``-cat`` of all of them."""

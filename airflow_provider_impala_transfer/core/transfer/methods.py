@@ -69,6 +69,12 @@ def _local_paths(files: Sequence[FileEntry], method: str) -> list[str]:
     return paths  # type: ignore[return-value]
 
 
+def _local_uris(files: Sequence[FileEntry], method: str) -> list[str]:
+    """Local files as ``file://`` URIs for ``hdfs dfs -put``: FsShell resolves a plain path that is
+    not a valid URI (a space in it) on the cluster's default filesystem, not on this machine."""
+    return ["file://" + path for path in _local_paths(files, method)]
+
+
 class TransferMethod(ABC):
     name: str
     destination: Destination
@@ -189,7 +195,7 @@ class DistcpMethod(TransferMethod):
         if all(f.local is None for f in files):
             return [], [f.path for f in files]
         staged = self.source_staging_dir(run, files)
-        locals_ = _local_paths(files, self.name)
+        locals_ = _local_uris(files, self.name)
         steps = [self.source_shell.mkdir_argv(staged),
                  self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
         return steps, [join(staged, f.name) for f in files]
@@ -242,7 +248,7 @@ class HdfsPutMethod(TransferMethod):
 
     def commands(self, files, run, *, overwrite):
         shell, target_dir = self.destination.shell, self.target_dir(run)
-        return [shell.mkdir_argv(target_dir), shell.put_argv(_local_paths(files, self.name), target_dir, overwrite=overwrite)]
+        return [shell.mkdir_argv(target_dir), shell.put_argv(_local_uris(files, self.name), target_dir, overwrite=overwrite)]
 
 
 @dataclass
@@ -255,7 +261,7 @@ class HdfsCpMethod(TransferMethod):
 
     def commands(self, files, run, *, overwrite):
         shell, target_dir = self.destination.shell, self.target_dir(run)
-        sources = [f.path if f.local is None else "file://" + f.local for f in files]
+        sources = [f.path if f.local is None else "file://" + f.local for f in files]  # see _local_uris
         return [shell.mkdir_argv(target_dir), shell.cp_argv(sources, target_dir, overwrite=overwrite)]
 
 
