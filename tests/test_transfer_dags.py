@@ -133,7 +133,7 @@ def test_cluster2s_namenode_down_fails_every_method_names_the_chunks_and_publish
     assert chunk_states(states, "delivered") == ["failed"] * 4
     for chunk in range(4):
         assert f"chunk {chunk} was not delivered by any method (distcp, hdfs_put, hdfs_cp, scp, fsspec)" in output
-    assert "Connection refused" in output
+    assert "Connection refused" in output  # the Hadoop client's own words, streamed into the task log
     assert states[("events.publish", -1)] == "upstream_failed"
     assert hdfs_names(local_hadoop, target) is None  # nothing published
 

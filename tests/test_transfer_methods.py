@@ -352,12 +352,17 @@ def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(me
         publish(destination, Run("never_delivered"), names(second), names(second))
 
 
-def test_webhdfs_metadata_through_the_hdfs_providers_hook(hadoop_env, monkeypatch):
+def test_webhdfs_metadata_through_the_hdfs_providers_hook(hadoop_env, monkeypatch, closed_port):
     from airflow_provider_impala_transfer.hooks.hadoop import webhdfs_metadata
 
     host, port = hadoop_env.target.webhdfs_address.split(":")
     monkeypatch.setenv("AIRFLOW_CONN_TARGET_WEBHDFS", json.dumps(
         {"conn_type": "webhdfs", "host": host, "port": int(port), "login": hadoop_env.user}))
+    monkeypatch.setenv("AIRFLOW_CONN_DEAD_WEBHDFS", json.dumps(
+        {"conn_type": "webhdfs", "host": "127.0.0.1", "port": closed_port, "login": hadoop_env.user}))
+    dead = webhdfs_metadata("dead_webhdfs")  # connects when first used, not before
+    with pytest.raises(TransferError, match="WebHDFS connection 'dead_webhdfs': "):
+        dead.is_dir("hdfs://cluster2/")
     metadata = webhdfs_metadata("target_webhdfs")
     root = unique_dir("hook")
     metadata.makedirs(f"{root}/a")

@@ -41,5 +41,7 @@ class HadoopCliHook(BaseHook):
 
 
 def webhdfs_metadata(webhdfs_conn_id: str) -> WebHdfsMetadata:
-    """WebHDFS of the target cluster through the hdfs provider's hook (HA namenodes, Kerberos)."""
-    return WebHdfsMetadata(WebHDFSHook(webhdfs_conn_id=webhdfs_conn_id).get_conn())
+    """WebHDFS of the target cluster through the hdfs provider's hook (HA namenodes, Kerberos),
+    connected when first used."""
+    return WebHdfsMetadata(connect=lambda: WebHDFSHook(webhdfs_conn_id=webhdfs_conn_id).get_conn(),
+                           name=f"WebHDFS connection {webhdfs_conn_id!r}")

@@ -25,27 +25,43 @@ T = TypeVar("T")
 
 @dataclass
 class WebHdfsMetadata:
-    client: Any  # hdfs.Client
+    """``client``, or ``connect`` to make one when first needed (a hook that looks for a live
+    NameNode must not fail a task that never gets to a metadata step)."""
+
+    client: Any = None  # hdfs.Client
+    connect: Callable[[], Any] | None = None
+    name: str = "WebHDFS"
 
     @staticmethod
     def path(uri: str) -> str:
         return urlsplit(uri).path or "/"
 
-    def _call(self, what: str, uri: str, call: Callable[[], T]) -> T:
+    def _client(self) -> Any:
+        if self.client is None:
+            if self.connect is None:
+                raise TransferError(f"{self.name}: no client and nothing to connect with")
+            try:
+                self.client = self.connect()
+            except Exception as exc:  # the hook's "no valid server", requests' errors
+                raise TransferError(f"{self.name}: {exc}") from exc
+        return self.client
+
+    def _call(self, what: str, uri: str, call: Callable[[Any], T]) -> T:
+        client = self._client()
         try:
-            return call()
+            return call(client)
         except Exception as exc:  # HdfsError, requests' errors: a failure of this method either way
             raise TransferError(f"WebHDFS {what} {uri}: {exc}") from exc
 
     def is_dir(self, uri: str) -> bool:
-        status = self._call("status", uri, lambda: self.client.status(self.path(uri), strict=False))
+        status = self._call("status", uri, lambda c: c.status(self.path(uri), strict=False))
         return bool(status) and status.get("type") == "DIRECTORY"
 
     def makedirs(self, uri: str) -> None:
-        self._call("mkdir", uri, lambda: self.client.makedirs(self.path(uri)))
+        self._call("mkdir", uri, lambda c: c.makedirs(self.path(uri)))
 
     def list_names(self, uri: str) -> list[str]:
-        return list(self._call("list", uri, lambda: self.client.list(self.path(uri))))
+        return list(self._call("list", uri, lambda c: c.list(self.path(uri))))
 
     def sizes(self, uris: Sequence[str]) -> dict[str, int]:
         """One LISTSTATUS per directory, not one call per file."""
@@ -54,7 +70,7 @@ class WebHdfsMetadata:
         for uri in uris:
             by_dir.setdefault(uri.rsplit("/", 1)[0], []).append(uri)
         for directory, members in by_dir.items():
-            listed = dict(self._call("list", directory, lambda: self.client.list(self.path(directory), status=True)))
+            listed = dict(self._call("list", directory, lambda c: c.list(self.path(directory), status=True)))
             for uri in members:
                 status = listed.get(uri.rsplit("/", 1)[1])
                 if status is None or status.get("type") != "FILE":
@@ -63,8 +79,8 @@ class WebHdfsMetadata:
         return sizes
 
     def move(self, source: str, target: str) -> None:
-        self._call("rename", source, lambda: self.client.rename(self.path(source), self.path(target)))
+        self._call("rename", source, lambda c: c.rename(self.path(source), self.path(target)))
 
     def remove(self, uris: Sequence[str], *, recursive: bool = False) -> None:
         for uri in uris:
-            self._call("delete", uri, lambda: self.client.delete(self.path(uri), recursive=recursive))
+            self._call("delete", uri, lambda c: c.delete(self.path(uri), recursive=recursive))
