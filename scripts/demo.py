@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -113,18 +114,18 @@ def main() -> int:
     print("\n=== demo summary ===")
     print(f"DAG run: {run_state} in {elapsed:.1f}s (including Airflow start-up); source hdfs://cluster1, "
           f"target {TARGET}")
-    print(f"\n{'chunk':<30}" + "".join(f"{m:<10}" for m in METHODS) + f"{'delivered by':<14}check")
+    width = max(len(label) for label in labels.values()) + 2
+    print(f"\n{'chunk':<{width}}" + "".join(f"{m:<10}" for m in METHODS) + f"{'delivered by':<14}check")
     for index, label in sorted(labels.items()):
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
-        print(f"{label:<30}" + "".join(f"{s:<10}" for s in states) + f"{winner:<14}{checks.get(index, '-')}")
-    refusal = next((line.strip() for line in (result.stdout + result.stderr).splitlines()
-                    if "Permission denied" in line), "")
+        print(f"{label:<{width}}" + "".join(f"{s:<10}" for s in states) + f"{winner:<14}{checks.get(index, '-')}")
+    refusal = re.search(r"(\w+: Permission denied: user=\S+, access=\w+, inode=\S+)", result.stdout + result.stderr)
     print(f"\nchunk {REFUSED_CHUNK}: distcp failed for a real reason: its staging directory on cluster1 "
           f"({trap.path}) was created by the HDFS superuser '{SUPERUSER}', read-only, so cluster1's NameNode "
           "refused to stage the chunk; hdfs put then delivered it.")
     if refusal:
-        print(f"  the task log: ...{refusal[-200:]}")
+        print(f"  the hdfs client in the task log: {refusal.group(1)}")
     print(f"\npublished: {len(files)} files, {rows:,} rows in {published} (cluster2)")
     print(f"target table default.events_copy, partition ds={args.date}: COUNT(*) = {table_count[0][0]:,}")
     print(f"source COUNT(*) = {args.rows:,}; the reconcile task checked source == files == published == table")
