@@ -482,3 +482,42 @@ def _alive(pid: int) -> bool:
         return False
     status = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
     return bool(status) and not status.startswith("Z")
+
+
+# --- the chain and publishing never stop on the wrong thing ------------------------------------
+
+def test_any_error_inside_a_method_fails_that_method_and_the_next_one_runs(tmp_path):
+    """ENOSPC writing distcp's listing or a tool's unreadable answer is that method's failure."""
+    from airflow_provider_impala_transfer.core.transfer.delivery import deliver_with_fallback
+
+    def deliver(method, overwrite):
+        if method == "distcp":
+            raise OSError(28, "No space left on device", "/tmp/distcp.list")
+        if method == "hdfs_put":
+            raise ValueError("invalid literal for int() with base 10: 'n/a'")
+        return f"delivered by {method}"
+
+    record, attempts = deliver_with_fallback(
+        [(name, lambda name=name: name) for name in ("distcp", "hdfs_put", "hdfs_cp")], deliver, label="chunk 0")
+    assert record == "delivered by hdfs_cp"
+    assert [(a.method, a.delivered) for a in attempts] == [("distcp", False), ("hdfs_put", False), ("hdfs_cp", True)]
+    assert attempts[0].error == "OSError: [Errno 28] No space left on device: '/tmp/distcp.list'"
+    assert attempts[1].error.startswith("ValueError: invalid literal")
+
+
+def test_a_run_whose_chunks_reached_different_places_is_not_published():
+    from airflow_provider_impala_transfer.core.transfer.publish import publish_deliveries
+    from airflow_provider_impala_transfer.core.transfer.records import DeliveredFile, DeliveryRecord
+
+    def record(chunk: int, destination: str, root: str) -> DeliveryRecord:
+        name = f"chunk-{chunk:05d}-part-00000.parquet"
+        return DeliveryRecord(method="hdfs_put" if destination == "hdfs" else "scp", destination=destination,
+                              root=root, staging_dir=f"{root}/_impala_transfer_staging/r", chunk=f"chunk {chunk}",
+                              files=[DeliveredFile(name, f"{root}/{name}", 1, "0" * 64, None, "sha256")], rows=1)
+
+    records = [record(0, "hdfs", "hdfs://cluster2/x"), record(1, "ssh", "/data/x"), record(2, "hdfs", "hdfs://cluster2/x")]
+    touched: list[str] = []
+    with pytest.raises(PublishError, match=r"different places \(hdfs: chunk 0, chunk 2 at hdfs://cluster2/x; "
+                                           r"ssh: chunk 1 at /data/x\).*nothing was published"):
+        publish_deliveries(records, Run(RUN), lambda kind: touched.append(kind))
+    assert touched == []  # refused before any destination was touched

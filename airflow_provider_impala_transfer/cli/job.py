@@ -70,6 +70,7 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     spec = ExtractSpec.build(sql=query_sql, table=s.table, output_format=s.output_format,
                              compression=s.compression, chunk_size=s.chunk_size, split_by=s.split_by)
     connector = SourceConnector(host=s.source_host, port=s.source_port, connect_timeout=float(s.connect_timeout),
+                                rpc_timeout=float(s.rpc_timeout),
                                 options=_impala_options(s, password, database=s.source_database))
     target_table = s.target_table or (s.table.rsplit(".", 1)[-1] if s.table else "query_result")
     quote_table_name(target_table, field="--target-table")
@@ -155,6 +156,7 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
         hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
         distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy),
         command_timeout=float(s.command_timeout),
+        withhold=(s.password_env,),
     )
     raw = (s.target_hdfs_path or "").strip()
     scheme = scheme_of(raw)
@@ -240,5 +242,5 @@ def _table_step(job: Job, password: str | None) -> None:
     # One set of credentials for both clusters, as the seed tool had.
     port = s.target_impala_port if s.given("target_impala_port") or s.target_impala_host else s.source_port
     job.table_connector = SourceConnector(host=host, port=port,
-                                          connect_timeout=float(s.connect_timeout),
+                                          connect_timeout=float(s.connect_timeout), rpc_timeout=float(s.rpc_timeout),
                                           options=_impala_options(s, password, database=s.source_database))

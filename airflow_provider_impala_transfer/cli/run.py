@@ -134,13 +134,18 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
         return [f"FAILED: chunk(s) {', '.join(map(str, missing))} not delivered; nothing was published "
                 f"(delivered chunks wait in {STAGING_DIR}/ at the target; local files kept in {job.work_dir})"], EXIT_FAILED
     runner = job.targets.runner(log=reporter.detail)
-    published = publish_deliveries(list(records.values()), job.run,
-                                   lambda kind: job.targets.destination(kind, runner), log=reporter.detail)
+    try:
+        published = publish_deliveries(list(records.values()), job.run,
+                                       lambda kind: job.targets.destination(kind, runner),
+                                       allow_split=job.settings.allow_split_publish, log=reporter.detail)
+    except RUN_ERRORS as exc:
+        return [f"FAILED: publish: {first_line(exc)} (delivered chunks wait in {STAGING_DIR}/ at the target; "
+                f"local files kept in {job.work_dir})"], EXIT_FAILED
     lines = [f"published {', '.join(published.published.values())}: {published.files} files, "
              f"{published.bytes:,} bytes"]
     if len(published.published) > 1:
-        lines.append(f"warning: chunks arrived through different destinations ({', '.join(published.published)});"
-                     " unless they are one place, readers of each see only its chunks")
+        lines.append(f"note: chunks were published to {len(published.published)} places (--allow-split-publish): "
+                     + "; ".join(f"{kind} {where}" for kind, where in published.published.items()))
     manifest = Manifest.merge(manifests[c.index] for c in chunks)
     counts = {"source": total, "files": manifest.rows, "published": published.rows}
     code = EXIT_OK
@@ -223,7 +228,7 @@ def dry_run(job: Job, out: IO[str]) -> int:
 def test_connection(job: Job, out: IO[str]) -> int:
     """Reach the source, every configured target and the target Impala; exit 1 if any fails."""
     checks: list[tuple[str, Callable[[], str]]] = [("source", lambda: _ping(job.connector))]
-    runner = CommandRunner(timeout=60)
+    runner = job.targets.runner(timeout=60)
     for kind in dict.fromkeys(DESTINATION_OF[m] for m in job.chain):
         try:
             destination = job.targets.destination(kind, runner)

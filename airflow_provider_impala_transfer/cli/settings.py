@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANISMS
+from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANISMS, DEFAULT_RPC_TIMEOUT
 from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name
 from airflow_provider_impala_transfer.core.common.values import parse_bool, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
+from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, VERIFY_MODES
 from airflow_provider_impala_transfer.core.transfer.methods import DISTCP_STRATEGIES, METHODS
 from airflow_provider_impala_transfer.core.transfer.scp import HOST_KEY_CHECKING
@@ -62,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("use_http_transport", "HTTP transport (e.g. through a proxy)", False, "bool"),
     _s("http_path", "HTTP path, e.g. cliservice"),
     _s("connect_timeout", "seconds to connect and open a session", 30, "int"),
+    _s("rpc_timeout", "seconds one call to the server may take (a fetch, a statement)", int(DEFAULT_RPC_TIMEOUT),
+       "int", "IMPALA_RPC_TIMEOUT"),
     # query
     _s("table", "transfer a whole table (db.table)", group="query"),
     _s("query", "transfer the result of a SELECT", group="query"),
@@ -84,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
        env="RUN_ID", group="processing"),
     _s("partition", "publish into <col>=<value>/ and add it as a table partition, e.g. ds=2024-01-01",
        env="PARTITION", group="processing"),
+    _s("allow_split_publish", "publish even when chunks reached different places (e.g. some by scp to "
+       "another host); by default such a run fails and publishes nothing", False, "bool", group="processing"),
     _s("verify", "how delivered files are checked: checksum (HDFS computes each file's CRC32C, nothing is "
        "read back; sha256 read back elsewhere), sha256 (always read back) or size", DEFAULT_VERIFY,
        choices=VERIFY_MODES,
@@ -115,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("scp_bandwidth_kbit", "scp -l (Kbit/s)", None, "int", "SCP_BANDWIDTH_KBIT", group="target"),
     _s("fsspec_options", "JSON object of fsspec storage options (no secrets: use the store's own "
        "environment variables or credential files)", None, "json", group="target"),
-    _s("command_timeout", "seconds before a transfer command is stopped", 6 * 3600, "int", "COMMAND_TIMEOUT",
+    _s("command_timeout", "seconds before a transfer command is stopped", int(DEFAULT_TIMEOUT), "int", "COMMAND_TIMEOUT",
        group="target"),
     # target table
     _s("target_impala_host", "Impala host on the target cluster for the table step (default: the source "

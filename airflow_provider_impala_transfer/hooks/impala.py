@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.providers.apache.impala.hooks.impala import ImpalaHook
 
-from airflow_provider_impala_transfer.core.common.connection import DEFAULT_PORT, SourceConnector
+from airflow_provider_impala_transfer.core.common.connection import DEFAULT_PORT, DEFAULT_RPC_TIMEOUT, SourceConnector
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
@@ -32,7 +32,7 @@ class ImpalaTransferHook(ImpalaHook):
         # Our own extras; every other one goes to impala.dbapi.connect unchanged, exactly as
         # ImpalaHook does, so an existing `impala` connection works as it is.
         connect_timeout = self.connect_timeout or extras.pop("connect_timeout", None) or 30
-        rpc_timeout = extras.pop("rpc_timeout", None)
+        rpc_timeout = extras.pop("rpc_timeout", None) or DEFAULT_RPC_TIMEOUT
         options = extras
         if conn.login:
             options.setdefault("user", conn.login)
@@ -44,7 +44,7 @@ class ImpalaTransferHook(ImpalaHook):
             host=conn.host or "",
             port=conn.port or DEFAULT_PORT,
             connect_timeout=float(connect_timeout),
-            rpc_timeout=float(rpc_timeout) if rpc_timeout not in (None, "") else None,
+            rpc_timeout=float(rpc_timeout),
             options=options,
         )
 

@@ -19,6 +19,9 @@ from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTran
 
 AUTH_MECHANISMS = ("NOSASL", "PLAIN", "GSSAPI", "LDAP", "JWT")
 DEFAULT_PORT = 21050
+# Seconds one call to the server may take once the session is open. Impala answers a fetch within
+# its FETCH_ROWS_TIMEOUT_MS (10 s) even with no rows ready; a server silent for an hour is gone.
+DEFAULT_RPC_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class SourceConnector:
     host: str
     port: int = DEFAULT_PORT
     connect_timeout: float = 30.0  # TCP connect + handshake + session open
-    rpc_timeout: float | None = None  # every later call; None = wait as long as the server works
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT  # every later call (execute, each fetch, close)
     options: dict[str, Any] = field(default_factory=dict)  # passed to impala.dbapi.connect
 
     def __post_init__(self) -> None:
@@ -48,8 +51,10 @@ class SourceConnector:
                 f"{mechanism!r} is not supported",
                 f"set the connection extra auth_mechanism to one of {', '.join(AUTH_MECHANISMS)}",
             )
-        if self.connect_timeout is None or float(self.connect_timeout) <= 0:
-            raise ConfigError("connect_timeout", f"{self.connect_timeout!r} is not > 0", "give seconds, e.g. 30")
+        for name in ("connect_timeout", "rpc_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(name, f"{value!r} is not a number of seconds > 0", "give seconds, e.g. 30")
 
     def __repr__(self) -> str:
         return f"SourceConnector(host={self.host!r}, port={self.port}, options={mask_secrets(self.options)})"
@@ -152,16 +157,17 @@ def _tolerate_lost_operation_log(cursor: Any) -> None:
     cursor.get_log = get_log
 
 
-def _set_socket_timeout(connection: Any, seconds: float | None) -> None:
-    """Lift the handshake timeout for the rest of the session.
+def _set_socket_timeout(connection: Any, seconds: float) -> None:
+    """Replace the handshake timeout by the per-call timeout for the rest of the session.
 
     impyla applies one socket timeout to every call; a short one bounds the handshake, but a long
-    fetch must not be cut by it. We find the TSocket inside the transport chain (binary transport
-    only; HTTP transport has no socket timeout in impyla).
+    fetch must not be cut by it, nor may a stalled server hold a task forever. We find the TSocket
+    inside the transport chain (binary transport only; HTTP transport has no socket timeout in
+    impyla).
     """
     sock = _find_tsocket(getattr(connection, "service", None))
     if sock is not None:
-        sock.setTimeout(None if seconds is None else seconds * 1000.0)
+        sock.setTimeout(seconds * 1000.0)
 
 
 def _find_tsocket(obj: Any, depth: int = 0) -> Any:

@@ -11,11 +11,13 @@ Hadoop and OpenSSH say what went wrong.
 from __future__ import annotations
 
 import collections
+import ctypes
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from typing import IO
 
 from airflow_provider_impala_transfer.core.errors import CommandFailed, Stopped, ToolNotFound, TransferError
 
+DEFAULT_TIMEOUT = 6 * 3600.0  # seconds a tool may run when no timeout is given: never forever
 STDERR_TAIL_LINES = 20  # quoted in a failure's message
 OUTPUT_TAIL_LINES = 200  # returned to the caller (DistCp prints its ~40 counter lines last)
 _HASH_BLOCK = 1 << 20
@@ -47,6 +50,7 @@ class CommandRunner:
     timeout: float | None = None
     env: dict[str, str] | None = None
     log: Callable[[str], None] = lambda message: None
+    withhold: Sequence[str] = ()  # more environment variables the tools must not see
     _procs: set[subprocess.Popen] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -72,7 +76,7 @@ class CommandRunner:
         else:
             readers.append(_reader(proc.stdout, lambda line: self.log(f"{name}: {line}")))
         try:
-            proc.wait(timeout=timeout or self.timeout)
+            proc.wait(timeout=timeout or self.timeout or DEFAULT_TIMEOUT)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             _join(readers)
@@ -92,13 +96,21 @@ class CommandRunner:
                          timeout: float | None = None) -> list[str]:
         """sha256 of each of several files a tool prints back to back (``hdfs dfs -cat a b``),
         split by their known ``sizes``: one process for all files, read in blocks, never whole.
-        Extra or missing bytes raise, since they mean a file changed between stat and read."""
+        Extra or missing bytes raise, since they mean a file changed between stat and read. A tool
+        that stalls is killed at the deadline (a blocked read then ends), never waited on forever."""
         self.log("running: " + " ".join(argv))
         proc = self._start(argv, stdout=subprocess.PIPE)
-        stderr_lines: collections.deque[bytes] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_lines), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + (timeout or self.timeout or 1e9)
+        stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        reader = _reader(proc.stderr, stderr_lines.append)
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            _kill_group(proc)
+
+        watchdog = threading.Timer(timeout or self.timeout or DEFAULT_TIMEOUT, expire)
+        watchdog.daemon = True
+        watchdog.start()
         digests: list[str] = []
         try:
             assert proc.stdout is not None
@@ -110,18 +122,21 @@ class CommandRunner:
                         break
                     digest.update(block)
                     left -= len(block)
-                    if time.monotonic() > deadline:
-                        _kill_group(proc)
-                        raise CommandFailed(argv, None, _tail(b"".join(stderr_lines)), timed_out=True)
                 digests.append(digest.hexdigest() if not left else "(short read)")
             trailing = proc.stdout.read(1)
             proc.stdout.read()  # drain so the tool can exit
-            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+            proc.wait()  # bounded: the watchdog kills it at the deadline
+        except BaseException:
+            _kill_group(proc)
+            raise
         finally:
-            reader.join(timeout=5)
+            watchdog.cancel()
+            _join([reader])
             self._forget(proc)
+        if timed_out.is_set():
+            raise CommandFailed(argv, None, _last(stderr_lines), timed_out=True)
         if proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, _tail(b"".join(stderr_lines)))
+            raise CommandFailed(argv, proc.returncode, _last(stderr_lines))
         if trailing:
             raise TransferError(f"{argv[0]} printed more bytes than the files' sizes: a file changed while read")
         return digests
@@ -141,12 +156,12 @@ class CommandRunner:
             _kill_group(proc, grace)
 
     def _start(self, argv: Sequence[str], stdout: int) -> subprocess.Popen:
-        env = None if self.env is None else {**os.environ, **self.env}
         with self._lock:  # held across the start, so stop() cannot miss a tool starting now
             if self._stopped:
                 raise Stopped(f"not starting {os.path.basename(argv[0])}: the transfer was cancelled")
             proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                                    env=env, start_new_session=True)
+                                    env=child_environment(self.env, self.withhold), start_new_session=True,
+                                    preexec_fn=_die_with_parent)
             self._procs.add(proc)
         return proc
 
@@ -155,10 +170,32 @@ class CommandRunner:
             self._procs.discard(proc)
 
 
-def _drain(stream: IO[bytes] | None, lines: collections.deque[bytes]) -> None:
-    if stream is not None:
-        for line in stream:
-            lines.append(line)
+# Never handed to a tool: the Impala password the CLI reads, and all of Airflow's own settings
+# (AIRFLOW_CONN_* URIs with passwords, the metadata DB URL, the Fernet key), which no Hadoop or
+# OpenSSH client needs. The rest stays: KRB5CCNAME, SSH_AUTH_SOCK, HADOOP_TOKEN_FILE_LOCATION...
+WITHHELD_PREFIXES = ("AIRFLOW_",)
+WITHHELD = ("IMPALA_PASSWORD",)
+
+
+def child_environment(extra: dict[str, str] | None = None, withhold: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment without what a tool must not see (:data:`WITHHELD`, Airflow's
+    settings, and the variables named in ``withhold``, e.g. the CLI's ``--password-env``), plus
+    ``extra``: what a tool is given explicitly (``hadoop_env``) reaches it."""
+    hidden = set(WITHHELD) | set(withhold)
+    inherited = {name: value for name, value in os.environ.items()
+                 if name not in hidden and not name.startswith(WITHHELD_PREFIXES)}
+    return {**inherited, **(extra or {})}
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the process that started it dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``), so no tool outlives a killed task. Touches nothing but libc."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _thread(target: Callable[[], None]) -> threading.Thread:
@@ -203,10 +240,3 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> str:
-    if not stderr:
-        return ""
-    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    return "\n".join(text.strip().splitlines()[-lines:])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from airflow_provider_impala_transfer.core.common.records import FileEntry, Manifest
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.common.values import check_choice
-from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError, VerificationError
+from airflow_provider_impala_transfer.core.errors import ImpalaTransferError, TransferError, VerificationError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod
@@ -117,14 +117,18 @@ def deliver_with_fallback(candidates: Sequence[tuple[str, Callable[[], TransferM
     one process. ``candidates`` are (name, build) pairs, so a method that cannot even be set up
     (a missing setting) is a failed attempt like any other. ``deliver(method, overwrite)`` runs
     one attempt; after the first attempt, ``overwrite`` lets a method replace what an earlier
-    one left in this run's staging directory. The DAG expresses the same chain as tasks."""
+    one left in this run's staging directory. Any exception of an attempt (an ``OSError`` writing
+    a listing, a parse error) fails that method, not the chain; ``KeyboardInterrupt`` and other
+    ``BaseException``s end it. The DAG expresses the same chain as tasks."""
     attempts: list[Attempt] = []
     for name, build in candidates:
         started = time.monotonic()
         try:
             record = deliver(build(), bool(attempts))
-        except (TransferError, ConfigError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever stops a method (a full disk, a bad answer) fails that method
             text = str(exc).strip() or type(exc).__name__
+            if not isinstance(exc, ImpalaTransferError):
+                text = f"{type(exc).__name__}: {text}"
             attempts.append(Attempt(name, text.splitlines()[0], time.monotonic() - started, text))
             log(f"{label}: {name} failed: {text}")
             on_attempt(attempts[-1])

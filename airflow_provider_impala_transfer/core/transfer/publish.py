@@ -80,15 +80,26 @@ def publish_files(destination: Destination, staging_dir: str, final_dir: str, na
 
 
 def publish_deliveries(records: Sequence[DeliveryRecord], run: Run,
-                       destination_of: Callable[[str], Destination], *,
+                       destination_of: Callable[[str], Destination], *, allow_split: bool = False,
                        log: Callable[[str], None] = lambda message: None) -> PublishResult:
     """Publish a run whose chunks may have arrived by different methods: one rename per kind of
-    destination (hdfs, ssh, fsspec), each told every name of the run (they may be one place)."""
+    destination (hdfs, ssh, fsspec), each told every name of the run (they may be one place).
+
+    Chunks that reached different kinds of destination (some by scp to another host) would leave
+    each reader with part of the run: refused before anything is renamed, unless ``allow_split``
+    (the user knows the places are one, e.g. an scp host that is an HDFS NFS gateway)."""
     records = [r for r in records if r]
     all_names = [f.name for r in records for f in r.files]
     by_kind: dict[str, list[str]] = {}
     for record in records:
         by_kind.setdefault(record.destination, []).extend(f.name for f in record.files)
+    if len(by_kind) > 1 and not allow_split:
+        where = "; ".join(f"{kind}: {', '.join(r.chunk for r in records if r.destination == kind)} at "
+                          f"{next(r.root for r in records if r.destination == kind)}" for kind in sorted(by_kind))
+        raise PublishError(f"the run's chunks arrived at different places ({where}); each reader would see only "
+                           "part of the run, so nothing was published (deliver every chunk to one place, e.g. "
+                           "re-run with the failing method fixed, or set allow_split_publish / "
+                           "--allow-split-publish if the places are one)")
     published = {kind: publish(destination_of(kind), run, names, all_names, log=log)
                  for kind, names in sorted(by_kind.items())}
     return PublishResult(published=published, rows=sum(r.rows for r in records),

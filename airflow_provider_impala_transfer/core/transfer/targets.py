@@ -58,11 +58,14 @@ class TransferTargets:
     fsspec: FsspecDestination | None = None
     webhdfs: WebHdfsMetadata | None = None  # the target cluster's WebHDFS, for metadata steps
     command_timeout: float | None = None
+    withhold: tuple[str, ...] = ()  # environment variables no tool may see (the CLI's password variable)
 
-    def runner(self, log: Callable[[str], None] = lambda message: None) -> CommandRunner:
-        """One runner per worker thread: a runner tracks the one child it may have to kill."""
-        return CommandRunner(timeout=self.command_timeout, env=dict(self.hadoop_env) if self.hadoop_env else None,
-                             log=log)
+    def runner(self, log: Callable[[str], None] = lambda message: None, *,
+               timeout: float | None = None) -> CommandRunner:
+        """One runner per task or chunk: ``stop()`` cancels that one's tools (``timeout`` overrides
+        ``command_timeout``, e.g. for a quick connection test)."""
+        return CommandRunner(timeout=timeout or self.command_timeout,
+                             env=dict(self.hadoop_env) if self.hadoop_env else None, log=log, withhold=self.withhold)
 
     def method(self, name: str, runner: CommandRunner, log: Callable[[str], None] = lambda m: None) -> TransferMethod:
         name = check_method(name)
