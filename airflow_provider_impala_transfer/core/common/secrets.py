@@ -19,7 +19,11 @@ SECRET_WORDS = ("key", "secret", "password", "passwd", "token", "sas", "credenti
 # Where a secret lives, not the secret: shown as they are.
 REFERENCE_SUFFIXES = ("_file", "_env", "_path")
 NOT_SECRET = ("auth_mechanism", "known_hosts", "host_key_checking")
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<password>[^/@\s]+)@")
+# The password of ``scheme://user:password@host``: up to the LAST '@' before the host, so a password
+# holding '@' or '/' (unencoded, as people write them) is hidden whole; a '@' later in the path
+# makes it hide more, never less. ``host:8020/path@x`` is a port, not a password.
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?!\d+/)(?P<password>\S+)@(?=[^@/\s]*(?:[/\s]|$))")
 
 
 def is_secret_name(name: object) -> bool:
