@@ -164,3 +164,12 @@ def test_fsspec_options_refuse_secrets_but_take_paths_to_them():
     assert refused.returncode == 2 and "holds secrets (secret)" in refused.stderr
     assert "s3cr3t-value" not in refused.stderr
     assert_ok(run_cli(*base, "--fsspec-options", '{"key_file": "/etc/keys/id", "skip_instance_cache": true}'))
+
+
+@pytest.mark.parametrize("path", ["hdfs://nn/data/a[12]", "hdfs://nn/data/*", "hdfs://nn/data/{a,b}"])
+def test_a_target_hadoops_shell_would_read_as_a_glob_is_refused_before_anything_runs(path, tmp_path):
+    result = run_cli("--source-host", "h", "--table", "t", "--target-hdfs-path", path, "--no-distcp",
+                     "--temp-dir", str(tmp_path / "tmp"), "--validate-config")
+    assert result.returncode == 2
+    assert "which Hadoop's shell reads as a glob pattern" in result.stderr
+    assert not (tmp_path / "tmp").exists()

@@ -99,6 +99,21 @@ def _cluster_authority(cluster: str) -> str:
     return cluster
 
 
+# Hadoop's shell (FsShell) expands these in every path it is given, -rm and -mv included: a
+# directory named a[12] would address a1 and a2 instead.
+_HADOOP_GLOB = set("*?[]{}\\")
+
+
+def check_hadoop_path(value: str, field: str) -> str:
+    """A location the Hadoop shell is given: no glob characters; return ``value``."""
+    bad = sorted(set(value) & _HADOOP_GLOB)
+    if bad:
+        raise ConfigError(field, f"{value!r} holds {', '.join(map(repr, bad))}, which Hadoop's shell reads "
+                          "as a glob pattern (a delete or rename would address other paths)",
+                          "name the directory without * ? [ ] { } or backslashes")
+    return value
+
+
 def check_component(name: str, field: str) -> str:
     """A single path component that every method writes literally (no shell ever sees it)."""
     if not name or "/" in name or name in (".", "..") or _CONTROL.search(name):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.destinations import (
@@ -82,8 +83,9 @@ class TransferTargets:
                                   "hdfs://<namenode>/path, or start the chain with hdfs_put")
             options = DistcpOptions(**{**self.distcp.__dict__, "hadoop_bin": self.hadoop_bin})
             extra: dict[str, Any] = {"listing_dir": self.listing_dir} if self.listing_dir else {}
+            source = check_hadoop_path(self.source_hdfs_path, "source_hdfs_path") if self.source_hdfs_path else None
             return DistcpMethod(destination=destination, source_shell=destination.shell, runner=runner,
-                                source_hdfs_path=self.source_hdfs_path, options=options, **extra)
+                                source_hdfs_path=source, options=options, **extra)
         cls = HdfsPutMethod if name == "hdfs_put" else HdfsCpMethod
         return cls(destination=destination, runner=runner)
 
@@ -99,5 +101,6 @@ class TransferTargets:
             return self.fsspec
         if not self.hdfs_root:
             raise ConfigError("target_hdfs_path", "is not set", "set target_hdfs_path (CLI: --target-hdfs-path / TARGET_HDFS_PATH)")
-        return HdfsDestination(root=self.hdfs_root, shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner),
+        return HdfsDestination(root=check_hadoop_path(self.hdfs_root, "target_path"),
+                               shell=HdfsShell(hdfs_bin=self.hdfs_bin, runner=runner),
                                metadata=self.webhdfs)
