@@ -24,10 +24,30 @@ _IMPALA_FIELDS = {
 
 
 _HADOOP_CLI_FIELDS = {
-    "hadoop_bin": {"label": "hadoop binary", "schema": {"type": ["string", "null"], "default": "hadoop"}},
-    "hdfs_bin": {"label": "hdfs binary", "schema": {"type": ["string", "null"], "default": "hdfs"}},
     "env": {"label": "Environment", "schema": {"type": ["object", "null"]},
-            "description": "e.g. {\"HADOOP_CONF_DIR\": \"/etc/hadoop/conf\", \"KRB5CCNAME\": \"/tmp/krb5cc_airflow\"}"},
+            "description": "Only HADOOP_CONF_DIR, HADOOP_USER_NAME, HADOOP_PROXY_USER, HADOOP_TOKEN_FILE_LOCATION, "
+                           "KRB5CCNAME, KRB5_CONFIG, TZ, LANG, LC_ALL, e.g. {\"HADOOP_CONF_DIR\": \"/etc/hadoop/conf\", "
+                           "\"KRB5CCNAME\": \"/tmp/krb5cc_airflow\"}. Other variables (LD_PRELOAD, JAVA_HOME, "
+                           "HADOOP_CLIENT_OPTS...) and the hadoop/hdfs binaries are refused here: set them in the DAG "
+                           "(hadoop_env=, hadoop_bin=, hdfs_bin=) or in [impala_transfer] of the Airflow config."},
+}
+
+# Deployment-wide settings ([impala_transfer] in airflow.cfg, or AIRFLOW__IMPALA_TRANSFER__<NAME>):
+# what only whoever configures the workers may choose.
+_CONFIG = {
+    "impala_transfer": {
+        "description": "Airflow provider impala-transfer: the Hadoop clients its tasks run.",
+        "options": {
+            "hadoop_bin": {"description": "The hadoop executable (distcp) when a task gives no hadoop_bin. "
+                                          "Connections cannot set it.",
+                           "version_added": "0.1.0", "type": "string", "example": "/opt/hadoop/bin/hadoop",
+                           "default": None},
+            "hdfs_bin": {"description": "The hdfs executable (hdfs dfs) when a task gives no hdfs_bin. "
+                                        "Connections cannot set it.",
+                         "version_added": "0.1.0", "type": "string", "example": "/opt/hadoop/bin/hdfs",
+                         "default": None},
+        },
+    },
 }
 
 _FSSPEC_FIELDS = {
@@ -62,6 +82,7 @@ def get_provider_info() -> dict:
                                 "airflow_provider_impala_transfer.operators.transfer",
                                 "airflow_provider_impala_transfer.operators.target_table"]}
         ],
+        "config": _CONFIG,
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_impala_transfer.hooks.impala.ImpalaTransferHook",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 import time
@@ -79,6 +80,15 @@ def test_csv_output_reads_back_to_the_same_values(hiveserver, connector, tmp_pat
     ).sort_by("id")
     for name in parquet.column_names:
         assert csv[name].to_pylist() == parquet[name].to_pylist(), name
+    # The text itself, as the server prints it: decimals plain at their scale, every timestamp digit.
+    text = gzip.decompress(Path(entry.path.removeprefix("file://")).read_bytes()).decode()
+    lines = {line.split(",", 1)[0]: line for line in text.split("\n") if line[:1] == '"'}
+    assert lines['"1"'] == ('"1","1","1","1","1","1.5","1.25","1.10","1.0000000001","plain ascii","true",'
+                            '"2024-01-31","2024-01-31 12:34:56.123456"')
+    assert '"-9999999999999999.99","-9999999999999999999999999999.9999999999"' in lines['"2"']
+    assert lines['"4"'] == '"4",,,,,,,,,,,,'
+    assert lines['"5"'].startswith('"5","0","0","0","0","0","0.1","0.01","0.0000000001",')
+    assert lines['"5"'].endswith('"false","1970-01-01","1970-01-01 00:00:00.500000"')
 
 
 @pytest.mark.parametrize("split_by,chunk_size", [(None, 3000), ("id", 3000), ("event_ts", 4000),
@@ -166,9 +176,21 @@ def test_split_by_must_be_a_column_of_the_result(connector):
         plan_chunks(connector, ExtractSpec.build(table="default.events", split_by="nope"))
 
 
-def test_non_select_is_refused_before_connecting():
-    with pytest.raises(ConfigError, match=r"^sql: .*'DROP'"):
-        ExtractSpec.build(sql="DROP TABLE default.events")
+@pytest.mark.parametrize("sql,keyword", [
+    ("DROP TABLE default.events", "DROP"),
+    ("WITH x AS (SELECT * FROM default.events) INSERT INTO default.events SELECT * FROM x", "INSERT"),
+])
+def test_non_select_is_refused_before_connecting(sql, keyword):
+    with pytest.raises(ConfigError, match=rf"^sql: holds '{keyword}', which writes"):
+        ExtractSpec.build(sql=sql)
+
+
+def test_allow_non_select_extracts_a_result_that_cannot_be_a_derived_table(connector, tmp_path):
+    """Why the switch exists: SHOW/DESCRIBE output is a result set, but not a query to wrap."""
+    with pytest.raises(ConfigError, match=r"^sql: the statement starts with 'SHOW'"):
+        run_extract(connector, tmp_path, sql="SHOW TABLES IN default")
+    manifest = run_extract(connector, tmp_path, sql="SHOW TABLES IN default", allow_non_select=True)
+    assert "sample_types" in read_files(paths(manifest))["tableName"].to_pylist()
 
 
 def test_unreachable_host_fails_fast_naming_host_and_port(closed_port):

@@ -3,13 +3,21 @@ become method settings without secrets on any command line, and the task group's
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 from airflow.sdk import DAG
 
-from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer import get_provider_info
+from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.errors import CommandFailed, ConfigError
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
+from airflow_provider_impala_transfer.hooks.hadoop import CONNECTION_ENV, HadoopCliHook
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
 from airflow_provider_impala_transfer.operators.transfer import TransferOperator
@@ -57,9 +65,8 @@ def test_scp_hook_reads_an_ssh_connection_and_refuses_passwords(monkeypatch, tmp
         "conn_type": "ssh", "host": "edge.example.com", "port": 2222, "login": "etl",
         "extra": {"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
                   "host_key": "ssh-ed25519 AAAAC3Nza", "target_path": "/data/in", "bandwidth_kbit": "4000"}}))
-    hook = ScpHook("edge")
-    target = hook.target()
-    try:
+    with ScpHook("edge") as hook:
+        target = hook.target()
         assert (target.host, target.port, target.user, target.remote_path) == ("edge.example.com", 2222, "etl", "/data/in")
         argv = target.scp_argv(["/x"], "/data/in")
         assert "-----BEGIN" not in " ".join(argv)  # the key travels as a 0600 file, never as an argument
@@ -67,8 +74,9 @@ def test_scp_hook_reads_an_ssh_connection_and_refuses_passwords(monkeypatch, tmp
             assert key.read().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
         with open(target.known_hosts) as known:
             assert known.read() == "[edge.example.com]:2222 ssh-ed25519 AAAAC3Nza\n"
-    finally:
-        hook.close()
+        assert {oct(os.stat(p).st_mode & 0o777) for p in (target.key_file, target.known_hosts)} == {"0o600"}
+        assert oct(os.stat(hook.private_dir).st_mode & 0o777) == "0o700"
+    assert not os.path.exists(target.key_file) and not os.path.exists(os.path.dirname(target.key_file))
     monkeypatch.setenv("AIRFLOW_CONN_PW", json.dumps({"conn_type": "ssh", "host": "h", "login": "u", "password": "s3cret"}))
     with pytest.raises(ConfigError, match="ssh_conn_id: connection 'pw' has a password and no key"):
         ScpHook("pw").target(remote_path="/x")
@@ -86,3 +94,126 @@ def test_fsspec_hook_builds_the_filesystem_from_connection_extras(monkeypatch, s
     assert destination.fs.cat("hooked/events/probe") == b"x"
     with pytest.raises(ConfigError, match="target_path: 'gs://b/x' is gs:// but connection 'lake' is for s3://"):
         FsspecHook("lake").destination("gs://b/x")
+
+
+def ssh_connection(monkeypatch, conn_id: str, **extra) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(
+        {"conn_type": "ssh", "host": "edge.example.com", "login": "etl", "extra": {"target_path": "/data/in", **extra}}))
+    return conn_id
+
+
+def test_ssh_connection_extras_mean_what_they_mean_to_the_ssh_provider(monkeypatch):
+    def option(target, name):
+        argv = target.ssh_argv("true")
+        return next(o.split("=", 1)[1] for o in argv if o.startswith(f"{name}="))
+
+    with ScpHook(ssh_connection(monkeypatch, "plain")) as hook:
+        assert option(hook.target(), "StrictHostKeyChecking") == "yes"  # unset: checked (SSHHook: not checked)
+        assert option(hook.target(), "ConnectTimeout") == "20"
+    with ScpHook(ssh_connection(monkeypatch, "tofu", no_host_key_check="true", conn_timeout="7")) as hook:
+        target = hook.target()
+        assert option(target, "StrictHostKeyChecking") == "accept-new"  # never "no"
+        assert option(target, "ConnectTimeout") == "7"
+    with ScpHook(ssh_connection(monkeypatch, "pinned", no_host_key_check=False, host_key="ssh-ed25519 AAAAC3Nza",
+                                connect_timeout=7, conn_timeout=7)) as hook:
+        assert option(hook.target(), "StrictHostKeyChecking") == "yes"
+
+    refused = {
+        "private_key_passphrase": (dict(private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE "
+                                        "KEY-----", private_key_passphrase="pass phrase"),
+                                   r"^private_key_passphrase: is set in connection 'refused', but OpenSSH's scp reads a "
+                                   r"passphrase only from a terminal.*\(use an unencrypted deploy key.*ssh-agent.*"
+                                   r"SSH_AUTH_SOCK"),
+        "host_key with no_host_key_check": (dict(host_key="ssh-ed25519 AAAA", no_host_key_check="true"),
+                                            r"^no_host_key_check: is true although host_key is given"),
+        "both keys": (dict(key_file="/k", private_key="x"), r"^private_key: .* has both key_file and private_key"),
+        "contradiction": (dict(no_host_key_check="true", strict_host_key_checking="yes"),
+                          r"^strict_host_key_checking: 'yes' contradicts no_host_key_check \('accept-new'\)"),
+        "StrictHostKeyChecking=no": (dict(strict_host_key_checking="no"), r"^strict_host_key_checking: 'no' is not allowed"),
+        "allow_host_key_change": (dict(allow_host_key_change="true"), r"^allow_host_key_change: is true"),
+        "two timeouts": (dict(conn_timeout=5, connect_timeout=9), r"^conn_timeout: 5 differs from connect_timeout 9"),
+        "host_key lines": (dict(host_key="ssh-ed25519 AAAA\n* ssh-ed25519 BBBB"), r"^host_key: is not one public key"),
+    }
+    for case, (extra, message) in refused.items():
+        with ScpHook(ssh_connection(monkeypatch, "refused", **extra)) as hook:
+            with pytest.raises(ConfigError, match=message):
+                hook.target()
+            assert hook.private_dir is None, case  # refused before any key was written
+
+
+# --- hadoop_cli connections: the environment, never the program -----------------------------------
+
+def recording_tool(directory: Path, name: str) -> tuple[str, Path]:
+    """An executable that writes its arguments and environment to a file and fails."""
+    record = directory / f"{name}.ran"
+    tool = directory / name
+    tool.write_text(f"#!/bin/sh\n{{ echo \"argv=$*\"; env; }} > '{record}'\necho 'refused on purpose' >&2\nexit 1\n")
+    tool.chmod(0o755)
+    return str(tool), record
+
+
+def hadoop_connection(monkeypatch, conn_id: str, extra: dict) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "hadoop_cli", "extra": extra}))
+    return conn_id
+
+
+def hdfs_put(tmp_path: Path, **arguments) -> TransferOperator:
+    extract = tmp_path / "extract" / "chunk-00000-part-00000.parquet"
+    extract.parent.mkdir(exist_ok=True)
+    extract.write_bytes(b"x")
+    manifest = Manifest(files=[FileEntry(path=f"file://{extract}", rows=1, bytes=1, sha256=hashlib.sha256(b"x").hexdigest(),
+                                         chunk=0, part=0)], schema=pa.schema([("x", pa.int64())]), chunks=[Chunk(index=0)])
+    return TransferOperator(task_id="put", method="hdfs_put", manifest=manifest.to_dict(),
+                            target_path=f"file://{tmp_path / 'target'}", **arguments)
+
+
+CONTEXT = {"run_id": "manual__2026-11-24", "ti": SimpleNamespace(try_number=1, map_index=-1, xcom_pull=lambda **k: None)}
+
+
+def test_a_hadoop_cli_connection_cannot_choose_the_program_or_load_code(monkeypatch, tmp_path):
+    tool, ran = recording_tool(tmp_path, "evil-hdfs")
+    for name in ("hdfs_bin", "hadoop_bin"):
+        conn_id = hadoop_connection(monkeypatch, "hadoop_edit", {name: tool})
+        with pytest.raises(ConfigError, match=rf"^{name}: is set in the extras of connection 'hadoop_edit', but a "
+                                              rf"connection cannot choose the program a worker runs \(pass {name}="):
+            hdfs_put(tmp_path, hadoop_conn_id=conn_id).execute(CONTEXT)
+    for variable in ("LD_PRELOAD", "PATH", "JAVA_HOME", "HADOOP_CLIENT_OPTS", "HADOOP_OPTS", "CLASSPATH"):
+        conn_id = hadoop_connection(monkeypatch, "hadoop_env_edit",
+                                    {"env": {"HADOOP_CONF_DIR": str(tmp_path), variable: str(tmp_path / "x")}})
+        with pytest.raises(ConfigError, match=rf"^env: {variable} in the env extra of connection 'hadoop_env_edit' is "
+                                              rf"not allowed: a connection may set only HADOOP_CONF_DIR, "
+                                              rf"HADOOP_USER_NAME, .*LC_ALL \(set other variables with the operator "
+                                              rf"argument hadoop_env="):
+            hdfs_put(tmp_path, hadoop_conn_id=conn_id, hdfs_bin=tool).execute(CONTEXT)
+    assert not ran.exists()  # refused before anything ran
+    assert HadoopCliHook(hadoop_connection(monkeypatch, "ui_form", {"hdfs_bin": "", "hadoop_bin": None, "env": None})) \
+        .hdfs_bin == "hdfs"  # a UI form's empty fields are not settings
+
+
+def test_dag_code_and_the_airflow_config_choose_the_hadoop_clients_and_any_environment(monkeypatch, tmp_path):
+    tool, ran = recording_tool(tmp_path, "hdfs-from-dag")
+    allowed = {name: f"value-of-{name}" for name in CONNECTION_ENV}
+    conn_id = hadoop_connection(monkeypatch, "hadoop_ok", {"env": allowed})
+    operator = hdfs_put(tmp_path, hadoop_conn_id=conn_id, hdfs_bin=tool,
+                        hadoop_env={"HADOOP_CLIENT_OPTS": "-Xmx1g", "JAVA_HOME": "/opt/jdk", "TZ": "UTC"})
+    with pytest.raises(CommandFailed, match="refused on purpose"):
+        operator.execute(CONTEXT)
+    env = dict(line.split("=", 1) for line in ran.read_text().splitlines()[1:] if "=" in line)
+    assert ran.read_text().startswith("argv=dfs -mkdir -p file://")
+    assert env["HADOOP_CLIENT_OPTS"] == "-Xmx1g" and env["JAVA_HOME"] == "/opt/jdk"  # DAG code: any variable
+    assert env["TZ"] == "UTC" and env["HADOOP_CONF_DIR"] == "value-of-HADOOP_CONF_DIR"  # the DAG's value wins
+
+    config_tool, config_ran = recording_tool(tmp_path, "hdfs-from-config")
+    monkeypatch.setenv("AIRFLOW__IMPALA_TRANSFER__HDFS_BIN", config_tool)
+    monkeypatch.setenv("AIRFLOW__IMPALA_TRANSFER__HADOOP_BIN", "/opt/hadoop/bin/hadoop")
+    hook = HadoopCliHook(conn_id)
+    assert (hook.hdfs_bin, hook.hadoop_bin) == (config_tool, "/opt/hadoop/bin/hadoop")
+    assert HadoopCliHook(conn_id, hdfs_bin="/dag/hdfs").hdfs_bin == "/dag/hdfs"  # the task's argument first
+    with pytest.raises(CommandFailed, match="refused on purpose"):
+        hdfs_put(tmp_path, hadoop_conn_id=conn_id).execute(CONTEXT)
+    assert config_ran.exists()
+
+    [hadoop_cli] = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "hadoop_cli"]
+    assert set(hadoop_cli["conn-fields"]) == {"env"}
+    assert all(name in hadoop_cli["conn-fields"]["env"]["description"] for name in CONNECTION_ENV)
+    assert set(get_provider_info()["config"]["impala_transfer"]["options"]) == {"hadoop_bin", "hdfs_bin"}

@@ -1,10 +1,25 @@
 """The Hadoop command-line clients on the worker (``hadoop distcp``, ``hdfs dfs``), and WebHDFS.
 
 The clients use the worker's own Hadoop configuration (``HADOOP_CONF_DIR``) and Kerberos ticket
-cache, as an operator running them by hand would; nothing secret passes through Airflow. An
-optional connection of type ``hadoop_cli`` carries the binaries and environment (extras
-``hadoop_bin``, ``hdfs_bin``, ``env``), so they are configured once per deployment instead of per
-task. A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
+cache, as an operator running them by hand would; nothing secret passes through Airflow.
+
+Which executables run is decided by DAG code or the deployment, never by a connection: whoever
+can edit a connection (a UI role) is not meant to run code on the workers. So the binaries come
+from operator arguments (``hadoop_bin=``, ``hdfs_bin=``), then the Airflow config
+(``[impala_transfer] hadoop_bin`` / ``hdfs_bin``, or ``AIRFLOW__IMPALA_TRANSFER__HADOOP_BIN``),
+then ``hadoop``/``hdfs`` on PATH. An optional connection of type ``hadoop_cli`` may only set the
+environment variables in :data:`CONNECTION_ENV` (extra ``env``): which cluster configuration,
+user, Kerberos cache and token file to use, time zone and locale. Variables that load code or
+choose a program (``LD_PRELOAD``, ``PATH``, ``JAVA_HOME``, ``HADOOP_HOME``,
+``HADOOP_CLIENT_OPTS``/``HADOOP_OPTS`` with ``-javaagent``, ``CLASSPATH``...) are refused there;
+the operator argument ``hadoop_env=`` (DAG code) may still set any variable.
+
+What remains with a connection: ``HADOOP_CONF_DIR``/``KRB5_CONFIG`` choose among files already on
+the worker (the Hadoop scripts source ``hadoop-env.sh`` from the conf dir), so a worker must not
+let strangers create such directories; ``HADOOP_USER_NAME``/``HADOOP_PROXY_USER`` choose the HDFS
+identity, as on any cluster without Kerberos.
+
+A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
 Kerberos/SSL extras) of the *target* cluster moves the metadata steps (exists, list, mkdir,
 rename, delete) from a JVM per call to HTTP.
 """
@@ -14,14 +29,25 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, conf
 
+from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
+
+CONFIG_SECTION = "impala_transfer"
+# The only variables a hadoop_cli connection may set: none of them loads code or picks a program.
+CONNECTION_ENV = ("HADOOP_CONF_DIR", "HADOOP_USER_NAME", "HADOOP_PROXY_USER", "HADOOP_TOKEN_FILE_LOCATION",
+                  "KRB5CCNAME", "KRB5_CONFIG", "TZ", "LANG", "LC_ALL")
+BINARIES = ("hadoop_bin", "hdfs_bin")
 
 
 class HadoopCliHook(BaseHook):
-    """Resolves which ``hadoop``/``hdfs`` to run and with which environment: arguments first, then
-    the connection's extras, then the defaults on PATH."""
+    """Resolves which ``hadoop``/``hdfs`` to run and with which environment.
+
+    Binaries: arguments, then ``[impala_transfer]`` in the Airflow config, then PATH; a connection
+    extra ``hadoop_bin``/``hdfs_bin`` is refused. Environment: the connection's ``env`` (only
+    :data:`CONNECTION_ENV`), overridden by ``env`` (the operator's ``hadoop_env``: any variable).
+    """
 
     conn_name_attr = "hadoop_conn_id"
     default_conn_name = "hadoop_cli_default"
@@ -34,10 +60,40 @@ class HadoopCliHook(BaseHook):
         extras: dict[str, Any] = {}
         if hadoop_conn_id:
             extras = self.get_connection(hadoop_conn_id).extra_dejson
-        self.hadoop_bin: str = hadoop_bin or extras.get("hadoop_bin") or "hadoop"
-        self.hdfs_bin: str = hdfs_bin or extras.get("hdfs_bin") or "hdfs"
-        merged = {**(extras.get("env") or {}), **(env or {})}
+        for name in BINARIES:
+            if extras.get(name):
+                raise ConfigError(name, f"is set in the extras of connection {hadoop_conn_id!r}, but a connection "
+                                  "cannot choose the program a worker runs",
+                                  f"pass {name}='/path/to/{name[:-4]}' to the operator (or impala_transfer_group), or "
+                                  f"set [{CONFIG_SECTION}] {name} in the Airflow config; remove the extra")
+        self.hadoop_bin: str = hadoop_bin or _configured("hadoop_bin") or "hadoop"
+        self.hdfs_bin: str = hdfs_bin or _configured("hdfs_bin") or "hdfs"
+        merged = {**connection_env(extras.get("env"), hadoop_conn_id), **(env or {})}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
+
+
+def connection_env(env: Any, conn_id: str | None = None) -> dict[str, str]:
+    """A ``hadoop_cli`` connection's ``env`` extra, if it sets only :data:`CONNECTION_ENV`."""
+    if env in (None, "", {}):
+        return {}
+    where = f"the env extra of connection {conn_id!r}" if conn_id else "a connection's env extra"
+    if not isinstance(env, dict):
+        raise ConfigError("env", f"{where} is {type(env).__name__}, not an object",
+                          'write {"HADOOP_CONF_DIR": "/etc/hadoop/conf"}')
+    refused = sorted(str(name) for name in env if name not in CONNECTION_ENV)
+    if refused:
+        raise ConfigError("env", f"{', '.join(refused)} in {where} is not allowed: a connection may set only "
+                          f"{', '.join(CONNECTION_ENV)}",
+                          "set other variables with the operator argument hadoop_env= (DAG code), or remove them")
+    for name, value in env.items():
+        if value is not None and any(c in str(value) for c in "\0\n\r"):
+            raise ConfigError("env", f"{name} in {where} is {value!r}", "give one line of text")
+    return {name: str(value) for name, value in env.items() if value is not None}
+
+
+def _configured(name: str) -> str | None:
+    """``[impala_transfer] <name>`` from the Airflow config (or AIRFLOW__IMPALA_TRANSFER__<NAME>)."""
+    return conf.get(CONFIG_SECTION, name, fallback=None) or None
 
 
 def webhdfs_metadata(webhdfs_conn_id: str) -> WebHdfsMetadata:

@@ -13,7 +13,8 @@ All real work is in the Airflow-free core; these read context and connections.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -21,8 +22,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
-from airflow_provider_impala_transfer.core.errors import TransferError
-from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
+from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
@@ -38,7 +39,6 @@ from airflow_provider_impala_transfer.hooks.scp import ScpHook
 MANIFEST_LABEL_TEMPLATE = (
     "{{ (task.manifest.get('chunks') or [{}])[0].get('description', 'all rows') if task.manifest else '' }}"
 )
-DEFAULT_COMMAND_TIMEOUT = 6 * 3600.0
 
 
 class _TargetOperator(BaseOperator):
@@ -70,7 +70,7 @@ class _TargetOperator(BaseOperator):
         distcp_maps: int = 20,
         distcp_bandwidth_mb: int | None = None,
         distcp_strategy: str = "dynamic",
-        command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        command_timeout: float | None = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,6 +95,19 @@ class _TargetOperator(BaseOperator):
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
         self.command_timeout = command_timeout
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
+        self._open_hooks: ExitStack | None = None  # hooks holding files the running commands use
+
+    @contextmanager
+    def connections(self) -> Iterator[None]:
+        """Build methods and destinations inside this block: files their connections need (an ssh
+        connection's ``private_key`` and ``host_key``) exist while it runs, and are removed when
+        it ends, also by an error or a kill."""
+        with ExitStack() as stack:
+            self._open_hooks = stack
+            try:
+                yield
+            finally:
+                self._open_hooks = None
 
     def transfer_run(self, context: Any) -> Run:
         return Run(run_id=context["run_id"], partition=self.partition or None)
@@ -107,7 +120,11 @@ class _TargetOperator(BaseOperator):
                              env=self.hadoop_env)
 
     def _scp(self) -> ScpHook:
-        return ScpHook(self.ssh_conn_id, scp_bin=self.scp_bin, ssh_bin=self.ssh_bin)
+        """The ssh connection's hook, open until :meth:`connections` ends."""
+        if self._open_hooks is None:
+            raise ConfigError("ssh_conn_id", "the scp target was built outside the operator's connections() block",
+                              "build methods and destinations inside `with self.connections():`")
+        return self._open_hooks.enter_context(ScpHook(self.ssh_conn_id, scp_bin=self.scp_bin, ssh_bin=self.ssh_bin))
 
     def _scp_args(self) -> dict[str, Any]:
         return {"remote_path": self.scp_target_path or local_path(self.target_path or "") or None,
@@ -168,7 +185,11 @@ class TransferOperator(_TargetOperator):
     :param scp_target_path: remote directory for scp (default: the path of a file:// target, or
         the connection's ``target_path`` extra).
     :param fsspec_conn_id: credentials/options for the fsspec target.
-    :param hadoop_conn_id: ``hadoop_cli`` connection: the ``hadoop``/``hdfs`` binaries and environment.
+    :param hadoop_conn_id: ``hadoop_cli`` connection: environment for the Hadoop clients, limited to
+        :data:`~airflow_provider_impala_transfer.hooks.hadoop.CONNECTION_ENV` (see :class:`HadoopCliHook`).
+    :param hadoop_bin, hdfs_bin: the Hadoop clients to run (default: ``[impala_transfer]`` in the
+        Airflow config, then ``hadoop``/``hdfs`` on PATH); never from a connection.
+    :param hadoop_env: more environment for the Hadoop clients (DAG code: any variable).
     :param webhdfs_conn_id: ``webhdfs`` connection of the target cluster (the hdfs provider's): exists,
         list, mkdir, rename and delete over HTTP instead of a JVM per call. Copies and checksums
         always go through the Hadoop client.
@@ -203,11 +224,11 @@ class TransferOperator(_TargetOperator):
         for earlier in self.skip_if_delivered_by:
             if ti.xcom_pull(task_ids=earlier, map_indexes=ti.map_index):
                 raise AirflowSkipException(f"{label}: already delivered by {earlier.rsplit('.', 1)[-1]}")
-        method = self.build_method(self.method)
         # Overwrite only what this run itself may have left: a retry, or an earlier method's attempt.
         overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
-        record = deliver_chunk(method, manifest, self.transfer_run(context), overwrite=overwrite,
-                               verify_mode=self.verify, log=self.log.info)
+        with self.connections():
+            record = deliver_chunk(self.build_method(self.method), manifest, self.transfer_run(context),
+                                   overwrite=overwrite, verify_mode=self.verify, log=self.log.info)
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
         return record.to_dict()
 
@@ -243,18 +264,23 @@ class PublishOperator(_TargetOperator):
     """Make a run's verified files visible: staging directory -> final directory, by rename.
 
     :param deliveries: every chunk's delivery record (the joins' outputs).
+    :param allow_split_publish: publish even when chunks reached different places (some by scp to
+        another host); by default such a run fails and nothing is published.
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "deliveries")
     ui_color = "#e8f5e9"
 
-    def __init__(self, *, deliveries: Any, **kwargs: Any) -> None:
+    def __init__(self, *, deliveries: Any, allow_split_publish: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deliveries = deliveries
+        self.allow_split_publish = allow_split_publish
 
     def execute(self, context: Any) -> dict[str, Any]:
         records = [DeliveryRecord.from_dict(r) for r in self.deliveries if r]
-        result = publish_deliveries(records, self.transfer_run(context), self.build_destination, log=self.log.info)
+        with self.connections():
+            result = publish_deliveries(records, self.transfer_run(context), self.build_destination,
+                                        allow_split=self.allow_split_publish, log=self.log.info)
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
                           len(record.files), f"{record.bytes:,}")

@@ -71,6 +71,7 @@ def impala_transfer_group(
     target_impala_conn_id: str | None = None,
     table_dialect: str = "impala",
     verify: str = DEFAULT_VERIFY,
+    allow_split_publish: bool = False,
     max_active_chunks: int = 4,
     retries: int = 1,
     method_retries: int = 0,
@@ -134,7 +135,8 @@ def impala_transfer_group(
             return join
 
         delivered = deliver.expand(manifest=extract.output)
-        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries, **target)
+        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
+                                  allow_split_publish=allow_split_publish, **target)
 
         table_result = None
         if target_table:

@@ -1,7 +1,13 @@
 """Just enough SQL understanding to validate and wrap a user's query safely.
 
 We never parse SQL fully: we only need to know where literals and comments are so that we can
-find statement separators and the leading keyword without being fooled by ``';'`` inside a string.
+find statement separators and keywords without being fooled by ``';'`` or ``'DROP'`` inside a string.
+
+An extract is a read: the query must start with SELECT/WITH/VALUES, hold no keyword that writes
+or changes state anywhere in its code (``WITH x AS (...) INSERT ...`` starts like a read), and it
+always runs as a derived table, so a statement that is not a query cannot execute at all.
+``allow_non_select=True`` lifts both, for a user who means it: result sets of statements that
+cannot be a derived table (``SHOW PARTITIONS``, ``DESCRIBE``, ``EXPLAIN``) then run as given.
 """
 
 from __future__ import annotations
@@ -13,7 +19,17 @@ from airflow_provider_impala_transfer.core.errors import ConfigError
 # Statements that only read. WITH ... SELECT and VALUES are reads too; EXPLAIN/SHOW/DESCRIBE return
 # result sets but not data a user means to move, so they need allow_non_select like DML/DDL does.
 _READ_KEYWORDS = {"SELECT", "WITH", "VALUES"}
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FIRST_WORD = re.compile(r"[\s(]*(\w*)")
+# Keywords of statements that write data or change metadata or session state (Impala, plus what
+# Hive/Spark add), as whole words: not `update_ts`, not `t.set` (a qualified name) and not a
+# function call such as Impala's `truncate(x, 2)`. Impala reserves them all, so an unquoted column
+# cannot carry one of these names.
+_WRITE_KEYWORD = re.compile(
+    r"(?<![\w.])(INSERT|UPSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE|LOAD|COMPUTE|INVALIDATE"
+    r"|REFRESH|SET|USE|GRANT|REVOKE)(?!\w)(?!\s*\()",
+    re.IGNORECASE,
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # whole-string match only: "ds\n" is not one
 SUBQUERY_ALIAS = "impala_transfer_q"
 
 
@@ -72,19 +88,21 @@ def clean_query(sql: str, *, field: str = "sql", allow_non_select: bool = False)
             "holds more than one statement",
             "give a single query; run setup statements in a separate task",
         )
-    first = code.split(None, 1)[0].lstrip("(").upper()
-    if first not in _READ_KEYWORDS and not allow_non_select:
-        raise ConfigError(
-            field,
-            f"the statement starts with {first!r}, not SELECT/WITH/VALUES",
-            "an extract must be a read-only query; set allow_non_select=True if you mean it",
-        )
+    if allow_non_select:
+        return sql
+    fix = "an extract must be a read-only query; set allow_non_select=True if you mean it"
+    writes = _WRITE_KEYWORD.search(code)
+    if writes:
+        raise ConfigError(field, f"holds {writes.group(1).upper()!r}, which writes or changes state", fix)
+    word = _FIRST_WORD.match(code).group(1).upper()
+    if word not in _READ_KEYWORDS:
+        raise ConfigError(field, f"the statement starts with {word!r}, not SELECT/WITH/VALUES", fix)
     return sql
 
 
 def quote_identifier(name: str, *, field: str) -> str:
     """Quote a plain identifier with backticks, refusing anything that is not one."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ConfigError(
             field,
             f"{name!r} is not a valid identifier",
@@ -125,9 +143,16 @@ def wrap(sql: str) -> str:
     return f"SELECT * FROM (\n{sql}\n) {SUBQUERY_ALIAS}"
 
 
-def with_predicate(sql: str, predicate: str | None, order_by: str | None = None) -> str:
-    """The query restricted to one chunk, optionally ordered for byte-identical re-runs."""
-    query = wrap(sql) if predicate or order_by else sql
+def with_predicate(sql: str, predicate: str | None, order_by: str | None = None, *,
+                   allow_non_select: bool = False) -> str:
+    """The query restricted to one chunk, optionally ordered for byte-identical re-runs.
+
+    Always a derived table, so only a query can run; with ``allow_non_select`` a statement with
+    nothing to add runs as given (a SHOW or DESCRIBE cannot be a derived table).
+    """
+    if allow_non_select and not predicate and not order_by:
+        return sql
+    query = wrap(sql)
     if predicate:
         query += f"\nWHERE {predicate}"
     if order_by:

@@ -53,6 +53,7 @@ class ExtractSpec:
     empty_result_file: bool = True
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
     max_chunks: int = DEFAULT_MAX_CHUNKS
+    allow_non_select: bool = False  # see core.common.sql: then the query may run unwrapped
 
     @classmethod
     def build(
@@ -96,6 +97,7 @@ class ExtractSpec:
             fetch_size=fetch_size,
             timestamp_unit=validate_timestamp_unit(timestamp_unit),
             empty_result_file=empty_result == "file",
+            allow_non_select=allow_non_select,
         )
 
     @property
@@ -189,7 +191,8 @@ def extract_chunk(
     """Run one chunk's query and write its files; return the chunk's manifest."""
     fs, directory = fsspec.core.url_to_fs(output_url, **(storage_options or {}))
     _check_writable(fs, directory, output_url)
-    query = sqlmod.with_predicate(spec.query, chunk.predicate, spec.order_by_sql)
+    query = sqlmod.with_predicate(spec.query, chunk.predicate, spec.order_by_sql,
+                                  allow_non_select=spec.allow_non_select)
     progress = progress or Progress(label=f"chunk {chunk.index}")
     with connector.session(columnar=True, fetch_size=spec.fetch_size) as cursor:
         run_server_call(connector, f"chunk {chunk.index} query", lambda: cursor.execute(query))

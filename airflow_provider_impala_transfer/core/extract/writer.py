@@ -8,6 +8,26 @@
   left from an earlier, longer attempt are removed, so a retry never duplicates rows.
 * The sha256 and byte count are computed while writing; nothing is read back.
 * Memory is bounded by one row group (``row_group_rows``), never by the result size.
+
+CSV holds each value's exact text, so that any reader parses back the same value:
+
+* DECIMAL(p,s): plain notation at the column's scale, as Impala prints it (``0.0000000001``,
+  ``-12.3400000000``; Arrow alone writes ``1E-10``).
+* DOUBLE and FLOAT: the shortest text that parses back to the same double (``0.1``, ``1e+300``,
+  ``-0``); a FLOAT is written as the double it widens to exactly (FLOAT 0.1 as
+  ``0.10000000149011612``), so ``float(text)``, Impala and any 32-bit parser read back the same
+  value. The shortest 32-bit text is not safe: ``7.038531e-26`` read through a double, as numpy
+  and many parsers do, rounds to the neighbouring float. NaN and the infinities are ``NaN``,
+  ``Infinity``, ``-Infinity``, the spellings Java's ``parseDouble`` (Hive, Spark), Impala and
+  Python all read.
+* Integers as integers, booleans ``true``/``false``, dates ``YYYY-MM-DD`` (``0001-01-01`` to
+  ``9999-12-31``), timestamps ``YYYY-MM-DD HH:MM:SS.ffffff`` with every sub-second digit the unit
+  keeps (9 for ``ns``).
+* Every value is quoted (RFC 4180, ``"`` doubled); NULL is the only unquoted field, and it is
+  empty. So ``""`` is an empty string and no text (``"NULL"``, ``"NaN"``) can read as NULL; with
+  pyarrow: ``ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=False)``. In a
+  one-column file a NULL row is an empty line, which readers skip unless told not to (pyarrow:
+  ``ParseOptions(ignore_empty_lines=False)``).
 """
 
 from __future__ import annotations
@@ -19,10 +39,12 @@ import posixpath
 import re
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
@@ -81,6 +103,45 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if worth_it(f.type)]
 
 
+def _csv_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema CSV is written with: decimal and floating columns become their text."""
+    def text_type(t: pa.DataType) -> pa.DataType:
+        return pa.string() if pa.types.is_decimal(t) or pa.types.is_floating(t) else t
+
+    return pa.schema([f.with_type(text_type(f.type)) for f in schema])
+
+
+def _csv_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with decimal and floating columns as their exact text (see the module doc)."""
+    def text(column: pa.Array) -> pa.Array:
+        if pa.types.is_decimal(column.type):
+            return _decimal_text(column)
+        if pa.types.is_floating(column.type):
+            return _float_text(column)
+        return column
+
+    return pa.RecordBatch.from_arrays([text(c) for c in batch.columns], schema=schema)
+
+
+def _decimal_text(column: pa.Array) -> pa.Array:
+    """Plain notation at the column's scale. Arrow's text is plain only while the digits reach six
+    places past the point, so each value moves 10**(p-s+1) away from zero (a fixed-width ``10…0``
+    integer part, one digit wider than any value's) and a regex drops that prefix again."""
+    precision, scale = column.type.precision, column.type.scale
+    wide = pa.decimal256(precision + 2, scale)
+    step = Decimal(10) ** (precision - scale + 1)
+    negative = pc.less(column, pa.scalar(Decimal(0), column.type))
+    away = pc.add(column.cast(wide), pc.if_else(negative, pa.scalar(-step, wide), pa.scalar(step, wide)))
+    return pc.replace_substring_regex(away.cast(pa.string()), r"^(-?)10*(\d)", r"\1\2")
+
+
+def _float_text(column: pa.Array) -> pa.Array:
+    """Arrow's shortest round-trip text of the value as a double, with Java's spellings of NaN and
+    the infinities (Arrow writes ``nan``, ``inf``, which Java's parseDouble refuses)."""
+    text = pc.replace_substring(column.cast(pa.float64()).cast(pa.string()), "nan", "NaN")
+    return pc.replace_substring(text, "inf", "Infinity")
+
+
 def part_name(chunk: int, part: int, file_format: FileFormat) -> str:
     return f"chunk-{chunk:05d}-part-{part:05d}{file_format.extension}"
 
@@ -132,12 +193,14 @@ class _Part:
         else:
             self._stream = (gzip.GzipFile(fileobj=self._sink, mode="wb", mtime=0, filename="")
                             if file_format.compression == "gzip" else None)
-            self._writer = pacsv.CSVWriter(self._stream or self._sink, schema)
+            self._text_schema = _csv_schema(schema)
+            self._writer = pacsv.CSVWriter(self._stream or self._sink, self._text_schema,
+                                           write_options=pacsv.WriteOptions(quoting_style="all_valid"))
 
     def write(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
         if self.file_format.output_format == "csv":
-            self._writer.write_batch(batch)
+            self._writer.write_batch(_csv_batch(batch, self._text_schema))
             return
         self._pending.append(batch)
         self._pending_rows += batch.num_rows

@@ -5,19 +5,71 @@ user opts into ``accept-new`` (trust on first use). ``BatchMode=yes`` makes a mi
 once instead of waiting for a password prompt; passwords are never supported, because they would
 have to be typed or put on a command line.
 
-Remote paths: modern scp (OpenSSH >= 9) talks SFTP, so scp's target path is not shell-parsed;
-commands run through ``ssh`` *are* parsed by the remote shell, so every argument is quoted.
+Remote paths: commands run through ``ssh`` are parsed by the remote shell, so every word of them
+is quoted. scp's own target path is another matter. The legacy SCP protocol (the only one before
+OpenSSH 8.7, the default before 9.0, e.g. RHEL 8's OpenSSH 8.0) sends it to the remote shell as
+``scp -t <path>``, unquoted: ``$(...)``, ``;`` or a space in it run commands or split it on the
+remote host. The SFTP protocol sends it as a literal name. So :meth:`ScpTarget.scp_argv` forces
+SFTP with ``scp -s`` wherever the scp binary has that flag (OpenSSH >= 8.7; detected once per
+binary from its usage text, see :func:`scp_has_sftp_flag`), and otherwise refuses a remote
+directory with anything but letters, digits and ``/ . _ - + = : @ , %``, before any command
+runs. With ``-s`` a target whose sshd has no SFTP subsystem fails, instead of silently falling
+back to the protocol that lets the remote shell read the path.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from airflow_provider_impala_transfer.core.common.values import positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.transfer.commands import child_environment
 
 HOST_KEY_CHECKING = ("yes", "accept-new")
+
+# What no POSIX shell gives a meaning to inside a word that starts with '/': legacy scp's remote
+# path may hold only these (and letters/digits of any script).
+_SHELL_INERT = frozenset("/._-+=:@,%")
+_USAGE_FLAGS = re.compile(r"usage:\s*\S*scp\s+\[-([0-9A-Za-z]+)\]")
+_PROBE_TIMEOUT = 10.0
+
+
+def scp_has_sftp_flag(scp_bin: str) -> bool:
+    """Whether this scp has ``-s`` (use the SFTP protocol): OpenSSH >= 8.7. Asked once per binary
+    (by its resolved path and modification time) from the usage text scp prints when run without
+    arguments, e.g. ``usage: scp [-346ABCOpqRrsTv] ...``. A binary that is missing, hangs or
+    prints something else counts as legacy-only, so remote paths are then checked strictly."""
+    found = shutil.which(scp_bin)
+    if not found:
+        return False
+    try:
+        stamp = os.stat(found).st_mtime_ns
+    except OSError:
+        return False
+    return _probe_sftp_flag(os.path.realpath(found), stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _probe_sftp_flag(path: str, stamp: int) -> bool:  # stamp: a replaced binary is asked again
+    try:
+        result = subprocess.run([path], stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT,
+                                env=child_environment(), check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    match = _USAGE_FLAGS.search(result.stderr.decode("utf-8", "replace") + result.stdout.decode("utf-8", "replace"))
+    return bool(match and "s" in match.group(1))
+
+
+def shell_inert(path: str) -> bool:
+    """True if no shell would read anything but the literal characters of ``path``."""
+    return bool(path) and all(c.isalnum() or c in _SHELL_INERT for c in path) and path.isprintable()
 
 
 @dataclass(frozen=True)
@@ -50,11 +102,29 @@ class ScpTarget:
                               "use 'yes' (default, needs known_hosts) or 'accept-new' (trust on first use)")
         if self.bandwidth_kbit is not None and int(self.bandwidth_kbit) <= 0:
             raise ConfigError("scp bandwidth_kbit", f"{self.bandwidth_kbit} is not > 0", "give Kbit/s or leave unset")
+        object.__setattr__(self, "connect_timeout", positive_int(self.connect_timeout, "scp connect_timeout"))
 
     @property
     def destination(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.user}@{host}" if self.user else host
+
+    @property
+    def sftp_protocol(self) -> bool:
+        """True if scp is told to use SFTP (``-s``), which never lets a shell read the path."""
+        return scp_has_sftp_flag(self.scp_bin)
+
+    def check_remote_dir(self, remote_dir: str) -> str:
+        """``remote_dir`` if scp can write into it as the literal path: always with ``-s``; with
+        a legacy-only scp only when the remote shell would read nothing but its characters."""
+        if not self.sftp_protocol and not shell_inert(remote_dir):
+            raise ConfigError(
+                "scp_target_path",
+                f"{remote_dir!r} holds characters the remote shell interprets, and {self.scp_bin} has no -s "
+                "(OpenSSH < 8.7 speaks only the legacy SCP protocol, which hands the remote path to that shell)",
+                "use a remote directory of letters, digits and / . _ - + = : @ , % only, or install "
+                "OpenSSH >= 8.7 on the worker (or point scp_bin at one) so scp -s sends the path literally")
+        return remote_dir
 
     def _options(self, port_flag: str) -> list[str]:
         options = [port_flag, str(self.port),
@@ -70,8 +140,12 @@ class ScpTarget:
         return options
 
     def scp_argv(self, sources: Sequence[str], remote_dir: str) -> list[str]:
+        """``scp -p [-s] ... -- <sources> host:<remote_dir>/``; refuses a remote directory the
+        remote shell would interpret when scp cannot be told to use SFTP (ConfigError)."""
+        self.check_remote_dir(remote_dir)
+        protocol = ["-s"] if self.sftp_protocol else []
         limit = ["-l", str(int(self.bandwidth_kbit))] if self.bandwidth_kbit else []
-        return [self.scp_bin, "-p", *self._options("-P"), *limit, "--", *sources,
+        return [self.scp_bin, "-p", *protocol, *self._options("-P"), *limit, "--", *sources,
                 f"{self.destination}:{remote_dir}/"]
 
     def ssh_argv(self, *remote_command: str) -> list[str]:
