@@ -102,6 +102,18 @@ class TransferMethod(ABC):
         return self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
 
 
+_PRIVATE_DIR: str | None = None
+
+
+def private_dir() -> str:
+    """A 0700 directory of this process (made once), for files no other local user may read or
+    plant: distcp listings name the run's staged files."""
+    global _PRIVATE_DIR
+    if _PRIVATE_DIR is None or not os.path.isdir(_PRIVATE_DIR):
+        _PRIVATE_DIR = tempfile.mkdtemp(prefix="impala-transfer-")
+    return _PRIVATE_DIR
+
+
 def files_key(files: Sequence[FileEntry]) -> str:
     """What a set of files is called in staging paths: ``chunk-00002`` for one chunk's files."""
     chunks = {f.chunk for f in files}
@@ -173,7 +185,7 @@ class DistcpMethod(TransferMethod):
     runner: CommandRunner
     source_hdfs_path: str | None = None
     options: DistcpOptions = field(default_factory=DistcpOptions)
-    listing_dir: str = field(default_factory=lambda: tempfile.gettempdir())
+    listing_dir: str = field(default_factory=lambda: private_dir())
     name: str = "distcp"
 
     def staging_key(self, run: Run) -> str:
@@ -217,8 +229,10 @@ class DistcpMethod(TransferMethod):
         resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
         _, sources = self.sources(files, run)
         listing = self.listing_path(run, files)
-        os.makedirs(os.path.dirname(listing), exist_ok=True)
-        with open(listing, "w", encoding="utf-8") as out:
+        os.makedirs(os.path.dirname(listing), mode=0o700, exist_ok=True)
+        # O_EXCL|O_NOFOLLOW: never through a file or link someone else put at this name
+        fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
         staged = self.source_staging_dir(run, files) if any(f.local is not None for f in files) else None
         counters: dict[str, int] = {}
