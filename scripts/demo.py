@@ -194,7 +194,7 @@ class StagingRefusal:
 
     def _refuse(self, run_id: str) -> None:
         distcp = TransferTargets(hdfs_root=TARGET, source_hdfs_path=SOURCE_STAGING).method("distcp", CommandRunner())
-        uri = distcp.source_staging_dir(Run(run_id), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
+        uri = distcp.source_staging_dir(Run(run_id, dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
         path = uri.removeprefix("hdfs://cluster1")
         source = self.hadoop.source
         source.webhdfs("PUT", path.rsplit("/", 1)[0], "MKDIRS", permission="755")

@@ -104,7 +104,7 @@ def test_hdfs_put_delivers_publishes_and_creates_the_table(source, dirs, hadoop_
     assert parquet_rows(hadoop_env, final) == EVENTS_ROWS
     assert summary_methods(result.stdout) == {0: "hdfs_put", 1: "hdfs_put", 2: "hdfs_put"}
     assert result.stdout.count("crc32c ok") == 3  # verified by the cluster's checksum, nothing read back
-    assert f"counts: source {EVENTS_ROWS:,}, files {EVENTS_ROWS:,}, published {EVENTS_ROWS:,}, " \
+    assert f"counts: source {EVENTS_ROWS:,}, files {EVENTS_ROWS:,}, delivered {EVENTS_ROWS:,}, published {EVENTS_ROWS:,}, " \
            f"target_table {EVENTS_ROWS:,}" in result.stdout
     assert f"at {final}" in result.stdout  # the table reads the published directory on cluster2
     assert hdfs_names(hadoop_env, f"{dirs['target']}/cli_put_events/_impala_transfer_staging") == []
@@ -248,6 +248,30 @@ def test_partitioned_run_adds_a_table_partition(source, dirs, hadoop_env):
     assert f"target_table {EVEN_ROWS:,}" in second.stdout  # the partition's count
     for ds in ("2024-01-01", "2024-01-02"):
         assert parquet_rows(hadoop_env, f"{dirs['target']}/cli_part_even/ds={ds}") == EVEN_ROWS
+
+
+def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back_byte_for_byte(
+        source, dirs, hadoop_env, hiveserver):
+    table_dir = f"{dirs['target']}/cli_restore_even"
+    final = f"{table_dir}/ds=2024-02-01"
+
+    def run_day(*query: str) -> subprocess.CompletedProcess:
+        return run_cli(*source, *query, "--no-distcp", "--target-table", "cli_restore_even",
+                       "--partition", "ds=2024-02-01", "--run-id", "daily", *local_args(dirs))
+
+    assert_ok(run_day("--table", "default.even"))
+    first = {name: hdfs_bytes(hadoop_env, f"{final}/{name}") for name in hdfs_names(hadoop_env, final)}
+    # Someone changed the table meanwhile: the re-run's table step refuses it, after the swap.
+    hiveserver.execute("DROP TABLE default.cli_restore_even",
+                       "CREATE EXTERNAL TABLE default.cli_restore_even (other STRING) PARTITIONED BY (ds STRING) "
+                       f"STORED AS PARQUET LOCATION '{table_dir}'")
+    rerun = run_day("--query", "SELECT * FROM default.even WHERE id < 100")
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    assert "FAILED: target table cli_restore_even:" in rerun.stdout
+    assert f"restored {final} to its previous files; the run's files wait in _impala_transfer_staging/" in rerun.stdout
+    assert {name: hdfs_bytes(hadoop_env, f"{final}/{name}") for name in hdfs_names(hadoop_env, final)} == first
+    assert hdfs_names(hadoop_env, f"{table_dir}/_impala_transfer_previous") == []
+    assert hdfs_names(hadoop_env, f"{table_dir}/_impala_transfer_locks", hidden=True) == []
 
 
 def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, hadoop_env, tmp_path):

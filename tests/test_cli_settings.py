@@ -4,30 +4,11 @@ console script against real servers is tests/test_cli.py."""
 
 from __future__ import annotations
 
-import io
 import re
-from dataclasses import dataclass
 
 import pytest
 
-from airflow_provider_impala_transfer.cli.main import main
-
-PASSWORD = "pw-Zq81x-never-shown"
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, password: str | None = PASSWORD) -> Result:
-    """The CLI as its console script runs it, with only ``env`` (and the password) as environment."""
-    environ = {**({"IMPALA_PASSWORD": password} if password else {}), **(env or {})}
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = main(list(args), environ=environ, stdout=stdout, stderr=stderr)
-    return Result(code, stdout.getvalue(), stderr.getvalue())
+from tests.support.cli import PASSWORD, Result, run_cli
 
 
 def assert_ok(result: Result) -> None:
@@ -45,7 +26,7 @@ def test_seed_production_example_dry_run(tmp_path):
     assert_ok(result)
     out = result.stdout
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
-    assert re.search(rf"hdfs dfs -put -f file://{tmp_path}/tmp/prod/chunk-00000-part-00000\.parquet "
+    assert re.search(rf"hdfs dfs -put -f file://{tmp_path}/tmp/prod-XXXXXXXX/chunk-00000-part-00000\.parquet "
                      r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/chunk-00000/$", out, re.M)  # staged first
     assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
                      r"-f file://\S+\.list "

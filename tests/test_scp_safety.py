@@ -33,6 +33,7 @@ from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, scp_ha
 from airflow_provider_impala_transfer.operators.transfer import PublishOperator, TransferOperator
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
+DAG = "scp_safety"
 REAL_SCP, REAL_SSH = shutil.which("scp"), shutil.which("ssh")
 OPENSSH_8_0_USAGE = ("usage: scp [-346BCpqrTv] [-c cipher] [-F ssh_config] [-i identity_file]\n"
                      "           [-l limit] [-o ssh_option] [-P port] [-S program] source ... target\n")
@@ -94,7 +95,8 @@ def make_chunk(directory: Path, parts: int = 2, size: int = 50_000) -> Manifest:
 
 def context(run_id: str = RUN) -> dict:
     """What TransferOperator/PublishOperator.execute read: the run id and a first try, unmapped."""
-    return {"run_id": run_id, "ti": SimpleNamespace(try_number=1, map_index=-1, xcom_pull=lambda **kwargs: None)}
+    return {"run_id": run_id, "ti": SimpleNamespace(dag_id=DAG, try_number=1, map_index=-1,
+                                                    xcom_pull=lambda **kwargs: None, xcom_push=lambda **kwargs: None)}
 
 
 @pytest.fixture
@@ -146,7 +148,7 @@ def test_transfer_operator_keeps_key_text_files_while_scp_runs_and_removes_them_
     assert record["method"] == "scp" and len(record["files"]) == 2
     assert [r["tool"] for r in calls(tools.log)][:2] == ["ssh", "scp"]  # mkdir, copy, then the checks over ssh
     assert_present_while_used_and_gone_after(calls(tools.log))
-    staged = remote / "_impala_transfer_staging" / Run(RUN).key
+    staged = remote / "_impala_transfer_staging" / Run(RUN, dag_id=DAG).key
     assert sorted(p.name for p in staged.iterdir()) == [f.name for f in manifest.files]
 
     publish = PublishOperator(task_id="publish", deliveries=[record], target_path=f"file://{remote}",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(package.__file__).parent
 NAME = "airflow_provider_impala_transfer"
 # Raised on purpose but not errors: Airflow's signal that a task has nothing to do.
-CONTROL_FLOW = {"AirflowSkipException"}
+CONTROL_FLOW = {"AirflowSkipException", "AirflowFailException"}  # Airflow's own verdicts: skip, fail without retrying
 
 
 def modules() -> dict[str, ast.Module]:

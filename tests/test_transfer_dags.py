@@ -101,7 +101,8 @@ def test_every_chunk_by_distcp_from_cluster1_to_cluster2_verified_published_and_
         assert chunk_states(states, later) == ["skipped"] * 4
     assert chunk_states(states, "delivered") == ["success"] * 4
     assert states[("events.reconcile", -1)] == "success"
-    assert "counts: source 20,000, files 20,000, published 20,000, target_table 20,000" in output
+    assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
+    assert states[("events.finalize", -1)] == "success"
     # ONE real DistCp job per chunk, streamed into the task log while it ran, then its counters
     assert len(set(re.findall(r"Running job: (job_local\d+_\d+)", output))) == 4
     assert len(re.findall(r"distcp: .*Files Copied=1\b", output)) == 4
@@ -212,13 +213,14 @@ def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, local_
     output, run_state, _ = run_dag(airflow_home, "2026-03-07", method="hdfs_put", target=target,
                                    table="default.events_rerun")
     assert run_state == "success", output[-3000:]
-    assert "replacing this run's earlier data" in output
+    assert re.search(r"replacing hdfs://cluster2/.*/ds=2026-03-07; its files wait at .*_impala_transfer_previous/ds=2026-03-07", output)
     assert {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds=2026-03-06/{n}")["modificationTime"]
             for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06")} == other  # the other date untouched
     assert all(n.endswith(".parquet") for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-07"))  # nothing nested
     assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-07") == EVENTS_ROWS
     assert hiveserver.query("SELECT COUNT(*) FROM default.events_rerun") == [(2 * EVENTS_ROWS,)]
-    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_trash") == []
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
 
 
 @pytest.mark.timeout(900)
@@ -230,7 +232,7 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
     target = target_dir("scheduled")
     staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
     distcp = TransferTargets(hdfs_root=target, source_hdfs_path=staging).method("distcp", CommandRunner())
-    chunk3 = distcp.source_staging_dir(Run("scheduled_fallback"), [FileEntry(path="x", bytes=0, sha256="", chunk=3)])
+    chunk3 = distcp.source_staging_dir(Run("scheduled_fallback", dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=3)])
     local_hadoop.hdfs("dfs", "-mkdir", "-p", chunk3.rsplit("/", 1)[0], check=True)
     local_hadoop.hdfs("dfs", "-mkdir", chunk3, superuser=True, check=True)
     local_hadoop.hdfs("dfs", "-chmod", "555", chunk3, superuser=True, check=True)

@@ -50,7 +50,7 @@ from airflow_provider_impala_transfer.core.transfer.methods import (
     check_method,
     copy_stream,
 )
-from airflow_provider_impala_transfer.core.transfer.publish import publish
+from airflow_provider_impala_transfer.core.transfer.publish import commit, publish
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 from tests.support.hdfs_files import hdfs_names
@@ -332,20 +332,26 @@ def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(me
     other_run = Run("scheduled__2026-11-23", {"ds": "2026-11-23"})
     deliver_chunk(method, first, other_run, overwrite=False)
     publish(destination, other_run, names(first), names(first))
+    commit(destination, other_run)
     run = Run(RUN, {"ds": "2026-11-24"})
     deliver_chunk(method, first, run, overwrite=False)
     publish(destination, run, names(first), names(first))
+    commit(destination, run)
     # re-run of the same run with a shorter result: one file; the earlier two are replaced, nothing nests
     second = make_chunk(tmp_path / "b", parts=1)
     deliver_chunk(method, second, run, overwrite=True)
     publish(destination, run, names(second), names(second))
+    assert hdfs_names(hadoop_env, f"{root}/_impala_transfer_previous/ds=2026-11-24") == names(first)  # until commit
+    commit(destination, run)
     target = hadoop_env.target
     assert hdfs_names(hadoop_env, f"{root}/ds=2026-11-24") == names(second)
     path = urlsplit(root).path
     assert target.read_bytes(f"{path}/ds=2026-11-24/{names(second)[0]}") == (tmp_path / "b" / names(second)[0]).read_bytes()
     assert hdfs_names(hadoop_env, f"{root}/ds=2026-11-23") == names(first)
-    assert hdfs_names(hadoop_env, f"{root}/_impala_transfer_trash") == []
-    assert hdfs_names(hadoop_env, root, hidden=True) == ["_impala_transfer_staging", "_impala_transfer_trash", "ds=2026-11-23", "ds=2026-11-24"]
+    assert hdfs_names(hadoop_env, f"{root}/_impala_transfer_previous") == []
+    assert hdfs_names(hadoop_env, f"{root}/_impala_transfer_locks", hidden=True) == []
+    assert hdfs_names(hadoop_env, root, hidden=True) == ["_impala_transfer_locks", "_impala_transfer_previous",
+                                                         "_impala_transfer_staging", "ds=2026-11-23", "ds=2026-11-24"]
     # publishing again is a no-op; publishing a run that delivered nothing is an error
     publish(destination, run, names(second), names(second))
     with pytest.raises(PublishError, match="nothing to publish"):

@@ -55,9 +55,12 @@ def test_group_wires_the_chain_inside_the_mapped_group():
     assert tasks["g.deliver.distcp"].trigger_rule == "all_success"
     assert tasks["g.deliver.delivered"].trigger_rule == "all_done"
     assert tasks["g.deliver.scp"].skip_if_delivered_by == ["g.deliver.distcp", "g.deliver.hdfs_put", "g.deliver.hdfs_cp"]
-    assert "g.deliver.delivered" in tasks["g.publish"].upstream_task_ids
-    assert [t.task_id for t in tasks["g.reconcile"].upstream_list if t.task_id == "g.target_table"]
-    assert not tasks["g.reconcile"].downstream_list  # the leaf decides the run's state
+    # counts are checked before anything is replaced; the finalize leaf decides the run's state
+    assert tasks["g.reconcile"].upstream_task_ids == {"g.extract", "g.deliver.delivered"}
+    assert tasks["g.publish"].upstream_task_ids == {"g.deliver.delivered", "g.reconcile"}
+    assert tasks["g.finalize"].upstream_task_ids == {"g.publish", "g.target_table"}
+    assert tasks["g.finalize"].trigger_rule == "all_done" and tasks["g.finalize"].check_task_ids == ["g.target_table"]
+    assert [t.task_id for t in dag.tasks if not t.downstream_list] == ["g.finalize"]
 
 
 def test_scp_hook_reads_an_ssh_connection_and_refuses_passwords(monkeypatch, tmp_path):
@@ -167,7 +170,8 @@ def hdfs_put(tmp_path: Path, **arguments) -> TransferOperator:
                             target_path=f"file://{tmp_path / 'target'}", **arguments)
 
 
-CONTEXT = {"run_id": "manual__2026-11-24", "ti": SimpleNamespace(try_number=1, map_index=-1, xcom_pull=lambda **k: None)}
+CONTEXT = {"run_id": "manual__2026-11-24", "ti": SimpleNamespace(dag_id="d", try_number=1, map_index=-1,
+                                                                 xcom_pull=lambda **k: None, xcom_push=lambda **k: None)}
 
 
 def test_a_hadoop_cli_connection_cannot_choose_the_program_or_load_code(monkeypatch, tmp_path):

@@ -9,11 +9,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fsspec.registry import known_implementations, registry
+
 from airflow_provider_impala_transfer.cli.settings import Resolved
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import (
     check_component,
+    check_hadoop_path,
     check_path_text,
     join,
     local_path,
@@ -28,10 +31,11 @@ from airflow_provider_impala_transfer.core.transfer.commands import CommandRunne
 from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
-from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, check_key_file
 from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
 
 HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs", "file")
+HADOOP_METHODS = ("distcp", "hdfs_put", "hdfs_cp")
 
 
 @dataclass
@@ -81,8 +85,11 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     if not s.split_by and s.max_workers > 1:
         notes.append("one chunk, one stream: give --split-by <column> to extract chunks in parallel")
     chain = _chain(s, targets, notes)
+    temp_dir = os.path.abspath(check_path_text(s.temp_dir, "--temp-dir"))
+    if set(chain) & set(HADOOP_METHODS):  # the chunk files' file:// URIs go to hdfs dfs -put / -cp
+        check_hadoop_path(temp_dir, "--temp-dir")
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
-              run=run, work_dir=os.path.join(os.path.abspath(s.temp_dir), run_key(run_id)), notes=notes)
+              run=run, work_dir=os.path.join(temp_dir, run_key(run_id)), notes=notes)
     _table_step(job, password)
     return job
 
@@ -145,8 +152,8 @@ def _hadoop_location(value: str, field: str, *, cluster: str | None = None) -> s
     client's ``fs.defaultFS`` (the cluster this command runs against)."""
     value = value.strip()
     if value.startswith("/") and not scheme_of(value) and not cluster:
-        return check_path_text(value, field)
-    return normalize_uri(value, field, cluster=cluster)
+        return check_hadoop_path(check_path_text(value, field), field)
+    return check_hadoop_path(normalize_uri(value, field, cluster=cluster), field)
 
 
 def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
@@ -166,6 +173,10 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
         if not scheme_of(root):
             notes.append(f"target {raw} has no scheme: the Hadoop client's default filesystem is used")
     elif raw:
+        if scheme not in known_implementations and scheme not in registry:
+            raise ConfigError("--target-hdfs-path", f"{raw!r} uses {scheme}://, which neither Hadoop nor fsspec knows",
+                              "give hdfs://, viewfs://, webhdfs://, file:// or an fsspec URL such as s3://, gs://, "
+                              "abfs://, sftp://")
         url = join(normalize_uri(raw, "--target-hdfs-path"), table_dir)
         targets.fsspec = fsspec_destination(url, s.fsspec_options, field="--target-hdfs-path",
                                             options_name="--fsspec-options")
@@ -173,8 +184,13 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
         remote = s.scp_target_path or (local_path(raw) if raw else None)  # a file:// or bare target's path
         if not remote:
             raise ConfigError("--scp-target-path", "is not set", "give the remote directory, e.g. /data/incoming")
+        if not remote.startswith("/"):
+            raise ConfigError("--scp-target-path", f"{remote!r} is not an absolute path",
+                              "give the directory on the scp host, e.g. /data/incoming")
+        check_path_text(remote, "--scp-target-path")
+        key_file = check_key_file(s.scp_key_file, "--scp-key-file") if s.scp_key_file else None
         targets.scp = ScpTarget(host=s.scp_target_host, remote_path=join(remote, table_dir), user=s.scp_user,
-                                port=s.scp_port, key_file=s.scp_key_file, known_hosts=s.scp_known_hosts,
+                                port=s.scp_port, key_file=key_file, known_hosts=s.scp_known_hosts,
                                 host_key_checking=s.scp_host_key_checking, bandwidth_kbit=s.scp_bandwidth_kbit)
     if targets.hdfs_root is None and targets.fsspec is None and targets.scp is None:
         raise ConfigError("--target-hdfs-path", "no target is set",
@@ -204,6 +220,8 @@ def _chain(s: Resolved, targets: TransferTargets, notes: list[str]) -> list[str]
         raise ConfigError("--target-hdfs-path", "fsspec needs an fsspec URL (s3://, gs://, abfs://, sftp://, ...)",
                           "give one, or choose another --method")
     targets.method(chain[0], CommandRunner())  # builds nothing lasting; raises ConfigError naming what is missing
+    if "scp" in chain and targets.scp is not None:  # a legacy scp would hand the path to the remote shell
+        targets.scp.check_remote_dir(targets.scp.remote_path)
     if chain[0] == "distcp" and not targets.source_hdfs_path:
         raise ConfigError("--source-hdfs-path", "distcp runs on the cluster and cannot read this machine's "
                           "files", "give an hdfs:// staging directory on the source cluster (SOURCE_HDFS_PATH)")

@@ -15,7 +15,7 @@ from typing import IO, NoReturn
 
 from airflow_provider_impala_transfer import __version__
 from airflow_provider_impala_transfer.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from airflow_provider_impala_transfer.cli.settings import SETTINGS, Resolved, read_password, resolve
+from airflow_provider_impala_transfer.cli.settings import SETTINGS, Resolved, named_by_flag, read_password, resolve
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError
 GROUP_TITLES = {"source": "source (Impala)", "query": "what to transfer", "processing": "processing",
                 "target": "target and methods", "table": "target table"}
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
         reporter = make_reporter(stderr, progress=args.progress, verbose=args.verbose)
         return run.run_job(job, reporter, stdout)
     except ConfigError as exc:
-        stderr.write(f"impala-transfer: {exc}\n")
+        stderr.write(f"impala-transfer: {named_by_flag(exc, '--query-file' if args.query_file else '--query')}\n")
         return EXIT_USAGE
     except (ImpalaTransferError, OSError) as exc:
         stderr.write(f"impala-transfer: FAILED: {run.first_line(exc)}\n")

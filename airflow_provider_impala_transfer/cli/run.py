@@ -2,12 +2,15 @@
 ``--test-connection``. Each step calls the same core function the DAG's task calls:
 
     plan_chunks -> extract_chunk (one connection per worker) -> deliver_with_fallback(deliver_chunk)
-    -> publish_deliveries -> publish_table -> count_mismatch
+    -> count_mismatch (source == files == delivered) -> publish_deliveries -> publish_table
+    -> commit_kinds, or roll_back_kinds if anything after the swap failed
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import IO
@@ -23,13 +26,13 @@ from airflow_provider_impala_transfer.core.extract.extract import Progress, desc
 from airflow_provider_impala_transfer.core.extract.writer import part_name
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch, count_rows
 from airflow_provider_impala_transfer.core.table.ddl import add_partition_sql, count_sql, create_table_sql, refresh_sql
-from airflow_provider_impala_transfer.core.table.publish import publish_table
+from airflow_provider_impala_transfer.core.table.publish import publish_table, refresh_table
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import Attempt, deliver_chunk, deliver_with_fallback
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR
 from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod
-from airflow_provider_impala_transfer.core.transfer.publish import publish_deliveries
-from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
+from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
+from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF
 
 # What a run may fail with and still end with its summary: the provider's errors, and the OS's
@@ -56,6 +59,7 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
         reporter.line(note)
     chunks = plan_chunks(job.connector, job.spec)
     total = count_rows(job.connector, job.spec.query)
+    job.work_dir = private_dir(job.work_dir)  # once the source answered: a refusal leaves nothing behind
     reporter.line(f"run {job.run.run_id}: {job.spec.query.strip()[:200]}")
     reporter.line(f"target {job.target_description}; methods {' -> '.join(job.chain)}")
     outcomes = {c.index: ChunkOutcome(c.index, c.description) for c in chunks}
@@ -133,10 +137,15 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
     if missing:
         return [f"FAILED: chunk(s) {', '.join(map(str, missing))} not delivered; nothing was published "
                 f"(delivered chunks wait in {STAGING_DIR}/ at the target; local files kept in {job.work_dir})"], EXIT_FAILED
+    manifest = Manifest.merge(manifests[c.index] for c in chunks)
+    counts = {"source": total, "files": manifest.rows, "delivered": sum(r.rows for r in records.values())}
+    problem = count_mismatch(counts)  # checked before anything is replaced
+    if problem:
+        return [f"counts: {_counts_text(counts)}", f"FAILED: {problem}; nothing was published"], EXIT_FAILED
     runner = job.targets.runner(log=reporter.detail)
+    destination_of = lambda kind: job.targets.destination(kind, runner)  # noqa: E731
     try:
-        published = publish_deliveries(list(records.values()), job.run,
-                                       lambda kind: job.targets.destination(kind, runner),
+        published = publish_deliveries(list(records.values()), job.run, destination_of,
                                        allow_split=job.settings.allow_split_publish, log=reporter.detail)
     except RUN_ERRORS as exc:
         return [f"FAILED: publish: {first_line(exc)} (delivered chunks wait in {STAGING_DIR}/ at the target; "
@@ -146,27 +155,60 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
     if len(published.published) > 1:
         lines.append(f"note: chunks were published to {len(published.published)} places (--allow-split-publish): "
                      + "; ".join(f"{kind} {where}" for kind, where in published.published.items()))
-    manifest = Manifest.merge(manifests[c.index] for c in chunks)
-    counts = {"source": total, "files": manifest.rows, "published": published.rows}
-    code = EXIT_OK
-    if job.table is not None and job.table_connector is not None:
-        table = job.table_at(published.final_dir)
-        try:
+    counts["published"] = published.rows
+    failure = None
+    table = None
+    try:
+        if job.table is not None and job.table_connector is not None:
+            table = job.table_at(published.final_dir)
             result = publish_table(job.table_connector, table, manifest.schema, published.rows)
             counts["target_table"] = result.rows
             lines.append(f"table {result.table} shows {result.rows:,} rows at {result.location}")
-        except ImpalaTransferError as exc:
-            lines.append(f"FAILED: target table {job.target_table}: {first_line(exc)}")
-            code = EXIT_FAILED
+        failure = count_mismatch(counts)
+    except ImpalaTransferError as exc:
+        failure = f"target table {job.target_table}: {first_line(exc)}"
+    except BaseException:
+        _roll_back(job, published, destination_of, table, reporter)
+        raise
     lines += [f"note: {note}" for note in job.notes if note.startswith("target table")]
-    lines.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    problem = count_mismatch(counts)
-    if problem:
-        lines.append(f"FAILED: {problem}")
-        code = EXIT_FAILED
-    if code == EXIT_OK and not job.settings.keep_temp:
+    lines.append(f"counts: {_counts_text(counts)}")
+    if failure:
+        lines.append(f"FAILED: {failure}")
+        lines += _roll_back(job, published, destination_of, table, reporter)
+        return lines, EXIT_FAILED
+    try:
+        commit_kinds(list(published.published), job.run, destination_of, log=reporter.detail)
+    except RUN_ERRORS as exc:  # the new data is in place and checked; only the cleanup failed
+        lines.append(f"note: removing the replaced files failed: {first_line(exc)}")
+    if not job.settings.keep_temp:
         shutil.rmtree(job.work_dir, ignore_errors=True)
-    return lines, code
+    return lines, EXIT_OK
+
+
+def _roll_back(job: Job, published: PublishResult, destination_of, table, reporter: Reporter) -> list[str]:
+    """A check after publishing failed: put back what the run replaced (see core.transfer.publish)."""
+    try:
+        restored = roll_back_kinds(list(published.published), job.run, destination_of, log=reporter.detail)
+        if table is not None and job.table_connector is not None:
+            refresh_table(job.table_connector, table)
+    except RUN_ERRORS as exc:
+        return [f"FAILED: restoring the previous data: {first_line(exc)} (see {', '.join(published.published.values())})"]
+    what = "its previous files" if published.replaced else "nothing (it held nothing before)"
+    return [f"restored {', '.join(published.published[k] for k in restored)} to {what}; the run's files wait in "
+            f"{STAGING_DIR}/ for a retry"] if restored else []
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items())
+
+
+def private_dir(path: str) -> str:
+    """A new 0700 directory named after ``path`` (``<path>-XXXXXXXX``) for this run's local files:
+    another local user can neither read the data nor plant files or links where it is written,
+    and two runs never share one."""
+    parent = os.path.dirname(path)
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    return tempfile.mkdtemp(prefix=os.path.basename(path) + "-", dir=parent)
 
 
 def first_line(exc: BaseException) -> str:
@@ -186,13 +228,13 @@ def dry_run(job: Job, out: IO[str]) -> int:
     write(f"query: {' '.join(job.spec.query.split())}")
     for chunk in chunks:
         write(f"  chunk {chunk.index}: {chunk.description}")
-    write(f"local files: {job.work_dir}/chunk-CCCCC-part-PPPPP{job.spec.file_format.extension} "
+    write(f"local files: {job.work_dir}-XXXXXXXX/chunk-CCCCC-part-PPPPP{job.spec.file_format.extension} "
           f"(a new part every {job.spec.chunk_size:,} rows)")
     write(f"methods, tried in order per chunk: {' -> '.join(job.chain)}")
     runner = CommandRunner()
     for chunk in chunks:
         name = part_name(chunk.index, 0, job.spec.file_format)
-        files = [FileEntry(path=f"file://{job.work_dir}/{name}", bytes=0, sha256="", chunk=chunk.index, part=0)]
+        files = [FileEntry(path=f"file://{job.work_dir}-XXXXXXXX/{name}", bytes=0, sha256="", chunk=chunk.index, part=0)]
         write(f"chunk {chunk.index} ({name}, ...):")
         for method_name in job.chain:
             try:

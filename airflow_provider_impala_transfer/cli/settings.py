@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANISMS, DEFAULT_RPC_TIMEOUT
 from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name
-from airflow_provider_impala_transfer.core.common.values import parse_bool, positive_int
+from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
@@ -31,7 +31,7 @@ class Setting:
     name: str
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | bool | json
+    kind: str = "str"  # str | int | port | bool | json
     env: str | None = None
     choices: tuple[str, ...] | None = None
     group: str = "source"
@@ -49,7 +49,7 @@ def _s(name: str, help: str, default: Any = None, kind: str = "str", env: str | 
 SETTINGS: tuple[Setting, ...] = (
     # source
     _s("source_host", "Impala daemon (HiveServer2 protocol) host", env="IMPALA_HOST"),
-    _s("source_port", "its port", 21050, "int", "IMPALA_PORT"),
+    _s("source_port", "its port", 21050, "port", "IMPALA_PORT"),
     _s("source_database", "database for unqualified names", "default", env="IMPALA_DATABASE"),
     _s("auth_mechanism", "NOSASL, PLAIN, LDAP, GSSAPI or JWT", "NOSASL", env="IMPALA_AUTH_MECHANISM",
        choices=AUTH_MECHANISMS),
@@ -112,7 +112,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
     _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
     _s("scp_user", "remote user", env="SCP_USER", group="target"),
-    _s("scp_port", "ssh port", 22, "int", "SCP_PORT", group="target"),
+    _s("scp_port", "ssh port", 22, "port", "SCP_PORT", group="target"),
     _s("scp_key_file", "private key file", env="SCP_KEY_FILE", group="target"),
     _s("scp_known_hosts", "known_hosts file holding the target's host key", env="SCP_KNOWN_HOSTS", group="target"),
     _s("scp_host_key_checking", "yes (default) or accept-new", "yes", choices=HOST_KEY_CHECKING,
@@ -125,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
     # target table
     _s("target_impala_host", "Impala host on the target cluster for the table step (default: the source "
        "host when no --target-cluster is given)", env="TARGET_IMPALA_HOST", group="table"),
-    _s("target_impala_port", "its port", 21050, "int", "TARGET_IMPALA_PORT", group="table"),
+    _s("target_impala_port", "its port", 21050, "port", "TARGET_IMPALA_PORT", group="table"),
     _s("table_dialect", "impala (REFRESH) or hive (REFRESH TABLE)", "impala", choices=DIALECTS,
        env="TABLE_DIALECT", group="table"),
     _s("skip_table", "only deliver files: no CREATE/REFRESH of the target table", False, "bool", group="table"),
@@ -146,6 +146,8 @@ def convert(setting: Setting, value: Any, origin: str) -> Any:
         return None
     if setting.kind == "int":
         return positive_int(value, field)
+    if setting.kind == "port":
+        return port_number(value, field)
     if setting.kind == "bool":
         return parse_bool(value, field)
     if setting.kind == "json":
@@ -168,6 +170,24 @@ def convert(setting: Setting, value: Any, origin: str) -> Any:
             raise ConfigError(field, f"{text!r} is not allowed", f"use one of {', '.join(setting.choices)}")
         return wanted
     return text
+
+
+# The core names its fields as the Python API and the operators do; the CLI names the flag typed.
+FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": "--output-format",
+                 "compression": "--compression", "chunk_size": "--chunk-size", "partition": "--partition",
+                 "run_id": "--run-id", "scp host": "--scp-target-host", "scp user": "--scp-user",
+                 "scp_target_path": "--scp-target-path"}
+QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
+
+
+def named_by_flag(error: ConfigError, query_flag: str = "--query") -> ConfigError:
+    """A core check's error as the command line says it: the flag the user typed (``--split-by``,
+    not ``split_by``), and for a refused query a fix that fits a command that only reads."""
+    if error.field == "sql":
+        return ConfigError(query_flag, error.problem, QUERY_FIX)
+    if error.field in FLAG_OF_FIELD:
+        return ConfigError(FLAG_OF_FIELD[error.field], error.problem, error.fix)
+    return error
 
 
 def load_config_file(path: str) -> dict[str, Any]:

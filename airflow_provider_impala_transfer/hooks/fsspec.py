@@ -64,4 +64,5 @@ class FsspecHook(BaseHook):
                               f"{self.fsspec_conn_id!r} is for {protocol}://", "make them agree")
         if protocol and "://" not in target_url:
             target_url = f"{protocol}://{target_url.lstrip('/')}" if protocol not in ("file", "local") else target_url
-        return fsspec_destination(target_url, options, options_name=f"connection {self.fsspec_conn_id!r}")
+        where = f"connection {self.fsspec_conn_id!r}" if self.fsspec_conn_id else "fsspec_conn_id (none is given)"
+        return fsspec_destination(target_url, options, options_name=where)

@@ -7,10 +7,11 @@ from typing import Any
 from airflow.providers.apache.impala.hooks.impala import ImpalaHook
 
 from airflow_provider_impala_transfer.core.common.connection import DEFAULT_PORT, DEFAULT_RPC_TIMEOUT, SourceConnector
-from airflow_provider_impala_transfer.core.common.values import parse_bool
+from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_seconds
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
 _BOOL_EXTRAS = {"use_ssl", "use_http_transport", "verify_cert"}
+DEFAULT_CONNECT_TIMEOUT = 30.0
 
 
 class ImpalaTransferHook(ImpalaHook):
@@ -26,13 +27,21 @@ class ImpalaTransferHook(ImpalaHook):
 
     def connector(self) -> SourceConnector:
         """A picklable description of the connection; each task opens its own socket from it."""
-        conn = self.get_connection(self.get_conn_id())
+        conn_id = self.get_conn_id()
+        conn = self.get_connection(conn_id)
         extras = _normalise_extras(conn.extra_dejson)
         mask_in_task_logs(extras)
         # Our own extras; every other one goes to impala.dbapi.connect unchanged, exactly as
         # ImpalaHook does, so an existing `impala` connection works as it is.
-        connect_timeout = self.connect_timeout or extras.pop("connect_timeout", None) or 30
-        rpc_timeout = extras.pop("rpc_timeout", None) or DEFAULT_RPC_TIMEOUT
+        extra_connect, extra_rpc = extras.pop("connect_timeout", None), extras.pop("rpc_timeout", None)
+        if self.connect_timeout is not None:  # the operator's argument wins over the extra
+            connect_timeout = positive_seconds(self.connect_timeout, "connect_timeout")
+        elif extra_connect is not None:
+            connect_timeout = positive_seconds(extra_connect, "connection extra connect_timeout")
+        else:
+            connect_timeout = DEFAULT_CONNECT_TIMEOUT
+        rpc_timeout = (positive_seconds(extra_rpc, "connection extra rpc_timeout") if extra_rpc is not None
+                       else DEFAULT_RPC_TIMEOUT)
         options = extras
         if conn.login:
             options.setdefault("user", conn.login)
@@ -42,9 +51,9 @@ class ImpalaTransferHook(ImpalaHook):
             options.setdefault("database", conn.schema)
         return SourceConnector(
             host=conn.host or "",
-            port=conn.port or DEFAULT_PORT,
-            connect_timeout=float(connect_timeout),
-            rpc_timeout=float(rpc_timeout),
+            port=port_number(conn.port, f"port of connection {conn_id!r}") if conn.port else DEFAULT_PORT,
+            connect_timeout=connect_timeout,
+            rpc_timeout=rpc_timeout,
             options=options,
         )
 

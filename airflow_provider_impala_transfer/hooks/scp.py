@@ -3,7 +3,8 @@
 Host, port and login come from the connection. Extras, with the names and meanings of the SSH
 provider's ``SSHHook``:
 
-* ``key_file`` (a path on the worker) **or** ``private_key`` (the key's text) - not both;
+* ``key_file`` (a path on the worker: it must exist, be readable by no one else and need no
+  passphrase, as ssh in batch mode demands) **or** ``private_key`` (the key's text) - not both;
 * ``host_key`` (the server's public key, ``ssh-ed25519 AAAA...``, or the base64 part alone for
   an RSA key) or ``known_hosts`` (a file);
 * ``no_host_key_check``: ``true`` means ``StrictHostKeyChecking=accept-new`` here, never ``no``.
@@ -40,7 +41,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_impala_transfer.core.common.values import parse_bool, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget
+from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, check_key_file
 
 DEFAULT_CONNECT_TIMEOUT = 20
 _AGENT_FIX = ("use an unencrypted deploy key (kept as key_file or private_key, restricted in the target's "
@@ -100,6 +101,8 @@ class ScpHook(BaseHook):
         }
         settings.update({k: v for k, v in overrides.items() if v is not None})
         ScpTarget(**settings)  # every setting checked before a secret is written anywhere
+        if settings["key_file"]:
+            check_key_file(settings["key_file"], "key_file")
         if extras.get("private_key"):
             from airflow.sdk.log import mask_secret
 

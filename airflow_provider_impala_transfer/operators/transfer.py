@@ -5,7 +5,8 @@
 * :class:`ChunkDeliveredOperator` is the per-chunk join of the fallback chain: it fails unless one
   method delivered the chunk.
 * :class:`PublishOperator` renames the run's staging directory to its final place once every
-  chunk is there.
+  chunk is there; :class:`FinalizePublishOperator` keeps it, or puts back what it replaced when a
+  later task failed.
 
 All real work is in the Airflow-free core; these read context and connections.
 """
@@ -18,21 +19,25 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
-from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
+from airflow_provider_impala_transfer.core.errors import ConfigError, PublishError, TransferError
+from airflow_provider_impala_transfer.core.reconcile import count_mismatch
+from airflow_provider_impala_transfer.core.table.ddl import TableTarget
+from airflow_provider_impala_transfer.core.table.publish import refresh_table
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
-from airflow_provider_impala_transfer.core.transfer.publish import publish_deliveries
-from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
+from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
+from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
+from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 
 # Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
@@ -110,7 +115,7 @@ class _TargetOperator(BaseOperator):
                 self._open_hooks = None
 
     def transfer_run(self, context: Any) -> Run:
-        return Run(run_id=context["run_id"], partition=self.partition or None)
+        return Run(run_id=context["run_id"], partition=self.partition or None, dag_id=context["ti"].dag_id)
 
     def _target_uri(self) -> str:
         return normalize_uri(self.target_path, "target_path", cluster=self.target_cluster)
@@ -263,25 +268,106 @@ class ChunkDeliveredOperator(BaseOperator):
 class PublishOperator(_TargetOperator):
     """Make a run's verified files visible: staging directory -> final directory, by rename.
 
+    What the final directory held waits aside, and the final directory stays locked against other
+    runs, until :class:`FinalizePublishOperator` keeps the new files or puts the old ones back.
+
     :param deliveries: every chunk's delivery record (the joins' outputs).
     :param allow_split_publish: publish even when chunks reached different places (some by scp to
         another host); by default such a run fails and nothing is published.
+    :param hold_until_finalized: a :class:`FinalizePublishOperator` follows (as in
+        ``impala_transfer_group``): the replaced files and the lock wait for its verdict. False
+        (default): this task confirms at once, as a run with no later checks.
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "deliveries")
     ui_color = "#e8f5e9"
 
-    def __init__(self, *, deliveries: Any, allow_split_publish: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, deliveries: Any, allow_split_publish: bool = False, hold_until_finalized: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.deliveries = deliveries
         self.allow_split_publish = allow_split_publish
+        self.hold_until_finalized = hold_until_finalized
 
     def execute(self, context: Any) -> dict[str, Any]:
         records = [DeliveryRecord.from_dict(r) for r in self.deliveries if r]
+        # Said before anything moves: if this task dies mid-way, the finalize task knows where to look.
+        context["ti"].xcom_push(key=PUBLISHING_KEY, value=sorted({r.destination for r in records}))
+        run = self.transfer_run(context)
         with self.connections():
-            result = publish_deliveries(records, self.transfer_run(context), self.build_destination,
+            result = publish_deliveries(records, run, self.build_destination,
                                         allow_split=self.allow_split_publish, log=self.log.info)
+            if not self.hold_until_finalized:
+                commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
                           len(record.files), f"{record.bytes:,}")
         return result.to_dict()
+
+
+class FinalizePublishOperator(_TargetOperator):
+    """The run's last task (trigger rule ALL_DONE, the leaf that decides the run's state): if the
+    publish and every check after it succeeded, drop the files the run replaced and release the
+    final directory's lock; otherwise put back what the run replaced (the previous partition, the
+    table's files), refresh the target table, and fail the run.
+
+    A task's success is read as its XCom return value, as the chunk joins do.
+
+    :param publish_task_id: the :class:`PublishOperator`'s task id.
+    :param check_task_ids: tasks after the publish that must succeed (the target table).
+    :param target_table: refreshed after a roll back (engines cache file lists), on
+        ``target_impala_conn_id`` with ``table_dialect``.
+    """
+
+    template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table")
+
+    def __init__(self, *, publish_task_id: str, check_task_ids: Sequence[str] = (), counts_task_id: str | None = None,
+                 target_table: str | None = None, target_impala_conn_id: str | None = None,
+                 table_dialect: str = "impala", **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.publish_task_id = publish_task_id
+        self.counts_task_id = counts_task_id
+        self.check_task_ids = list(check_task_ids)
+        self.target_table = target_table
+        self.target_impala_conn_id = target_impala_conn_id
+        self.table_dialect = table_dialect
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        run = self.transfer_run(context)
+        published = ti.xcom_pull(task_ids=self.publish_task_id)
+        checks = {t: ti.xcom_pull(task_ids=t) for t in self.check_task_ids}
+        failed = [t for t, value in checks.items() if value is None]
+        if published and not failed:
+            result = PublishResult.from_dict(published)
+            before = ti.xcom_pull(task_ids=self.counts_task_id) if self.counts_task_id else None
+            counts = {**(before or {}), "published": result.rows}
+            counts.update({t.rsplit(".", 1)[-1]: v["rows"] for t, v in checks.items() if "rows" in v})
+            self.log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            if count_mismatch(counts) is None:
+                with self.connections():
+                    commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
+                self.log.info("kept %s", ", ".join(result.published.values()))
+                return {**result.to_dict(), "counts": counts}
+            failed = ["the final count"]
+        kinds = ti.xcom_pull(task_ids=self.publish_task_id, key=PUBLISHING_KEY) or []
+        restored: list[str] = []
+        if kinds:
+            with self.connections():
+                restored = roll_back_kinds(kinds, run, self.build_destination, log=self.log.info)
+            if restored and self.target_table:
+                self._refresh_table()
+        what = (f"restored what the run replaced ({', '.join(restored)})" if restored
+                else "nothing the run published is visible")
+        step = ", ".join(t.rsplit(".", 1)[-1] for t in failed) if published else "publishing or a task before it"
+        # The run's verdict, not a flaky step: retrying it would decide the same.
+        raise AirflowFailException(str(PublishError(f"the run failed at {step}: {what}; see those tasks' logs")))
+
+    def _refresh_table(self) -> None:
+        target = TableTarget(table=self.target_table, location=self._target_uri(), partition=self.partition or None,
+                             dialect=self.table_dialect)
+        refresh_table(ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id).connector(), target)
+
+
+PUBLISHING_KEY = "publishing"  # XCom: the kinds of destination a publish is about to change

@@ -5,7 +5,10 @@
                 route -> distcp -> hdfs_put -> hdfs_cp -> scp    (each tried only if needed)
                       -> fsspec
                 -> delivered (fails unless one method delivered this chunk)
-         -> publish (staging -> final, by rename) -> target_table -> reconcile
+         -> reconcile (source COUNT(*) == rows in files == rows delivered, before anything changes)
+         -> publish (staging -> final, by rename; the replaced files kept aside, the final dir locked)
+         -> target_table
+         -> finalize (ALL_DONE: keep, or put back what the run replaced when a task failed)
 
 Why not ONE_FAILED between methods: the first method is chosen at run time (``method``,
 ``use_distcp``), so the method after a skipped one must run although nothing upstream failed,
@@ -13,8 +16,8 @@ which no trigger rule expresses. Each later method therefore runs when its prede
 (ALL_DONE) and skips itself unless the route chose it and no earlier method delivered; the grid
 still shows per chunk which method ran (green), failed (red) or was not needed (pink).
 The join uses ALL_DONE plus XCom, not ONE_SUCCESS, which fires early inside a mapped group on
-Airflow 3.3; and ``reconcile`` is the group's leaf, so the run fails if and only if some chunk was
-not delivered (or a count differs).
+Airflow 3.3; and ``finalize`` is the group's leaf, so the run fails if and only if some chunk was
+not delivered, a count differs or the table step failed, and then the target is as it was.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
 from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
-from airflow_provider_impala_transfer.core.transfer.records import PublishResult
+from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
@@ -44,6 +47,7 @@ from airflow_provider_impala_transfer.operators.transfer import (
     MANIFEST_LABEL_TEMPLATE,
     TARGET_ARGUMENTS,
     ChunkDeliveredOperator,
+    FinalizePublishOperator,
     PublishOperator,
     TransferOperator,
 )
@@ -135,37 +139,40 @@ def impala_transfer_group(
             return join
 
         delivered = deliver.expand(manifest=extract.output)
-        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
-                                  allow_split_publish=allow_split_publish, **target)
 
-        table_result = None
+        @task(task_id="reconcile")
+        def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], deliveries: Sequence[dict]) -> dict:
+            """Before anything is replaced: source COUNT(*) == rows in the files == rows delivered."""
+            manifest = Manifest.merge(manifests)
+            records = [DeliveryRecord.from_dict(d) for d in deliveries if d]
+            source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
+                                resolve_query(sql or None, table or None))
+            counts = {"source": source, "files": manifest.rows, "delivered": sum(r.rows for r in records)}
+            for record in sorted(records, key=lambda r: r.chunk):
+                log.info("%-14s delivered by %s", record.chunk, record.method)
+            log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            check_counts(counts)
+            return counts
+
+        checked = reconcile(sql, table, extract.output, delivered.output)
+        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
+                                  allow_split_publish=allow_split_publish, hold_until_finalized=True, **target)
+        checked >> publish
+        checks = []
         if target_table:
-            table_result = TargetTableOperator(
+            checks.append(TargetTableOperator(
                 task_id="target_table", target_table=target_table, manifests=extract.output,
                 published=publish.output, target_path=target_path,
                 target_cluster=target_args.get("target_cluster"),
                 target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
                 dialect=table_dialect, file_format=output_format, retries=retries,
-            )
-
-        @task(task_id="reconcile")
-        def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], published: dict,
-                      table_result: dict | None) -> dict:
-            """Source COUNT(*) == rows in the files == rows published (== target COUNT(*))."""
-            manifest = Manifest.merge(manifests)
-            result = PublishResult.from_dict(published)
-            source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
-                                resolve_query(sql or None, table or None))
-            counts = {"source": source, "files": manifest.rows, "published": result.rows}
-            if table_result is not None:
-                counts["target_table"] = table_result["rows"]
-            for chunk, method in sorted(result.methods.items()):
-                log.info("%-14s delivered by %s", chunk, method)
-            log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-            check_counts(counts)
-            return {**counts, "final_dir": result.final_dir, "methods": result.methods}
-
-        reconcile(sql, table, extract.output, publish.output,
-                  table_result.output if table_result is not None else None)
+            ))
+        finalize = FinalizePublishOperator(
+            task_id="finalize", publish_task_id=publish.task_id, check_task_ids=[t.task_id for t in checks],
+            counts_task_id=checked.operator.task_id,
+            target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
+            table_dialect=table_dialect, retries=retries, **target,
+        )
+        [publish, *checks] >> finalize
     return group
 

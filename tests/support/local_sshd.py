@@ -73,7 +73,7 @@ class LocalSshd:
         _ensure_privsep_dir()
         for key in (self.host_key_file, self.key_file):
             if not key.exists():
-                _keygen(key)
+                keygen(key)
         (self.workdir / "authorized_keys").write_text(self.key_file.with_suffix(".pub").read_text())
         self.config_path.write_text(self._config())
         with open(self.log_path, "ab") as log:
@@ -202,8 +202,9 @@ class LocalSshd:
         self.stop()
 
 
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "local-sshd", "-f", str(path)],
+def keygen(path: Path, passphrase: str = "") -> None:
+    """A new ed25519 key pair at ``path`` (and ``path.pub``), mode 0600, protected by ``passphrase`` if given."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "local-sshd", "-f", str(path)],
                    stdin=subprocess.DEVNULL, capture_output=True, check=True)
 
 

@@ -8,6 +8,7 @@ location is always ``scheme://authority/path``; the seed's (cluster, path) pair 
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from urllib.parse import urlsplit
@@ -125,8 +126,14 @@ def check_component(name: str, field: str) -> str:
 
 
 def run_key(run_id: str) -> str:
-    """A run id (or DAG id) as a path component every store accepts (Hadoop rejects ':' in names)."""
-    return re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
+    """A run id (or DAG id) as a path component every store accepts (Hadoop rejects ':' in names).
+
+    Injective: an id that had to change keeps a hash of its original, so ``a:b`` and ``a_b`` (or
+    ``scheduled__...+00:00`` and ``scheduled__..._00_00``) never share a directory."""
+    key = re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
+    if key == run_id:
+        return key
+    return f"{key}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
 def join(base: str, *parts: str) -> str:

@@ -1,5 +1,6 @@
 """Plain values from settings (operator arguments, connection extras, flags, environment
-variables, config files), one rule each: whole numbers, yes/no flags, one-of choices."""
+variables, config files), one rule each: whole numbers, port numbers, seconds, yes/no flags,
+one-of choices."""
 
 from __future__ import annotations
 
@@ -23,6 +24,34 @@ def positive_int(value: Any, field: str) -> int:
     if number <= 0:
         raise ConfigError(field, f"{number} is not > 0", "give a whole number > 0")
     return number
+
+
+def port_number(value: Any, field: str) -> int:
+    """A TCP port (1-65535), given as a number or as text (``"21050"``)."""
+    fix = "give a port between 1 and 65535"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(field, f"{value!r} is not a port number", fix)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(field, f"{value!r} is not a port number", fix) from None
+    if not 0 < number < 65536:
+        raise ConfigError(field, f"{number} is not a port number", fix)
+    return number
+
+
+def positive_seconds(value: Any, field: str) -> float:
+    """A number of seconds > 0, given as a number or as text (``"30"``, ``"2.5"``)."""
+    fix = "give seconds > 0, e.g. 30"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(field, f"{value!r} is not a number of seconds", fix)
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(field, f"{value!r} is not a number of seconds", fix) from None
+    if not 0 < seconds < float("inf"):  # also NaN
+        raise ConfigError(field, f"{value!r} is not a number of seconds > 0", fix)
+    return seconds
 
 
 def parse_bool(value: Any, field: str) -> bool:

@@ -20,7 +20,7 @@ from airflow_provider_impala_transfer.core.extract.arrow_types import (
     arrow_schema,
     validate_timestamp_unit,
 )
-from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, SourceError
 from airflow_provider_impala_transfer.core.extract.planning import (
     DEFAULT_MAX_CHUNKS,
     SplitStats,
@@ -206,12 +206,26 @@ def extract_chunk(
         )
         batches = iter_raw_batches(cursor)
         fetch = lambda: run_server_call(connector, f"chunk {chunk.index} fetch", lambda: next(batches, None))  # noqa: E731
-        with writer, Prefetcher(fetch) as prefetched:
-            for raw in prefetched:
-                writer.write(converter.convert(raw))
-                progress.update(writer.rows, writer.bytes_written)
+        try:
+            with writer, Prefetcher(fetch) as prefetched:
+                for raw in prefetched:
+                    writer.write(converter.convert(raw))
+                    progress.update(writer.rows, writer.bytes_written)
+        except SourceError as exc:  # the writer has removed the chunk's files (RollingFileWriter.abort)
+            raise _lost_mid_result(exc, connector, chunk, writer.rows) from exc
     progress.update(writer.rows, writer.bytes_written, final=True)
     return Manifest(files=writer.files, schema=schema, chunks=[chunk])
+
+
+def _lost_mid_result(exc: SourceError, connector: SourceConnector, chunk: Chunk, rows: int) -> SourceError:
+    """The fetch failure with what it means for the chunk: which rows were lost, what is left."""
+    cause = exc.__cause__
+    closed = isinstance(cause, (ConnectionError, EOFError)) or (
+        type(cause).__name__ == "TTransportException" and "read 0 bytes" in str(cause))
+    why = ("the server closed the connection in the middle of the result (stopped or restarted?)" if closed
+           else "the server failed in the middle of the result")
+    return SourceError(f"{exc}: {why} after {rows:,} rows; none of chunk {chunk.index}'s files were kept "
+                       f"(re-run chunk {chunk.index} once {connector.address} answers again)")
 
 
 def _check_writable(fs: fsspec.AbstractFileSystem, directory: str, output_url: str) -> None:

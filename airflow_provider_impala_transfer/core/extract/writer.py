@@ -6,6 +6,8 @@
   files), fsync'ed, then renamed, so a reader never sees a half-written file.
 * Names are deterministic per (chunk, part): a retried task overwrites its own files, and parts
   left from an earlier, longer attempt are removed, so a retry never duplicates rows.
+* A chunk that fails part-way (the source dies mid-fetch) leaves none of its files, not even the
+  parts it had finished: a finished-looking file must mean a finished chunk.
 * The sha256 and byte count are computed while writing; nothing is read back.
 * Memory is bounded by one row group (``row_group_rows``), never by the result size.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import posixpath
 import re
@@ -60,6 +63,8 @@ COMPRESSIONS = {
 }
 DEFAULT_COMPRESSION = {"parquet": "snappy", "csv": "none"}
 DEFAULT_ROW_GROUP_ROWS = 128 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -303,13 +308,29 @@ class RollingFileWriter:
         return self.files
 
     def abort(self) -> None:
-        if self._part is not None:
-            self._part.abort()
+        """The chunk failed (the server went away, a value did not convert, Ctrl-C): drop the part
+        being written *and* every part of this chunk already renamed to its final name, by this
+        attempt or an earlier one. A finished-looking ``chunk-…-part-…`` file of a chunk that did
+        not finish would read as a complete, short chunk. Removal is best effort: the failure that
+        got us here is the error to raise, not a cleanup problem (logged)."""
+        try:
+            if self._part is not None:
+                self._part.abort()
+        except Exception as exc:  # noqa: BLE001 - see docstring
+            log.warning("chunk %s: could not remove its unfinished file: %s", self.chunk, exc)
+        finally:
             self._part = None
+            self.files = []
+            try:
+                self._remove_stale_parts()
+            except Exception as exc:  # noqa: BLE001 - see docstring
+                log.warning("chunk %s: could not remove its files under %s after the failure: %s",
+                            self.chunk, self.directory, exc)
 
     def _remove_stale_parts(self) -> None:
-        """Parts (and crashed temporaries) of this chunk from an earlier attempt that this attempt
-        did not rewrite. Safe because one chunk is written by one task instance at a time."""
+        """Parts (and crashed temporaries) of this chunk that are not this attempt's files: after
+        success those an earlier, longer attempt left; after a failure all of them. Safe because
+        one chunk is written by one task instance at a time."""
         keep = {posixpath.basename(f.path) for f in self.files}
         pattern = re.compile(rf"^\.?chunk-{self.chunk:05d}-part-\d{{5}}\.")
         for path in self.fs.ls(self.directory, detail=False):

@@ -31,7 +31,7 @@ from airflow_provider_impala_transfer.core.common.partitions import clean_partit
 from airflow_provider_impala_transfer.core.common.sql import quote_identifier, quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import directory_uri, join
 from airflow_provider_impala_transfer.core.common.values import check_choice
-from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.errors import ConfigError, TargetTableError
 
 DIALECTS = ("impala", "hive")
 DEFAULT_DIALECT = "impala"
@@ -204,16 +204,25 @@ def add_partition_sql(target: TableTarget) -> str:
             f"LOCATION '{target.data_location}'")
 
 
-def set_partition_location_sql(target: TableTarget) -> str:
+def set_partition_location_sql(target: TableTarget, location: str | None = None) -> str:
+    """Point the partition at its directory (or back at ``location``, read from the server)."""
     _need_partition(target)
     return (f"ALTER TABLE {target.quoted_table} PARTITION {target.partition_spec()} "
-            f"SET LOCATION '{target.data_location}'")
+            f"SET LOCATION '{_literal(location or target.data_location)}'")
 
 
-def set_location_sql(target: TableTarget) -> str:
+def set_location_sql(target: TableTarget, location: str | None = None) -> str:
     if target.partition:
-        return set_partition_location_sql(target)
-    return f"ALTER TABLE {target.quoted_table} SET LOCATION '{target.location}'"
+        return set_partition_location_sql(target, location)
+    return f"ALTER TABLE {target.quoted_table} SET LOCATION '{_literal(location or target.location)}'"
+
+
+def _literal(location: str) -> str:
+    """A location as a SQL string literal body; one read back from the server may hold anything."""
+    if any(c in location for c in "'\\\n\r\0"):
+        raise TargetTableError(f"location {location!r} holds a quote, backslash or line break; "
+                               "set it by hand")
+    return location
 
 
 def refresh_sql(target: TableTarget) -> list[str]:

@@ -50,13 +50,16 @@ def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Sc
     """Create/update the table so it shows exactly the published files, then check the count.
 
     Idempotent: publishing the same partition again changes nothing; a second partition adds its
-    rows; a plain table whose location changed is switched to the new directory.
+    rows; a plain table whose location changed is switched to the new directory. If a step fails
+    after a location was switched, it is switched back (a new partition stays, and shows what its
+    directory holds).
     """
     if isinstance(expected_rows, bool) or not isinstance(expected_rows, int) or expected_rows < 0:
         raise ConfigError("expected_rows", f"{expected_rows!r} is not a row count", "give the manifest's rows")
     columns = table_columns(target, schema)
     create = create_table_sql(target, schema)
     statements: list[str] = []
+    undo: list[str] = []  # what puts the table back where it read before, should a later step fail
     with connector.session() as cursor:
         def execute(sql: str, what: str) -> None:
             statements.append(sql)
@@ -66,33 +69,50 @@ def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Sc
             execute(sql, what)
             return run_server_call(connector, f"{what} ({target.table})", cursor.fetchall)
 
-        execute(create, "creating the target table")
-        desc = parse_describe_formatted(query(describe_sql(target), "describing the target table"))
-        check_existing_table(target, desc, columns)
-        if target.partition:
-            execute(add_partition_sql(target), "adding the partition")
-            rows = query(partition_location_sql(target), "reading the partition's location")
-            if target.dialect == "hive":
-                current = parse_describe_formatted(rows).location
-            else:
-                current = partition_location_from_show(cursor.description, rows, target)
-            if not same_location(current, target.data_location):
-                execute(set_partition_location_sql(target), "moving the partition")
-        elif not same_location(desc.location, target.location):
-            execute(set_location_sql(target), "switching the table's location")
-        for sql in refresh_sql(target):
-            execute(sql, "refreshing the table")
-        [[count]] = query(count_sql(target), "counting the table's rows")
-    count = int(count)
-    where = f" partition {_partition_text(target)}" if target.partition else ""
-    if count != expected_rows:
-        raise TargetTableError(
-            f"table {target.table}{where} shows {count:,} rows but {expected_rows:,} were published "
-            f"to {target.data_location}; check for other files in that directory or a stale table cache"
-        )
+        try:
+            execute(create, "creating the target table")
+            desc = parse_describe_formatted(query(describe_sql(target), "describing the target table"))
+            check_existing_table(target, desc, columns)
+            if target.partition:
+                execute(add_partition_sql(target), "adding the partition")
+                rows = query(partition_location_sql(target), "reading the partition's location")
+                if target.dialect == "hive":
+                    current = parse_describe_formatted(rows).location
+                else:
+                    current = partition_location_from_show(cursor.description, rows, target)
+                if not same_location(current, target.data_location):
+                    undo.append(set_partition_location_sql(target, current))
+                    execute(set_partition_location_sql(target), "moving the partition")
+            elif not same_location(desc.location, target.location):
+                undo.append(set_location_sql(target, desc.location))
+                execute(set_location_sql(target), "switching the table's location")
+            for sql in refresh_sql(target):
+                execute(sql, "refreshing the table")
+            [[count]] = query(count_sql(target), "counting the table's rows")
+            count = int(count)
+            where = f" partition {_partition_text(target)}" if target.partition else ""
+            if count != expected_rows:
+                raise TargetTableError(
+                    f"table {target.table}{where} shows {count:,} rows but {expected_rows:,} were published "
+                    f"to {target.data_location}; check for other files in that directory or a stale table cache")
+        except BaseException:
+            for sql in undo:  # best effort: the error that brought us here is the one to report
+                try:
+                    execute(sql, "restoring the previous location")
+                except Exception:  # noqa: BLE001
+                    pass
+            raise
     return TableResult(table=target.table, partition=dict(target.partition) if target.partition else None,
                        location=target.data_location, rows=count, statements=statements)
 
 
 def _partition_text(target: TableTarget) -> str:
     return ", ".join(f"{c}={v}" for c, v in (target.partition or {}).items())
+
+
+def refresh_table(connector: SourceConnector, target: TableTarget) -> None:
+    """Let the engine list the table's files again after they changed under it (a run that was
+    rolled back put the previous files back): Impala caches file lists."""
+    with connector.session() as cursor:
+        for sql in refresh_sql(target):
+            run_server_call(connector, f"refreshing the table ({target.table})", lambda: cursor.execute(sql))

@@ -14,6 +14,7 @@ import collections
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -219,8 +220,16 @@ def _join(threads: Sequence[threading.Thread], timeout: float = 5.0) -> None:
         thread.join(max(deadline - time.monotonic(), 0.01))
 
 
+# A Java stack frame ("\tat org.apache.hadoop...(DFSOutputStream.java:1148)", "\t... 4 more"). A
+# failing Hadoop tool prints dozens per exception, and DistCp several exceptions per file: the
+# frames would push the one line that says what happened (a quota, a permission) out of the tail.
+_STACK_FRAME = re.compile(r"^\s+at \S+\(.*\)\s*$|^\s*\.\.\. \d+ more\s*$")
+
+
 def _last(lines: Sequence[str], count: int = STDERR_TAIL_LINES) -> str:
-    return "\n".join(list(lines)[-count:]).strip()
+    """The last ``count`` lines worth quoting in a failure: no stack frames, no blank lines."""
+    meaningful = [line for line in lines if line.strip() and not _STACK_FRAME.match(line)]
+    return "\n".join((meaningful or list(lines))[-count:]).strip()
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

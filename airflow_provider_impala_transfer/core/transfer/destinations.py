@@ -14,6 +14,7 @@ manifest can be compared with, so their files are read back and hashed (sha256).
 
 from __future__ import annotations
 
+import os
 import posixpath
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,16 @@ class Destination(ABC):
 
     @abstractmethod
     def remove(self, paths: Sequence[str], *, recursive: bool = False) -> None: ...
+
+    @abstractmethod
+    def create_exclusive(self, path: str, text: str) -> bool:
+        """Create the small file ``path`` holding ``text`` unless it exists: True if this call
+        created it. Atomic where the store can say "only if absent" (HDFS rename, a symlink over
+        ssh, O_EXCL locally, S3's If-None-Match); its parent directory exists."""
+
+    @abstractmethod
+    def read_text(self, path: str) -> str | None:
+        """The text of the small file ``path``, or None if there is none."""
 
 
 @dataclass
@@ -127,6 +138,12 @@ class HdfsDestination(Destination):
         else:
             self.shell.remove(*paths, recursive=recursive)
 
+    def create_exclusive(self, path, text):
+        return (self.metadata or self.shell).create_exclusive(path, text)
+
+    def read_text(self, path):
+        return (self.metadata or self.shell).read_text(path)
+
 
 @dataclass
 class SshDestination(Destination):
@@ -179,6 +196,22 @@ class SshDestination(Destination):
     def remove(self, paths, *, recursive=False):
         if paths:
             self._ssh("rm", "-rf" if recursive else "-f", "--", *paths)
+
+    # A symlink is created whole or not at all, and its target is its text (as Emacs' lock files).
+    def create_exclusive(self, path, text):
+        return self._ssh("ln", "-s", "-T", "--", text, path, check=False).returncode == 0 or self._exists_or_fail(path)
+
+    def _exists_or_fail(self, path: str) -> bool:
+        if self.read_text(path) is None:
+            raise TransferError(f"cannot create {self.describe(path)} on {self.target.destination}")
+        return False
+
+    def read_text(self, path):
+        result = self._ssh("readlink", "--", path, check=False, capture=True)
+        if result.returncode == 255:
+            raise TransferError(f"ssh to {self.target.destination} failed: "
+                                f"{result.stderr.decode('utf-8', 'replace').strip() or 'exit 255'}")
+        return result.stdout.decode("utf-8", "replace").strip() if result.returncode == 0 else None
 
 
 @dataclass
@@ -239,6 +272,29 @@ class FsspecDestination(Destination):
         for path in paths:
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=recursive)
+
+    def create_exclusive(self, path, text):
+        data = text.encode("utf-8")
+        if isinstance(self.fs, LocalFileSystem):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return True
+        # S3 (If-None-Match: *) is atomic; fsspec's generic "create" checks, then writes.
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
+    def read_text(self, path):
+        try:
+            return self.fs.cat_file(path).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
 
 
 # Stores without directories: a "directory" rename is a loop over objects.

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from airflow_provider_impala_transfer.core.errors import CommandFailed
+from airflow_provider_impala_transfer.core.common.checksums import Digests
+from airflow_provider_impala_transfer.core.common.uris import local_path
+from airflow_provider_impala_transfer.core.errors import CommandFailed, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 
 # A whole file's CRC32C, whatever its block size (HDFS-13056). The generic option goes before the
@@ -65,13 +70,21 @@ class HdfsShell:
         """Each file's CRC32C as HDFS computes it from the CRCs its DataNodes keep: no data is read
         back. One JVM for all paths; ``-checksum`` prints ``<path> TAB COMPOSITE-CRC32C TAB <hex>``
         per file, in order. None for a file HDFS answers another algorithm for: a 0-byte file has
-        no blocks to combine, and clusters before Hadoop 3.1 know no composite CRC."""
-        if not paths:
-            return {}
-        out = self.run(self.checksum_argv(paths), capture=True).stdout.decode("utf-8", "replace")
-        lines = [line.split("\t") for line in out.splitlines() if line.strip()]
-        return {path: fields[2].strip().lower() if len(fields) == 3 and fields[1] == COMPOSITE_CRC_ALGORITHM else None
-                for path, fields in zip(paths, lines, strict=True)}
+        no blocks to combine, and clusters before Hadoop 3.1 know no composite CRC.
+
+        ``file://`` paths (a local target, e.g. an NFS mount, through the Hadoop client) are on
+        this machine's own disk, for which Hadoop's LocalFileSystem answers ``NONE``: their CRC32C
+        is computed here by reading them, which is what any other check of a local file costs."""
+        paths = list(paths)
+        local = {path: _local_crc32c(path) for path in paths if _file_uri_path(path) is not None}
+        remote = [path for path in paths if path not in local]
+        found: dict[str, str | None] = {}
+        if remote:
+            out = self.run(self.checksum_argv(remote), capture=True).stdout.decode("utf-8", "replace")
+            lines = [line.split("\t") for line in out.splitlines() if line.strip()]
+            found = {path: fields[2].strip().lower() if len(fields) == 3 and fields[1] == COMPOSITE_CRC_ALGORITHM
+                     else None for path, fields in zip(remote, lines, strict=True)}
+        return {path: local[path] if path in local else found[path] for path in paths}
 
     def sha256(self, paths: Sequence[str], sizes: Sequence[int]) -> list[str]:
         """sha256 of each file, streamed through one ``-cat`` of all of them."""
@@ -84,6 +97,50 @@ class HdfsShell:
     def move(self, source: str, target: str) -> None:
         self.run(self.argv("-mv", source, target))
 
+    def create_exclusive(self, path: str, text: str) -> bool:
+        """Write ``text`` to a file of a unique name, then rename it to ``path``: the NameNode
+        refuses a rename onto an existing file, so of two writers exactly one succeeds."""
+        candidate = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}"
+        with tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:  # 0700
+            local = os.path.join(private, "text")
+            with open(local, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            self.run(self.argv("-put", f"file://{local}", candidate))
+        renamed = self.run(self.argv("-mv", candidate, path), check=False)
+        if renamed.returncode == 0:
+            return True
+        self.remove(candidate)
+        if self.test("-e", path):
+            return False
+        raise CommandFailed(renamed.args, renamed.returncode, renamed.stderr.decode("utf-8", "replace")[-2000:])
+
+    def read_text(self, path: str) -> str | None:
+        result = self.run(self.argv("-cat", path), capture=True, check=False)
+        if result.returncode == 0:
+            return result.stdout.decode("utf-8", "replace")
+        stderr = result.stderr.decode("utf-8", "replace")
+        if "No such file or directory" in stderr:
+            return None
+        raise CommandFailed(result.args, result.returncode, stderr[-2000:])
+
     def remove(self, *paths: str, recursive: bool = False) -> None:
         if paths:
             self.run(self.argv("-rm", *(["-r"] if recursive else []), "-f", "-skipTrash", *paths))
+
+
+def _file_uri_path(uri: str) -> str | None:
+    """The local path of an explicit ``file:`` URI; None for anything else (a bare path means the
+    client's default filesystem, which is usually a cluster)."""
+    return local_path(uri) if uri[:5].lower() == "file:" else None
+
+
+def _local_crc32c(uri: str) -> str:
+    path = _file_uri_path(uri)
+    try:
+        with open(path, "rb") as stream:  # type: ignore[arg-type]
+            digests = Digests()
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digests.update(block)
+    except OSError as exc:
+        raise TransferError(f"cannot read {uri} back: {exc.strerror or exc}") from exc
+    return digests.crc32c

@@ -4,37 +4,45 @@ arrive, then one final directory that only this run (or its re-run) ever writes.
     <root>/_impala_transfer_staging/<run_key>/chunk-...   while transferring (readers skip '_')
     <root>/<col>=<value>/chunk-...                        published partition, or
     <root>/<run_key>/chunk-...                            published run (no partition)
+    <root>/_impala_transfer_locks/<final>                 who is publishing that final directory
+    <root>/_impala_transfer_previous/<final>              what it held, until the new run is confirmed
 
 Publishing renames the staging directory to the final one, so readers see all of a run's files
-or none of them, and a re-run replaces exactly its own directory. A :class:`Run` says which run
-it is on every target; :meth:`Run.at` places it under one target's root.
+or none of them, and a re-run replaces exactly its own directory; the replaced files wait under
+``_impala_transfer_previous`` until every later check passed, and come back if one fails. A
+:class:`Run` says which run it is on every target; :meth:`Run.at` places it under one root.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition, partition_path
 from airflow_provider_impala_transfer.core.common.uris import check_component, join, run_key
 
 STAGING_DIR = "_impala_transfer_staging"
-TRASH_DIR = "_impala_transfer_trash"
+LOCK_DIR = "_impala_transfer_locks"
+PREVIOUS_DIR = "_impala_transfer_previous"
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run's id and partition: the same on every target it writes to."""
+    """A run's id and partition: the same on every target it writes to. ``dag_id`` (Airflow) keeps
+    two DAGs' runs of the same id apart (scheduled run ids repeat across DAGs)."""
 
     run_id: str
     partition: dict[str, str] | None = field(default=None)
+    dag_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "partition", clean_partition(self.partition))
-        check_component(run_key(self.run_id), "run_id")
+        check_component(self.key, "run_id")
 
     @property
     def key(self) -> str:
-        return run_key(self.run_id)
+        """The run's path component: injective over (dag_id, run_id); a DAG id has no '/'."""
+        return run_key(self.run_id if self.dag_id is None else f"{self.dag_id}/{self.run_id}")
 
     def at(self, root: str) -> RunLayout:
         return RunLayout(root=root, run=self)
@@ -52,8 +60,23 @@ class RunLayout:
         return join(self.root, STAGING_DIR, self.run.key)
 
     @property
-    def final_dir(self) -> str:
-        return join(self.root, partition_path(self.run.partition) if self.run.partition else self.run.key)
+    def final_name(self) -> str:
+        """The final directory relative to the root: ``ds=2024-01-01`` or the run key."""
+        return partition_path(self.run.partition) if self.run.partition else self.run.key
 
-    def trash_dir(self, token: str) -> str:
-        return join(self.root, TRASH_DIR, f"{self.run.key}-{token}")
+    @property
+    def final_dir(self) -> str:
+        return join(self.root, self.final_name)
+
+    @property
+    def _final_key(self) -> str:
+        # One name per final directory ('/' of multi-column partitions escaped, injectively).
+        return quote(self.final_name, safe="=-._")
+
+    @property
+    def lock_path(self) -> str:
+        return join(self.root, LOCK_DIR, self._final_key)
+
+    @property
+    def previous_dir(self) -> str:
+        return join(self.root, PREVIOUS_DIR, self._final_key)

@@ -71,6 +71,7 @@ class PublishResult:
     bytes: int
     files: int
     methods: dict[str, str]  # chunk label -> the method that delivered it
+    replaced: dict[str, str] = field(default_factory=dict)  # kind -> where the replaced files wait
 
     @property
     def final_dir(self) -> str | None:

@@ -19,16 +19,19 @@ back to the protocol that lets the remote shell read the path.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from airflow_provider_impala_transfer.core.common.values import positive_int
+from airflow_provider_impala_transfer.core.common.uris import check_path_text
+from airflow_provider_impala_transfer.core.common.values import port_number, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import child_environment
 
@@ -67,6 +70,53 @@ def _probe_sftp_flag(path: str, stamp: int) -> bool:  # stamp: a replaced binary
     return bool(match and "s" in match.group(1))
 
 
+def check_key_file(path: str, field: str) -> str:
+    """``path`` if ssh can use it as a private key in batch mode, else a ConfigError saying why:
+    the file is missing or unreadable; other users may read it (ssh then refuses it with
+    "UNPROTECTED PRIVATE KEY FILE" and the login fails as "Permission denied"); or it is protected
+    by a passphrase, which batch mode cannot ask for, and no ssh-agent (``SSH_AUTH_SOCK``) holds it."""
+    try:
+        info = os.stat(path)
+        with open(path, "rb") as stream:
+            text = stream.read(64 * 1024)
+    except FileNotFoundError:
+        raise ConfigError(field, f"{path!r} does not exist",
+                          "give the path of the private key on this machine") from None
+    except OSError as exc:
+        raise ConfigError(field, f"cannot read {path!r} ({exc.strerror})",
+                          "give a private key file that this user can read") from None
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        raise ConfigError(field, f"{path!r} can be read by other users (mode {stat.S_IMODE(info.st_mode):04o}), "
+                          "so ssh refuses to use it", f"chmod 600 {shlex.quote(path)}")
+    if _passphrase_protected(text) and not os.environ.get("SSH_AUTH_SOCK"):
+        raise ConfigError(field, f"{path!r} is protected by a passphrase, which ssh cannot ask for in batch mode",
+                          "use an unencrypted deploy key (restricted in the target's authorized_keys), or load "
+                          "this key into an ssh-agent and set SSH_AUTH_SOCK")
+    return path
+
+
+_OPENSSH_KEY = re.compile(rb"-----BEGIN OPENSSH PRIVATE KEY-----(.*?)-----END", re.S)
+_OPENSSH_MAGIC = b"openssh-key-v1\0"
+
+
+def _passphrase_protected(text: bytes) -> bool:
+    """True for an encrypted PEM key, or an OpenSSH key whose cipher is not ``none``."""
+    if b"Proc-Type: 4,ENCRYPTED" in text or b"BEGIN ENCRYPTED PRIVATE KEY" in text:
+        return True
+    match = _OPENSSH_KEY.search(text)
+    if not match:
+        return False
+    try:
+        blob = base64.b64decode(b"".join(match.group(1).split()))
+    except ValueError:
+        return False
+    if not blob.startswith(_OPENSSH_MAGIC):
+        return False
+    start = len(_OPENSSH_MAGIC) + 4  # the cipher's name, after its 32-bit length
+    length = int.from_bytes(blob[len(_OPENSSH_MAGIC):start], "big")
+    return blob[start:start + length] != b"none"
+
+
 def shell_inert(path: str) -> bool:
     """True if no shell would read anything but the literal characters of ``path``."""
     return bool(path) and all(c.isalnum() or c in _SHELL_INERT for c in path) and path.isprintable()
@@ -97,6 +147,8 @@ class ScpTarget:
         if not self.remote_path or not self.remote_path.startswith("/"):
             raise ConfigError("scp_target_path", f"{self.remote_path!r} is not an absolute path",
                               "give the target directory on the remote host, e.g. /data/incoming")
+        check_path_text(self.remote_path, "scp_target_path")
+        object.__setattr__(self, "port", port_number(self.port, "scp port"))
         if self.host_key_checking not in HOST_KEY_CHECKING:
             raise ConfigError("strict_host_key_checking", f"{self.host_key_checking!r} is not allowed",
                               "use 'yes' (default, needs known_hosts) or 'accept-new' (trust on first use)")

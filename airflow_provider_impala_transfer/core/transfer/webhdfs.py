@@ -81,6 +81,26 @@ class WebHdfsMetadata:
     def move(self, source: str, target: str) -> None:
         self._call("rename", source, lambda c: c.rename(self.path(source), self.path(target)))
 
+    def create_exclusive(self, uri: str, text: str) -> bool:
+        """CREATE with overwrite=false: the NameNode creates the file only if it is absent."""
+        try:
+            self._call("create", uri, lambda c: c.write(self.path(uri), data=text.encode("utf-8"), overwrite=False))
+        except TransferError:
+            if self.read_text(uri) is None:
+                raise
+            return False
+        return True
+
+    def read_text(self, uri: str) -> str | None:
+        status = self._call("status", uri, lambda c: c.status(self.path(uri), strict=False))
+        if not status:
+            return None
+
+        def read(client: Any) -> bytes:
+            with client.read(self.path(uri)) as reader:
+                return reader.read()
+        return self._call("read", uri, read).decode("utf-8", "replace")
+
     def remove(self, uris: Sequence[str], *, recursive: bool = False) -> None:
         for uri in uris:
             self._call("delete", uri, lambda c: c.delete(self.path(uri), recursive=recursive))

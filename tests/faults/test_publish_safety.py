@@ -1,0 +1,206 @@
+"""Publishing never loses the previous good data and never mixes two runs: a re-run that fails
+after the swap puts the previous partition back byte for byte; of two runs publishing one
+partition at once exactly one wins and the other changes nothing; a crash between the renames is
+repaired by the run's next attempt. On every kind of destination, each a real server: HDFS (through
+``hdfs dfs`` and through WebHDFS), the local filesystem, S3 (moto) and an ssh host (sshd)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Callable
+
+import fsspec
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+from hdfs import InsecureClient
+
+from airflow_provider_impala_transfer.core.common.records import Manifest
+from airflow_provider_impala_transfer.core.errors import PublishError
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk
+from airflow_provider_impala_transfer.core.transfer.destinations import Destination, FsspecDestination
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.methods import FsspecMethod, HdfsPutMethod, TransferMethod
+from airflow_provider_impala_transfer.core.transfer.publish import commit, publish, roll_back
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
+from tests.test_transfer_methods import hdfs_destination, make_chunk, names, scp_method, unique_dir
+
+STORES = ["webhdfs", "local", "s3", "ssh"]  # + "hdfs dfs" where its own lock and renames matter
+DS = {"ds": "2026-11-24"}
+
+
+@pytest.fixture
+def store(request, tmp_path) -> Callable[[], TransferMethod]:
+    """A factory of methods delivering to one fresh target root of the kind ``request.param``
+    (several methods to one root stand for several workers)."""
+    kind = request.param
+    if kind in ("hdfs dfs", "webhdfs"):
+        hadoop = request.getfixturevalue("hadoop_env")
+        root = unique_dir("publish-safety")
+
+        def make():
+            metadata = None
+            if kind == "webhdfs":
+                metadata = WebHdfsMetadata(InsecureClient(f"http://{hadoop.target.webhdfs_address}", user=hadoop.user))
+            return HdfsPutMethod(destination=hdfs_destination(root, metadata=metadata), runner=CommandRunner(timeout=120))
+        return make
+    if kind == "local":
+        root = str(tmp_path / "target")
+        return lambda: FsspecMethod(destination=FsspecDestination(fs=LocalFileSystem(), root=root))
+    if kind == "s3":
+        s3 = request.getfixturevalue("s3")
+        bucket = f"publish-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(bucket)
+        fs = fsspec.filesystem("s3", **s3.storage_options())
+        return lambda: FsspecMethod(destination=FsspecDestination(fs=fs, root=f"{bucket}/events"))
+    sshd = request.getfixturevalue("sshd")
+    return lambda: scp_method(sshd, tmp_path / "remote")
+
+
+def published(destination: Destination, run: Run) -> dict[str, str]:
+    """name -> sha256 of the files in the run's final directory (read back from the store)."""
+    final = run.at(destination.root).final_dir
+    if not destination.is_dir(final):
+        return {}
+    paths = [f"{final}/{name}" for name in destination.list_names(final)]
+    return {path.rsplit("/", 1)[1]: digest for path, (_, digest) in destination.file_info(paths).items()}
+
+
+def sha256s(manifest: Manifest) -> dict[str, str]:
+    return {f.name: f.sha256 for f in manifest.files}
+
+
+def deliver_and_publish(method: TransferMethod, manifest: Manifest, run: Run) -> str | None:
+    deliver_chunk(method, manifest, run, overwrite=True, verify_mode="sha256")
+    return publish(method.destination, run, names(manifest), names(manifest))
+
+
+def assert_no_leftovers(destination: Destination, run: Run) -> None:
+    layout = run.at(destination.root)
+    assert not destination.is_dir(layout.previous_dir)
+    assert destination.read_text(layout.lock_path) is None
+
+
+@pytest.mark.parametrize("store", ["hdfs dfs", *STORES], indirect=True)
+def test_a_rerun_that_fails_after_the_swap_puts_the_previous_partition_back_byte_for_byte(store, tmp_path):
+    method = store()
+    destination = method.destination
+    run = Run("scheduled__2026-11-24T00:00:00+00:00", DS)
+    first = make_chunk(tmp_path / "first", parts=2)
+    deliver_and_publish(method, first, run)
+    commit(destination, run)
+    second = make_chunk(tmp_path / "second", parts=3)
+    replaced = deliver_and_publish(method, second, run)
+    assert replaced and published(destination, run) == sha256s(second)
+    assert roll_back(destination, run)  # e.g. the table step refused
+    assert published(destination, run) == sha256s(first)  # same names, same bytes: nothing nested or lost
+    staging = run.at(destination.root).staging_dir
+    assert sorted(destination.list_names(staging)) == names(second)  # kept for a retry
+    assert_no_leftovers(destination, run)
+    # the retry publishes without delivering again, and this time the run is confirmed
+    assert publish(destination, run, names(second), names(second))
+    commit(destination, run)
+    assert published(destination, run) == sha256s(second)
+    assert_no_leftovers(destination, run)
+
+
+@pytest.mark.parametrize("store", ["webhdfs", "local"], indirect=True)
+def test_a_first_publish_that_fails_later_leaves_no_partition_behind(store, tmp_path):
+    method = store()
+    run = Run("manual__first", DS)
+    manifest = make_chunk(tmp_path / "a", parts=1)
+    assert deliver_and_publish(method, manifest, run) is None  # nothing replaced
+    assert roll_back(method.destination, run)
+    assert published(method.destination, run) == {}
+    assert_no_leftovers(method.destination, run)
+
+
+@pytest.mark.parametrize("store", STORES, indirect=True)
+def test_a_second_run_publishing_the_same_partition_fails_and_changes_nothing_in_either_order(store, tmp_path):
+    a, b = Run("manual__a", DS), Run("manual__b", DS)
+    files = {a.run_id: make_chunk(tmp_path / "a", parts=2), b.run_id: make_chunk(tmp_path / "b", parts=1)}
+    for first, second in ((a, b), (b, a)):
+        method = store()
+        deliver_chunk(method, files[second.run_id], second, overwrite=True, verify_mode="sha256")
+        deliver_and_publish(method, files[first.run_id], first)  # holds the partition until confirmed
+        with pytest.raises(PublishError, match=rf"ds=2026-11-24 is being published by run {re.escape(first.key)} "
+                                               r"\(.*\); nothing was changed \(wait for that run and retry; if it is "
+                                               r"no longer running, remove .*_impala_transfer_locks/ds=2026-11-24"):
+            publish(method.destination, second, names(files[second.run_id]), names(files[second.run_id]))
+        assert published(method.destination, first) == sha256s(files[first.run_id])
+        staging = second.at(method.destination.root).staging_dir
+        assert sorted(method.destination.list_names(staging)) == names(files[second.run_id])
+        commit(method.destination, first)
+        # once the first run is confirmed, the second publishes and replaces it whole
+        publish(method.destination, second, names(files[second.run_id]), names(files[second.run_id]))
+        commit(method.destination, second)
+        assert published(method.destination, second) == sha256s(files[second.run_id])
+        assert_no_leftovers(method.destination, second)
+
+
+@pytest.mark.parametrize("store", ["hdfs dfs", *STORES], indirect=True)
+def test_of_two_runs_racing_to_publish_one_partition_exactly_one_wins(store, tmp_path):
+    """Both stop at a barrier just before taking the partition's lock, then go at once."""
+    runs = [Run("manual__x", DS), Run("manual__y", DS)]
+    methods = [store(), store()]  # one each, as two workers
+    manifests = [make_chunk(tmp_path / "x", parts=2), make_chunk(tmp_path / "y", parts=3)]
+    barrier = threading.Barrier(2, timeout=60)
+    outcomes: dict[int, object] = {}
+    for method, manifest, run in zip(methods, manifests, runs):
+        deliver_chunk(method, manifest, run, overwrite=True, verify_mode="sha256")
+        exclusive = method.destination.create_exclusive
+
+        def at_barrier(path, text, exclusive=exclusive):
+            barrier.wait()
+            return exclusive(path, text)
+        method.destination.create_exclusive = at_barrier  # type: ignore[method-assign]
+
+    def attempt(i: int) -> None:
+        try:
+            outcomes[i] = publish(methods[i].destination, runs[i], names(manifests[i]), names(manifests[i]))
+        except PublishError as exc:
+            outcomes[i] = exc
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    failed = [i for i in range(2) if isinstance(outcomes.get(i), PublishError)]
+    assert len(outcomes) == 2 and len(failed) == 1, outcomes
+    winner = 1 - failed[0]
+    assert "is being published by run" in str(outcomes[failed[0]])
+    destination = methods[winner].destination
+    assert published(destination, runs[winner]) == sha256s(manifests[winner])  # whole, not mixed or nested
+    loser_staging = runs[failed[0]].at(destination.root).staging_dir
+    assert sorted(destination.list_names(loser_staging)) == names(manifests[failed[0]])
+
+
+@pytest.mark.parametrize("store", ["webhdfs", "local"], indirect=True)
+def test_a_crash_between_the_two_renames_is_repaired_by_the_runs_next_attempt(store, tmp_path):
+    """The publishing process died after moving the old partition aside and before renaming the
+    new one into place (as with SIGKILL): the partition is missing, the lock held. The run's retry
+    takes its lock back, restores, then publishes; a failure after that still restores."""
+    method = store()
+    destination = method.destination
+    run = Run("scheduled__crash", DS)
+    old = make_chunk(tmp_path / "old", parts=2)
+    deliver_and_publish(method, old, run)
+    commit(destination, run)
+    new = make_chunk(tmp_path / "new", parts=1)
+    deliver_chunk(method, new, run, overwrite=True, verify_mode="sha256")
+    layout = run.at(destination.root)
+    # What the killed process left: its lock, and the old partition moved aside.
+    destination.makedirs(layout.lock_path.rsplit("/", 1)[0])
+    assert destination.create_exclusive(layout.lock_path, f"{run.key} worker-1 2026-11-24T00:00:00+00:00")
+    destination.makedirs(layout.previous_dir.rsplit("/", 1)[0])
+    destination.move(layout.final_dir, layout.previous_dir)
+    # the crashed state: the old partition aside, the new one still in staging, the lock held
+    assert not destination.is_dir(layout.final_dir) and destination.is_dir(layout.previous_dir)
+    assert destination.read_text(layout.lock_path).startswith(run.key + " ")
+    publish(destination, run, names(new), names(new))
+    assert published(destination, run) == sha256s(new)
+    roll_back(destination, run)
+    assert published(destination, run) == sha256s(old)
+    assert_no_leftovers(destination, run)

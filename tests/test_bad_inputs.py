@@ -1,0 +1,533 @@
+"""Every bad input of docs/errors.md, one case per row: the product prints the row's message (the
+field first, then the problem, then the fix in brackets) and writes nothing. The table and these
+cases cannot drift apart: a test reads the table and compares its ids and messages with the cases.
+
+In a message, ``…`` stands for a part that differs per machine or run (a path, a port, a list the
+next release may extend); everything else must match exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
+from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
+from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+from airflow_provider_impala_transfer.hooks.scp import ScpHook
+from airflow_provider_impala_transfer.operators.impala_extract import ImpalaChunkPlanOperator, ImpalaExtractOperator
+from airflow_provider_impala_transfer.operators.transfer import TransferOperator
+from airflow_provider_impala_transfer.task_groups.impala_transfer import impala_transfer_group
+from airflow_provider_impala_transfer.transfer import FSSpecFileTransferManager, UnifiedFileTransferManager
+from tests.conftest import repo_root
+from tests.support.cli import run_cli
+from tests.support.local_sshd import keygen
+
+DOC = repo_root() / "docs" / "errors.md"
+CONTEXT = {"run_id": "r", "ti": SimpleNamespace(dag_id="bad_inputs")}  # what a task's context holds of its run
+SCP_USAGE = {"legacy": "usage: scp [-346BCpqrTv] [-c cipher] [-F ssh_config] [-i identity_file]",
+             "sftp": "usage: scp [-346ABCOpqRrsTv] [-c cipher] [-D sftp_server_path] [-F ssh_config]"}
+
+
+class Given:
+    """What a case may use: ``tmp`` for the files it gives (keys, fake tools), ``out`` where
+    anything the product wrote would land, connections, and fixtures by name."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+        self.tmp, self.out = tmp_path / "given", tmp_path / "out"
+        self.tmp.mkdir()
+        self.monkeypatch, self.request = monkeypatch, request
+
+    def fixture(self, name: str):
+        return self.request.getfixturevalue(name)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, code: int = 2, omit: tuple[str, ...] = ()) -> str:
+        """``impala-transfer`` with a source host, ``--table db.events``, a file:// target and a
+        temp dir under ``out`` and ``--run-id r``, unless ``args`` give their own (or ``omit``
+        drops them). Returns stderr's last line, which for exit 2 must be its only line."""
+        given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+        defaults = [(("--source-host",), ["--source-host", "127.0.0.1"]),
+                    (("--table", "--query", "--query-file"), ["--table", "db.events"]),
+                    (("--target-hdfs-path", "--scp-target-host"), ["--target-hdfs-path", f"file://{self.out}/target"]),
+                    (("--temp-dir",), ["--temp-dir", str(self.out / "tmp")]),
+                    (("--run-id",), ["--run-id", "r"])]
+        argv = [word for flags, words in defaults if not given & set(flags) and words[0] not in omit for word in words]
+        result = run_cli(*argv, *args, env=env)
+        assert result.returncode == code, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+        if code == 0:
+            return result.stdout
+        lines = result.stderr.strip().splitlines()
+        if code == 2:
+            assert len(lines) == 1, result.stderr
+            assert not self.out.exists(), "a refused command created its directories"
+        return lines[-1]
+
+    def dry_run_line(self, *args: str, containing: str) -> str:
+        """The line of ``--dry-run``'s output that holds ``containing``: what the run would execute."""
+        printed = self.cli(*args, "--skip-table", "--dry-run", code=0)
+        return next(line.strip() for line in printed.splitlines() if containing in line)
+
+    def connection(self, conn_id: str, **fields) -> str:
+        self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+        return conn_id
+
+    def fake_scp(self, kind: str) -> Given:
+        """An ``scp`` first on PATH that prints the usage text of a legacy (OpenSSH 8.0) or an SFTP
+        capable (>= 8.7) scp: which one the product finds decides how it sends remote paths."""
+        tools = self.tmp / f"{kind}-bin"
+        tools.mkdir()
+        (tools / "scp").write_text(f"#!/bin/sh\necho '{SCP_USAGE[kind]}' >&2\nexit 1\n")
+        (tools / "scp").chmod(0o755)
+        self.monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+        return self
+
+    def without_ssh_agent(self) -> Given:
+        self.monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        return self
+
+    def key(self, name: str, *, mode: int = 0o600, passphrase: str = "") -> str:
+        path = self.tmp / name
+        keygen(path, passphrase)
+        path.chmod(mode)
+        return str(path)
+
+
+def refused(call: Callable[[], object], error: type[BaseException] = ConfigError) -> str:
+    """The message of the error ``call`` raises."""
+    with pytest.raises(error) as raised:
+        call()
+    return str(raised.value)
+
+
+def transfer_method(operator: TransferOperator, name: str):
+    """The method a TransferOperator's ``execute`` builds, with its connections open."""
+    with operator.connections():
+        return operator.build_method(name)
+
+
+def task_group(**arguments):
+    with DAG("bad_inputs", schedule=None):
+        return impala_transfer_group("g", **{"target_path": "hdfs://nn/x", "output_path": "/tmp/x",
+                                            "sql": "SELECT 1", **arguments})
+
+
+def extract(g: Given, **arguments) -> None:
+    """An ImpalaExtractOperator's ``execute``: validation runs before any connection or file."""
+    ImpalaExtractOperator(task_id="extract", output_path=str(g.out / "extract"), **arguments).execute({})
+
+
+def hiveserver_args(g: Given) -> list[str]:
+    server = g.fixture("hiveserver")
+    return ["--source-port", str(server.port), "--auth-mechanism", "PLAIN", "--user", "airflow"]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    message: str  # what the product prints; '…' stands for a part that differs per machine or run
+    give: Callable[[Given], str]  # gives the input; returns what the product printed
+    server: bool = False  # needs the local HiveServer2 (Spark Thrift Server)
+
+
+CASES = [
+    # --- identifiers and queries -----------------------------------------------------------------
+    Case("table-name-injection",
+         "impala-transfer: --table: 't; DROP TABLE x' is not a valid identifier (use letters, digits and "
+         "underscores, starting with a letter or underscore)",
+         lambda g: g.cli("--table", "t; DROP TABLE x")),
+    Case("split-by-injection",
+         "impala-transfer: --split-by: 'id) OR (1=1' is not a valid identifier (use letters, digits and "
+         "underscores, starting with a letter or underscore)",
+         lambda g: g.cli("--split-by", "id) OR (1=1")),
+    Case("partition-column-injection",
+         "impala-transfer: --partition: \"ds'--\" is not a valid identifier (use letters, digits and underscores, "
+         "starting with a letter or underscore)",
+         lambda g: g.cli("--partition", "ds'--=2024-01-01")),
+    Case("target-table-injection",
+         "impala-transfer: --target-table: 'x; DROP TABLE y' is not a valid identifier (use letters, digits and "
+         "underscores, starting with a letter or underscore)",
+         lambda g: g.cli("--target-table", "x; DROP TABLE y")),
+    Case("target-table-injection-task-group",
+         "target_table: 't; DROP TABLE x' is not a valid identifier (use letters, digits and underscores, "
+         "starting with a letter or underscore)",
+         lambda g: refused(lambda: task_group(target_table="db.t; DROP TABLE x"))),
+    Case("order-by-injection",
+         "order_by: 'id; DROP TABLE t' is not a valid identifier (use letters, digits and underscores, "
+         "starting with a letter or underscore)",
+         lambda g: refused(lambda: extract(g, table="db.events", order_by="id; DROP TABLE t"))),
+    Case("query-insert",
+         "impala-transfer: --query: holds 'INSERT', which writes or changes state (give one read-only query: "
+         "SELECT, WITH ... SELECT or VALUES (or --table db.table))",
+         lambda g: g.cli("--query", "INSERT INTO t SELECT 1")),
+    Case("query-with-insert",
+         "impala-transfer: --query: holds 'INSERT', which writes or changes state (give one read-only query: "
+         "SELECT, WITH ... SELECT or VALUES (or --table db.table))",
+         lambda g: g.cli("--query", "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x")),
+    Case("query-with-insert-operator",
+         "sql: holds 'INSERT', which writes or changes state (an extract must be a read-only query; "
+         "set allow_non_select=True if you mean it)",
+         lambda g: refused(lambda: extract(g, sql="WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x"))),
+    Case("query-ddl-operator",
+         "sql: holds 'DROP', which writes or changes state (an extract must be a read-only query; "
+         "set allow_non_select=True if you mean it)",
+         lambda g: refused(lambda: extract(g, sql="DROP TABLE sales.orders"))),
+    Case("query-show-operator",
+         "sql: the statement starts with 'SHOW', not SELECT/WITH/VALUES (an extract must be a read-only query; "
+         "set allow_non_select=True if you mean it)",
+         lambda g: refused(lambda: extract(g, sql="SHOW PARTITIONS sales.orders"))),
+    Case("query-two-statements",
+         "impala-transfer: --query: holds more than one statement (give one read-only query: SELECT, WITH ... "
+         "SELECT or VALUES (or --table db.table))",
+         lambda g: g.cli("--query", "SELECT 1; DROP TABLE t")),
+    Case("query-empty",
+         "impala-transfer: --query: the query is empty (give one read-only query: SELECT, WITH ... SELECT or "
+         "VALUES (or --table db.table))",
+         lambda g: g.cli("--query", "  ")),
+    Case("query-and-table",
+         "impala-transfer: --table/--query: are given together (give exactly one of --table, --query, --query-file)",
+         lambda g: g.cli("--table", "db.events", "--query", "SELECT 1")),
+    Case("sql-and-table-operator",
+         "sql/table: both are set (give either a query (sql=) or a table (table=))",
+         lambda g: refused(lambda: ImpalaChunkPlanOperator(task_id="plan", sql="SELECT 1", table="db.t").execute({}))),
+    Case("neither-query-nor-table",
+         "impala-transfer: --table/--query/--query-file: none is given (say what to transfer)",
+         lambda g: g.cli(omit=("--table",))),
+    Case("query-file-missing",
+         "impala-transfer: --query-file: cannot read /nonexistent/q.sql: No such file or directory "
+         "(give a readable file holding one SELECT)",
+         lambda g: g.cli("--query-file", "/nonexistent/q.sql")),
+    Case("split-by-not-a-column",
+         "impala-transfer: --split-by: 'nope' is not a column of the query result (columns: id, small_int, …) "
+         "(name a column the query returns, or leave split_by empty for a single stream)",
+         lambda g: g.cli(*hiveserver_args(g), "--table", "default.events", "--split-by", "nope", "--skip-table",
+                         "--dry-run"),
+         server=True),
+    # --- locations ---------------------------------------------------------------------------------
+    Case("target-path-traversal",
+         "impala-transfer: --target-hdfs-path: 'hdfs://nn/data/../etc' contains a '.' or '..' segment "
+         "(give the location without relative segments)",
+         lambda g: g.cli("--target-hdfs-path", "hdfs://nn/data/../etc")),
+    Case("target-path-glob",
+         "impala-transfer: --target-hdfs-path: 'hdfs://nn/data/a[12]' holds '[', ']', which Hadoop's shell reads "
+         "as a glob pattern (a delete or rename would address other paths) (name the directory without "
+         "* ? [ ] { } or backslashes)",
+         lambda g: g.cli("--target-hdfs-path", "hdfs://nn/data/a[12]")),
+    Case("target-path-glob-operator",
+         "target_path: 'hdfs://nn/data/{a,b}' holds '{', '}', which Hadoop's shell reads as a glob pattern "
+         "(a delete or rename would address other paths) (name the directory without * ? [ ] { } or backslashes)",
+         lambda g: refused(lambda: transfer_method(
+             TransferOperator(task_id="t", method="hdfs_put", manifest={}, target_path="hdfs://nn/data/{a,b}"),
+             "hdfs_put"))),
+    Case("target-path-shell-characters",
+         "hdfs dfs -mkdir -p 'hdfs://nn/data/$(touch x);y/events/_impala_transfer_staging/r'",
+         lambda g: g.dry_run_line("--target-hdfs-path", "hdfs://nn/data/$(touch x);y", "--no-distcp",
+                                  containing="-mkdir")),
+    Case("target-path-without-scheme-operator",
+         "target_path: '/data/x' has no scheme, so it would mean a different place on every machine "
+         "(write hdfs://<namenode>/data/x or file:///data/x)",
+         lambda g: refused(lambda: transfer_method(
+             TransferOperator(task_id="t", method="hdfs_put", manifest={}, target_path="/data/x"), "hdfs_put"))),
+    Case("target-path-seed-form",
+         "impala-transfer: --target-hdfs-path: 'cluster2.example.com/target/path' has no scheme; Hadoop would read "
+         "it as a relative path on the source cluster (write hdfs://cluster2.example.com/target/path "
+         "(add :8020 if your namenode needs a port))",
+         lambda g: g.cli("--target-hdfs-path", "cluster2.example.com/target/path")),
+    Case("target-path-unknown-scheme",
+         "impala-transfer: --target-hdfs-path: 'ftpx://host/data' uses ftpx://, which neither Hadoop nor fsspec "
+         "knows (give hdfs://, viewfs://, webhdfs://, file:// or an fsspec URL such as s3://, gs://, abfs://, sftp://)",
+         lambda g: g.cli("--target-hdfs-path", "ftpx://host/data")),
+    Case("fsspec-unknown-protocol-python",
+         "target_fs_config.protocol: 'ftpx' is not an fsspec protocol (use one of abfs, …)",
+         lambda g: refused(lambda: FSSpecFileTransferManager(target_fs_config={"protocol": "ftpx"}))),
+    Case("source-hdfs-path-traversal",
+         "impala-transfer: --source-hdfs-path: 'hdfs://nn1/tmp/../x' contains a '.' or '..' segment "
+         "(give the location without relative segments)",
+         lambda g: g.cli("--target-hdfs-path", "hdfs://nn2/data", "--source-hdfs-path", "hdfs://nn1/tmp/../x")),
+    Case("source-hdfs-path-glob",
+         "impala-transfer: --source-hdfs-path: 'hdfs://nn1/tmp/stage*' holds '*', which Hadoop's shell reads as "
+         "a glob pattern (a delete or rename would address other paths) (name the directory without "
+         "* ? [ ] { } or backslashes)",
+         lambda g: g.cli("--target-hdfs-path", "hdfs://nn2/data", "--source-hdfs-path", "hdfs://nn1/tmp/stage*")),
+    Case("scp-path-traversal",
+         "impala-transfer: --scp-target-path: '/data/../etc' contains a '.' or '..' segment "
+         "(give the location without relative segments)",
+         lambda g: g.cli("--scp-target-host", "edge", "--scp-target-path", "/data/../etc")),
+    Case("scp-path-traversal-connection",
+         "scp_target_path: '/data/../etc' contains a '.' or '..' segment (give the location without relative segments)",
+         lambda g: refused(lambda: ScpHook(g.connection("edge", conn_type="ssh", host="edge", login="etl",
+                                                        extra={"target_path": "/data/../etc"})).target())),
+    Case("scp-path-shell-characters-legacy-scp",
+         "impala-transfer: --scp-target-path: '/data/$(reboot)/events' holds characters the remote shell "
+         "interprets, and scp has no -s (OpenSSH < 8.7 speaks only the legacy SCP protocol, which hands the remote "
+         "path to that shell) (use a remote directory of letters, digits and / . _ - + = : @ , % only, or install "
+         "OpenSSH >= 8.7 on the worker (or point scp_bin at one) so scp -s sends the path literally)",
+         lambda g: g.fake_scp("legacy").cli("--scp-target-host", "edge", "--scp-target-path", "/data/$(reboot)")),
+    Case("scp-path-shell-characters-sftp",
+         "scp -p -s -P 22 … -- …/chunk-00000-part-00000.parquet "
+         "'edge:/data/$(reboot)/events/_impala_transfer_staging/r/'",
+         lambda g: g.fake_scp("sftp").dry_run_line("--scp-target-host", "edge", "--scp-target-path",
+                                                   "/data/$(reboot)", containing="scp -p")),
+    Case("temp-dir-traversal",
+         "impala-transfer: --temp-dir: '/tmp/impala_transfer/../../etc' contains a '.' or '..' segment "
+         "(give the location without relative segments)",
+         lambda g: g.cli("--temp-dir", "/tmp/impala_transfer/../../etc")),
+    Case("temp-dir-glob",
+         "impala-transfer: --temp-dir: '…/out/tmp[12]' holds '[', ']', which Hadoop's shell reads as a glob pattern "
+         "(a delete or rename would address other paths) (name the directory without * ? [ ] { } or backslashes)",
+         lambda g: g.cli("--temp-dir", f"{g.out}/tmp[12]", "--target-hdfs-path", "hdfs://nn/data")),
+    Case("target-table-traversal-python",
+         "target_table: '../etc' is not a single path component (use a plain name)",
+         lambda g: refused(lambda: FSSpecFileTransferManager(
+             target_fs_config={"protocol": "file", "target_path": str(g.out / "target")}
+         ).transfer_files([__file__], "../etc"))),
+    # --- choices and numbers -----------------------------------------------------------------------
+    Case("unknown-method",
+         "impala-transfer: --method: 'rsync' is not allowed (use one of distcp, hdfs_put, hdfs_cp, scp, fsspec)",
+         lambda g: g.cli("--method", "rsync")),
+    Case("unknown-method-task-group",
+         "method: 'rsync' is not a transfer method (use one of distcp, hdfs_put, hdfs_cp, scp, fsspec)",
+         lambda g: refused(lambda: task_group(method="rsync"))),
+    Case("chunk-size-zero",
+         "impala-transfer: --chunk-size: 0 is not > 0 (give a whole number > 0)",
+         lambda g: g.cli("--chunk-size", "0")),
+    Case("chunk-size-negative-env",
+         "impala-transfer: CHUNK_SIZE: -5 is not > 0 (give a whole number > 0)",
+         lambda g: g.cli(env={"CHUNK_SIZE": "-5"})),
+    Case("chunk-size-text-operator",
+         "chunk_size: 'abc' is not a whole number (give a whole number > 0)",
+         lambda g: refused(lambda: extract(g, table="db.events", chunk_size="abc"))),
+    Case("verify-mode",
+         "impala-transfer: --verify: 'md5' is not allowed (use one of checksum, sha256, size)",
+         lambda g: g.cli("--verify", "md5")),
+    Case("verify-mode-task-group",
+         "verify: 'md5' is not a verification mode (use one of checksum, sha256, size)",
+         lambda g: refused(lambda: task_group(verify="md5"))),
+    Case("output-format",
+         "impala-transfer: --output-format: 'orc' is not allowed (use one of parquet, csv)",
+         lambda g: g.cli("--output-format", "orc")),
+    Case("compression-for-format",
+         "impala-transfer: --compression: 'snappy' is not supported for csv (use one of none, gzip)",
+         lambda g: g.cli("--output-format", "csv", "--compression", "snappy")),
+    Case("use-distcp-maybe-env",
+         "impala-transfer: USE_DISTCP: 'maybe' is not true or false (write true or false)",
+         lambda g: g.cli(env={"USE_DISTCP": "maybe"})),
+    Case("use-ssl-maybe-connection",
+         "connection extra use_ssl: 'maybe' is not true or false (write true or false)",
+         lambda g: refused(lambda: ImpalaTransferHook(impala_conn_id=g.connection(
+             "impala_ssl", conn_type="impala_transfer", host="impalad", extra={"use_ssl": "maybe"})).connector())),
+    Case("connect-timeout-negative",
+         "impala-transfer: --connect-timeout: -1 is not > 0 (give a whole number > 0)",
+         lambda g: g.cli("--connect-timeout", "-1")),
+    Case("command-timeout-zero-env",
+         "impala-transfer: COMMAND_TIMEOUT: 0 is not > 0 (give a whole number > 0)",
+         lambda g: g.cli(env={"COMMAND_TIMEOUT": "0"})),
+    Case("connect-timeout-text-connection",
+         "connection extra connect_timeout: 'soon' is not a number of seconds (give seconds > 0, e.g. 30)",
+         lambda g: refused(lambda: ImpalaTransferHook(impala_conn_id=g.connection(
+             "impala_slow", conn_type="impala_transfer", host="impalad",
+             extra={"connect_timeout": "soon"})).connector())),
+    Case("connect-timeout-zero-operator",
+         "connect_timeout: 0 is not a number of seconds > 0 (give seconds > 0, e.g. 30)",
+         lambda g: refused(lambda: ImpalaExtractOperator(
+             task_id="extract", output_path=str(g.out), table="db.events", connect_timeout=0,
+             impala_conn_id=g.connection("impala_ok", conn_type="impala_transfer", host="impalad"),
+         ).hook().connector())),
+    Case("command-timeout-negative-python",
+         "command_timeout: -1 is not a number of seconds > 0 (fix or leave unset)",
+         lambda g: refused(lambda: UnifiedFileTransferManager(target_hdfs_path="hdfs://nn/x", command_timeout=-1))),
+    Case("distcp-maps-zero-operator",
+         "distcp_maps: 0 is not a whole number > 0 (fix or leave unset)",
+         lambda g: refused(lambda: TransferOperator(task_id="t", method="distcp", manifest={},
+                                                    target_path="hdfs://nn/x", distcp_maps=0))),
+    Case("source-port-out-of-range",
+         "impala-transfer: --source-port: 99999 is not a port number (give a port between 1 and 65535)",
+         lambda g: g.cli("--source-port", "99999")),
+    Case("scp-port-text-env",
+         "impala-transfer: SCP_PORT: 'ssh' is not a port number (give a port between 1 and 65535)",
+         lambda g: g.cli("--scp-target-host", "edge", "--scp-target-path", "/data", env={"SCP_PORT": "ssh"})),
+    Case("scp-port-out-of-range-connection",
+         "scp port: 70000 is not a port number (give a port between 1 and 65535)",
+         lambda g: refused(lambda: ScpHook(g.connection("edge_port", conn_type="ssh", host="edge", port=70000,
+                                                        extra={"target_path": "/data"})).target())),
+    Case("impala-port-out-of-range-connection",
+         "port of connection 'impala_port': 70000 is not a port number (give a port between 1 and 65535)",
+         lambda g: refused(lambda: ImpalaTransferHook(impala_conn_id=g.connection(
+             "impala_port", conn_type="impala_transfer", host="impalad", port=70000)).connector())),
+    Case("scp-port-python",
+         "scp_port: 0 is not a port number (e.g. 22)",
+         lambda g: refused(lambda: UnifiedFileTransferManager(scp_target_host="edge", scp_target_path="/data",
+                                                              scp_port=0))),
+    Case("unknown-task-group-argument",
+         "scp_port: unknown argument(s) (use: target_cluster, …)",
+         lambda g: refused(lambda: task_group(scp_port=22))),
+    Case("unknown-python-setting",
+         "use_scp: unknown setting(s) of UnifiedFileTransferManager (use target_hdfs_path, …)",
+         lambda g: refused(lambda: UnifiedFileTransferManager(target_hdfs_path="hdfs://nn/x", use_scp=True))),
+    # --- partitions and run ids ------------------------------------------------------------------
+    Case("partition-value-newline-operator",
+         "partition: the value '2024-01\\n01' of 'ds' holds '\\n' (use letters, digits, '-', '_', '.', '+' or "
+         "spaces (e.g. 2026-01-01): Hive escapes the others in directory names and quotes/backslashes cannot be "
+         "passed safely)",
+         lambda g: refused(lambda: TransferOperator(task_id="t", method="hdfs_put", manifest={},
+                                                    target_path="hdfs://nn/x", partition={"ds": "2024-01\n01"}
+                                                    ).transfer_run(CONTEXT))),
+    Case("partition-value-slash",
+         "impala-transfer: --partition: the value '2024/01' of 'ds' holds '/' (use letters, digits, '-', '_', '.', "
+         "'+' or spaces (e.g. 2026-01-01): Hive escapes the others in directory names and quotes/backslashes cannot "
+         "be passed safely)",
+         lambda g: g.cli("--partition", "ds=2024/01")),
+    Case("partition-value-equals",
+         "impala-transfer: --partition: the value 'a=b' of 'ds' holds '=' (use letters, digits, '-', '_', '.', '+' "
+         "or spaces (e.g. 2026-01-01): Hive escapes the others in directory names and quotes/backslashes cannot be "
+         "passed safely)",
+         lambda g: g.cli("--partition", "ds=a=b")),
+    Case("partition-without-value",
+         "impala-transfer: --partition: 'ds' is not column=value (write e.g. ds=2024-01-01)",
+         lambda g: g.cli("--partition", "ds")),
+    Case("run-id-traversal",
+         "impala-transfer: --run-id: '..' is not a single path component (use a plain name)",
+         lambda g: g.cli("--run-id", "..")),
+    Case("run-id-option-like",
+         "impala-transfer: --run-id: '-rf' starts with '-' or contains ':', which Hadoop's shell cannot address "
+         "(rename it)",
+         lambda g: g.cli("--run-id=-rf")),
+    Case("run-id-odd-characters",
+         "hdfs dfs -mkdir -p hdfs://nn/data/events/_impala_transfer_staging/manual__2024-01-01T00_00_00_00_00…",
+         lambda g: g.dry_run_line("--run-id", "manual__2024-01-01T00:00:00+00:00", "--target-hdfs-path",
+                                  "hdfs://nn/data", "--no-distcp", containing="-mkdir")),
+    # --- credentials, keys and connections -------------------------------------------------------
+    Case("password-on-command-line",
+         "impala-transfer: --password: a password on the command line is visible to every user (ps, shell history) "
+         "(use IMPALA_PASSWORD, --password-file FILE or --ask-password)",
+         lambda g: g.cli("--password", "hunter2")),
+    Case("ldap-without-password",
+         "impala-transfer: --auth-mechanism: LDAP needs a user and a password (set --user and the password "
+         "(IMPALA_PASSWORD, --password-file or --ask-password))",
+         lambda g: g.cli("--auth-mechanism", "LDAP", "--user", "etl", "--password-env", "NO_SUCH_VARIABLE")),
+    Case("auth-mechanism-unknown-connection",
+         "auth_mechanism: 'KERBEROS' is not supported (set the connection extra auth_mechanism to one of NOSASL, "
+         "PLAIN, GSSAPI, LDAP, JWT)",
+         lambda g: refused(lambda: ImpalaTransferHook(impala_conn_id=g.connection(
+             "impala_krb", conn_type="impala_transfer", host="impalad",
+             extra={"auth_mechanism": "KERBEROS"})).connector())),
+    Case("connection-missing",
+         "The conn_id `nope` isn't defined",
+         lambda g: refused(lambda: ImpalaTransferHook(impala_conn_id="nope").connector(), AirflowNotFoundException)),
+    Case("fsspec-options-secret",
+         "impala-transfer: --fsspec-options: holds secrets (secret) (give credentials through the store's "
+         "environment variables or credential files)",
+         lambda g: g.cli("--target-hdfs-path", "memory://bucket/x", "--fsspec-options", '{"secret": "s3cr3t"}')),
+    Case("fsspec-connection-protocol-mismatch",
+         "target_path: 'gs://bucket/x' is gs:// but connection 'lake' is for s3:// (make them agree)",
+         lambda g: refused(lambda: FsspecHook(g.connection("lake", conn_type="fsspec", extra={"protocol": "s3"}))
+                           .destination("gs://bucket/x"))),
+    Case("hadoop-connection-env",
+         "env: LD_PRELOAD in the env extra of connection 'hadoop' is not allowed: a connection may set only "
+         "HADOOP_CONF_DIR, … (set other variables with the operator argument hadoop_env= (DAG code), or remove them)",
+         lambda g: refused(lambda: HadoopCliHook(g.connection("hadoop", conn_type="hadoop_cli",
+                                                              extra={"env": {"LD_PRELOAD": "/tmp/x.so"}})))),
+    Case("hadoop-connection-binary",
+         "hadoop_bin: is set in the extras of connection 'hadoop', but a connection cannot choose the program a "
+         "worker runs (pass hadoop_bin='/path/to/hadoop' to the operator (or impala_transfer_group), or set "
+         "[impala_transfer] hadoop_bin in the Airflow config; remove the extra)",
+         lambda g: refused(lambda: HadoopCliHook(g.connection("hadoop", conn_type="hadoop_cli",
+                                                              extra={"hadoop_bin": "/tmp/evil"})))),
+    Case("scp-host-option-injection",
+         "impala-transfer: --scp-target-host: '-oProxyCommand=x' is not a host name (give host or IP only)",
+         lambda g: g.cli("--scp-target-host=-oProxyCommand=x", "--scp-target-path", "/data")),
+    Case("scp-key-file-missing",
+         "impala-transfer: --scp-key-file: '/nonexistent/id_ed25519' does not exist (give the path of the private "
+         "key on this machine)",
+         lambda g: g.cli("--scp-target-host", "edge", "--scp-target-path", "/data",
+                         "--scp-key-file", "/nonexistent/id_ed25519")),
+    Case("scp-key-file-readable-by-others-connection",
+         "key_file: '…/id_shared' can be read by other users (mode 0644), so ssh refuses to use it "
+         "(chmod 600 …/id_shared)",
+         lambda g: refused(lambda: ScpHook(g.connection("edge_key", conn_type="ssh", host="edge", login="etl", extra={
+             "target_path": "/data", "key_file": g.key("id_shared", mode=0o644)})).target())),
+    Case("scp-key-file-with-passphrase",
+         "impala-transfer: --scp-key-file: '…/id_locked' is protected by a passphrase, which ssh cannot ask for in "
+         "batch mode (use an unencrypted deploy key (restricted in the target's authorized_keys), or load this key "
+         "into an ssh-agent and set SSH_AUTH_SOCK)",
+         lambda g: g.without_ssh_agent().cli("--scp-target-host", "edge", "--scp-target-path", "/data",
+                                             "--scp-key-file", g.key("id_locked", passphrase="correct horse"))),
+    Case("ssh-connection-passphrase",
+         "private_key_passphrase: is set in connection 'edge_pp', but OpenSSH's scp reads a passphrase only from a "
+         "terminal, never from a task (use an unencrypted deploy key (kept as key_file or private_key, restricted in "
+         "the target's authorized_keys), or load the key into an ssh-agent on the worker and keep SSH_AUTH_SOCK set "
+         "for the task; then remove private_key_passphrase)",
+         lambda g: refused(lambda: ScpHook(g.connection("edge_pp", conn_type="ssh", host="edge", extra={
+             "target_path": "/data", "key_file": g.key("id_edge"), "private_key_passphrase": "pass"})).target())),
+    Case("ssh-connection-password-only",
+         "ssh_conn_id: connection 'edge_pw' has a password and no key (add key_file or private_key to its extras; "
+         "passwords cannot be used in batch mode)",
+         lambda g: refused(lambda: ScpHook(g.connection("edge_pw", conn_type="ssh", host="edge", login="etl",
+                                                        password="s3cret")).target(remote_path="/data"))),
+    # --- the source at run time ------------------------------------------------------------------
+    Case("source-unreachable",
+         "impala-transfer: FAILED: cannot reach Impala at 127.0.0.1:… within 30s: [Errno 111] Connection refused "
+         "(check the connection's Host/Port and that the server is up)",
+         lambda g: g.cli("--source-port", str(g.fixture("closed_port")), code=1)),
+    Case("auth-mechanism-mismatch",
+         "impala-transfer: FAILED: Impala at 127.0.0.1:… refused the session with auth_mechanism=NOSASL (TSocket "
+         "read 0 bytes): set the connection extra auth_mechanism to what the server expects (PLAIN/LDAP for "
+         "user+password, GSSAPI for Kerberos, NOSASL for none)",
+         lambda g: g.cli("--source-port", str(g.fixture("hiveserver").port), "--auth-mechanism", "NOSASL",
+                         "--table", "default.events", "--skip-table", "--connect-timeout", "5", code=1),
+         server=True),
+    Case("empty-result",
+         "counts: source 0, files 0, delivered 0, published 0",
+         lambda g: next(line for line in g.cli(*hiveserver_args(g), "--table", "default.empty_table", "--split-by",
+                                               "id", "--target-hdfs-path", f"memory://empty-{uuid.uuid4().hex[:8]}/x",
+                                               "--skip-table", code=0).splitlines() if line.startswith("counts:")),
+         server=True),
+]
+
+
+def matches(message: str, printed: str) -> bool:
+    """``printed`` is ``message`` exactly, with any text where ``message`` says ``…``."""
+    return re.fullmatch(".*?".join(map(re.escape, message.split("…"))), printed, re.S) is not None
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.server] if c.server else [])
+                                  for c in CASES])
+def test_each_bad_input_prints_its_documented_message_and_writes_nothing(case, tmp_path, monkeypatch, request):
+    given = Given(tmp_path, monkeypatch, request)
+    printed = case.give(given)
+    assert matches(case.message, printed), f"printed:  {printed}\ndocumented: {case.message}"
+    written = [p for p in given.out.rglob("*") if p.is_file()] if given.out.exists() else []
+    assert not written
+
+
+def doc_rows() -> list[tuple[str, str]]:
+    """(id, message) of every row of the tables in docs/errors.md: the first column holds the id,
+    the fourth the message as a code span."""
+    rows = []
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if not line.startswith("|") or len(cells) < 4 or not re.fullmatch(r"`[a-z0-9-]+`", cells[0]):
+            continue
+        span = re.fullmatch(r"(`+) ?(.*?) ?\1", cells[3])
+        assert span, f"the message of {cells[0]} is not a code span: {cells[3]}"
+        rows.append((cells[0].strip("`"), span.group(2)))
+    return rows
+
+
+def test_docs_errors_md_lists_exactly_these_cases_with_the_same_messages():
+    rows = doc_rows()
+    ids = [row_id for row_id, _ in rows]
+    assert len(ids) == len(set(ids)), "an id appears twice in docs/errors.md"
+    assert len(CASES) == len({c.id for c in CASES}), "an id appears twice in CASES"
+    assert set(ids) == {c.id for c in CASES}
+    assert dict(rows) == {c.id: c.message for c in CASES}
