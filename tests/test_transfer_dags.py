@@ -29,7 +29,7 @@ from airflow_provider_impala_transfer.core.transfer.targets import TransferTarge
 from tests.conftest import EVENTS_ROWS, repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
-from tests.support.hdfs_files import hdfs_names, parquet_rows
+from tests.support.hdfs_files import hdfs_bytes, hdfs_names, parquet_rows
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -219,6 +219,30 @@ def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, local_
     assert all(n.endswith(".parquet") for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-07"))  # nothing nested
     assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-07") == EVENTS_ROWS
     assert hiveserver.query("SELECT COUNT(*) FROM default.events_rerun") == [(2 * EVENTS_ROWS,)]
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
+    assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
+
+
+def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(airflow_home, local_hadoop, hiveserver):
+    """The table step refuses after the swap (the table was changed meanwhile): the finalize leaf
+    restores the partition byte for byte and fails the run; nothing nested, nothing left over."""
+    target = target_dir("restore")
+    final = f"{target}/ds=2026-03-09"
+    _, run_state, _ = run_dag(airflow_home, "2026-03-09", method="hdfs_put", target=target,
+                              table="default.events_restore")
+    assert run_state == "success"
+    first = {n: hdfs_bytes(local_hadoop, f"{final}/{n}") for n in hdfs_names(local_hadoop, final)}
+    hiveserver.execute("DROP TABLE default.events_restore",
+                       "CREATE EXTERNAL TABLE default.events_restore (other STRING) PARTITIONED BY (ds STRING) "
+                       f"STORED AS PARQUET LOCATION '{target}'")
+    output, run_state, states = run_dag(airflow_home, "2026-03-09", method="hdfs_put", target=target,
+                                        table="default.events_restore", query="SELECT * FROM default.events WHERE id < 7000",
+                                        extra_env={"AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"})
+    assert run_state == "failed"
+    assert (states[("events.publish", -1)], states[("events.target_table", -1)], states[("events.finalize", -1)]) \
+        == ("success", "failed", "failed")
+    assert "the run failed at target_table: restored what the run replaced (hdfs)" in output
+    assert {n: hdfs_bytes(local_hadoop, f"{final}/{n}") for n in hdfs_names(local_hadoop, final)} == first
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
 

@@ -121,14 +121,14 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
                           options=DistcpOptions(maps=8, bandwidth_mb=50), listing_dir="/lists")
     commands = method.commands(manifest.files, Run(RUN), overwrite=False)
     key = method.staging_key(Run(RUN))
-    assert re.fullmatch(r"manual__2026-11-24T10_00_00_00_00-[0-9a-f]{8}", key)
+    assert re.fullmatch(r"manual__2026-11-24T10_00_00_00_00-[0-9a-f]{12}-[0-9a-f]{8}", key)  # run, target
     staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}/chunk-00000"  # one dir per chunk
     assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
     assert commands[1][:4] == ["hdfs", "dfs", "-put", "-f"] and commands[1][-1] == staged + "/"
     assert commands[-1] == ["hadoop", "distcp", "-Ddfs.checksum.combine.mode=COMPOSITE_CRC", "-update",
                             "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
                             "-f", f"file:///lists/distcp-{key}-chunk-00000.list",
-                            "file:///t/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"]
+                            f"file:///t/_impala_transfer_staging/{Run(RUN).key}"]
     assert sum(1 for argv in commands if "distcp" in argv) == 1
     with pytest.raises(ConfigError, match="source_hdfs_path: chunk files are on this machine"):
         DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner()) \
@@ -273,6 +273,14 @@ def test_distcp_stages_local_files_on_cluster1_then_one_real_job_to_cluster2(had
     runner = CommandRunner(timeout=300, log=lines.append)
     method = DistcpMethod(destination=hdfs_destination(target_root, runner=runner), source_shell=HdfsShell(runner=runner),
                           runner=runner, source_hdfs_path=source_root, options=DistcpOptions(maps=2))
+    # Copies a killed job left on cluster1 for this target: the old one goes, the others stay.
+    tag = method.staging_key(Run(RUN)).rsplit("-", 1)[1]
+    cluster1 = InsecureClient(f"http://{hadoop_env.source.webhdfs_address}", user=hadoop_env.user)
+    leftovers = f"{urlsplit(source_root).path}/_impala_transfer_staging"
+    for name in (f"killed-{tag}", f"running-{tag}", "killed-othertarget"):
+        cluster1.makedirs(f"{leftovers}/{name}/chunk-00004")
+    for name in (f"killed-{tag}", "killed-othertarget"):
+        cluster1.set_times(f"{leftovers}/{name}", modification_time=int((time.time() - 2 * 86400) * 1000))
     record = deliver_chunk(method, manifest, Run(RUN), overwrite=False)
     assert record.counters["Files Copied"] == 3
     assert record.counters["Bytes Copied"] == record.counters["Bytes Expected"] == 3 * 1_500_000
@@ -281,7 +289,8 @@ def test_distcp_stages_local_files_on_cluster1_then_one_real_job_to_cluster2(had
     assert sum(1 for line in lines if line.startswith("running:") and " distcp " in line) == 1
     assert any(re.search(r"Running job: job_local\d+_\d+", line) for line in lines)  # streamed as it ran
     staged = hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging")
-    assert len(staged) == 1 and hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging/{staged[0]}") == []
+    assert staged == sorted([method.staging_key(Run(RUN)), f"running-{tag}", "killed-othertarget"])
+    assert hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging/{method.staging_key(Run(RUN))}") == []
 
 
 def test_distcp_between_clusters_with_different_block_sizes_passes_its_checksum_check(hadoop_env):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -221,3 +222,18 @@ def test_dag_code_and_the_airflow_config_choose_the_hadoop_clients_and_any_envir
     assert set(hadoop_cli["conn-fields"]) == {"env"}
     assert all(name in hadoop_cli["conn-fields"]["env"]["description"] for name in CONNECTION_ENV)
     assert set(get_provider_info()["config"]["impala_transfer"]["options"]) == {"hadoop_bin", "hdfs_bin"}
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    ({"chunk_size": 0}, "chunk_size: 0 is not > 0 (give a whole number > 0)"),
+    ({"output_format": "orc"}, "output_format: 'orc'"),
+    ({"split_by": "id; DROP TABLE x"}, "split_by: "),
+    ({"partition": {"ds": "2024/01"}}, "partition: "),
+    ({"use_distcp": "maybe"}, "use_distcp: "),
+    ({"command_timeout": -5}, "command_timeout: -5 is not a number of seconds > 0"),
+])
+def test_a_literal_bad_argument_fails_when_the_dag_is_parsed(argument, message):
+    args = dict(target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1", **argument)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        with DAG("parse_time", schedule=None):
+            impala_transfer_group("g", **args)

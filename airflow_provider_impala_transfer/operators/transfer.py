@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
+from airflow_provider_impala_transfer.core.common.values import positive_seconds
 from airflow_provider_impala_transfer.core.errors import ConfigError, PublishError, TransferError
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
@@ -98,7 +99,7 @@ class _TargetOperator(BaseOperator):
         self.distcp_options = dict(maps=distcp_maps, bandwidth_mb=distcp_bandwidth_mb,
                                    strategy=distcp_strategy)
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
-        self.command_timeout = command_timeout
+        self.command_timeout = None if command_timeout is None else positive_seconds(command_timeout, "command_timeout")
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
         self._open_hooks: ExitStack | None = None  # hooks holding files the running commands use
 

@@ -28,10 +28,12 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, get_current_context, task, task_group
 
+from airflow_provider_impala_transfer.core.common.partitions import clean_partition
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
 from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
@@ -92,8 +94,15 @@ def impala_transfer_group(
     unknown = set(target_args) - set(TARGET_ARGUMENTS)
     if unknown:
         raise ConfigError(", ".join(sorted(unknown)), "unknown argument(s)", f"use: {', '.join(TARGET_ARGUMENTS)}")
-    if "{{" not in str(method) and method not in (None, "") and "{{" not in str(use_distcp):
-        chain_from(str(method), use_distcp=parse_bool(use_distcp, "use_distcp"))  # a typo fails at parse time
+    # What is given literally fails when the DAG is parsed, not when a run reaches the task.
+    if _literal(method, use_distcp):
+        chain_from(str(method) if method not in (None, "") else None, use_distcp=parse_bool(use_distcp, "use_distcp"))
+    if _literal(sql, table, split_by, chunk_size, output_format, compression, order_by) \
+            and not str(sql or "").endswith(".sql"):
+        ExtractSpec.build(sql=sql, table=table, split_by=split_by, chunk_size=chunk_size, output_format=output_format,
+                          compression=compression, order_by=order_by)
+    if partition and _literal(*partition.keys(), *partition.values()):
+        clean_partition(partition)
     check_verify_mode(verify)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
     target = dict(target_path=target_path, partition=partition, **target_args)
@@ -175,4 +184,9 @@ def impala_transfer_group(
         )
         [publish, *checks] >> finalize
     return group
+
+
+def _literal(*values: Any) -> bool:
+    """No Jinja template among ``values``: they can be checked before any run."""
+    return not any("{{" in str(v) or "{%" in str(v) for v in values)
 

@@ -6,10 +6,13 @@ repaired by the run's next attempt. On every kind of destination, each a real se
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import fsspec
 import pytest
@@ -204,3 +207,58 @@ def test_a_crash_between_the_two_renames_is_repaired_by_the_runs_next_attempt(st
     roll_back(destination, run)
     assert published(destination, run) == sha256s(old)
     assert_no_leftovers(destination, run)
+
+
+@pytest.mark.parametrize("store", ["webhdfs", "local"], indirect=True)
+def test_a_lock_left_by_a_run_that_died_long_ago_is_broken_after_restoring_what_that_run_replaced(store, tmp_path):
+    method = store()
+    destination = method.destination
+    gone, next_day = Run("scheduled__gone", DS), Run("scheduled__next", DS)
+    old, unconfirmed, new = (make_chunk(tmp_path / n, parts=p) for n, p in (("old", 2), ("unconfirmed", 1), ("new", 3)))
+    deliver_and_publish(method, old, gone)
+    commit(destination, gone)
+    deliver_and_publish(method, unconfirmed, gone)  # ...and the run died before its finalize
+    layout = gone.at(destination.root)
+    destination.remove([layout.lock_path])
+    assert destination.create_exclusive(layout.lock_path, f"{gone.key} worker-1 2026-01-01T00:00:00+00:00")
+    messages: list[str] = []
+    deliver_chunk(method, new, next_day, overwrite=True, verify_mode="sha256")
+    publish(destination, next_day, names(new), names(new), log=messages.append)
+    assert any(f"the lock of run {gone.key} is from 2026-01-01T00:00:00+00:00" in m for m in messages)
+    # what the dead run replaced came back first, so the new run's own roll back would restore it
+    roll_back(destination, next_day)
+    assert published(destination, next_day) == sha256s(old)
+    assert sorted(destination.list_names(layout.staging_dir)) == names(unconfirmed)  # kept for its retry
+    assert_no_leftovers(destination, next_day)
+
+
+def test_staging_left_by_runs_that_never_published_is_removed_after_a_week(hadoop_env, tmp_path):
+    """A failed run's delivered chunks wait in staging for its retry, but not forever: the next
+    successful publish to the same target removes the ones untouched for 7 days. On HDFS (both
+    ways of reading times) and on the local filesystem."""
+    client = InsecureClient(f"http://{hadoop_env.target.webhdfs_address}", user=hadoop_env.user)
+    week_ago = time.time() - 8 * 24 * 3600
+
+    def on_hdfs(metadata):
+        root = unique_dir("sweep")
+        for name in ("failed-long-ago", "failed-yesterday"):
+            client.makedirs(f"{urlsplit(root).path}/_impala_transfer_staging/{name}")
+        client.set_times(f"{urlsplit(root).path}/_impala_transfer_staging/failed-long-ago",
+                         modification_time=int(week_ago * 1000))
+        destination = hdfs_destination(root, metadata=metadata)
+        return HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
+
+    def on_local():
+        staging = tmp_path / "local" / "_impala_transfer_staging"
+        for name in ("failed-long-ago", "failed-yesterday"):
+            (staging / name).mkdir(parents=True)
+        os.utime(staging / "failed-long-ago", (week_ago, week_ago))
+        return FsspecMethod(destination=FsspecDestination(fs=LocalFileSystem(), root=str(tmp_path / "local")))
+
+    for method in (on_hdfs(None), on_hdfs(WebHdfsMetadata(client)), on_local()):
+        destination, run = method.destination, Run("manual__sweeper", DS)
+        staging_root = f"{destination.root}/_impala_transfer_staging"
+        assert sorted(destination.modified(staging_root)) == ["failed-long-ago", "failed-yesterday"]
+        deliver_and_publish(method, make_chunk(tmp_path / "c", parts=1), run)
+        commit(destination, run)
+        assert sorted(destination.modified(staging_root)) == ["failed-yesterday"]

@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -79,6 +80,12 @@ class Destination(ABC):
     @abstractmethod
     def read_text(self, path: str) -> str | None:
         """The text of the small file ``path``, or None if there is none."""
+
+    @abstractmethod
+    def modified(self, directory: str) -> dict[str, float]:
+        """Every entry directly under ``directory`` (hidden ones too) -> when it was last modified
+        (POSIX seconds); {} if the directory does not exist. Entries the store keeps no time for
+        (an object store's prefixes) are left out."""
 
 
 @dataclass
@@ -140,6 +147,9 @@ class HdfsDestination(Destination):
 
     def create_exclusive(self, path, text):
         return (self.metadata or self.shell).create_exclusive(path, text)
+
+    def modified(self, directory):
+        return (self.metadata or self.shell).modified(directory)
 
     def read_text(self, path):
         return (self.metadata or self.shell).read_text(path)
@@ -205,6 +215,16 @@ class SshDestination(Destination):
         if self.read_text(path) is None:
             raise TransferError(f"cannot create {self.describe(path)} on {self.target.destination}")
         return False
+
+    def modified(self, directory):
+        # GNU find; the directory is absolute (ScpTarget checks), so it cannot read as an option
+        result = self._ssh("find", directory, "-mindepth", "1", "-maxdepth", "1", "-printf", "%T@ %f\\n",
+                           check=False, capture=True)
+        if result.returncode == 255:
+            raise TransferError(f"ssh to {self.target.destination} failed: "
+                                f"{result.stderr.decode('utf-8', 'replace').strip() or 'exit 255'}")
+        lines = result.stdout.decode("utf-8", "replace").splitlines() if result.returncode == 0 else []
+        return {name: float(when) for when, _, name in (line.partition(" ") for line in lines) if name}
 
     def read_text(self, path):
         result = self._ssh("readlink", "--", path, check=False, capture=True)
@@ -295,6 +315,32 @@ class FsspecDestination(Destination):
             return self.fs.cat_file(path).decode("utf-8", "replace")
         except FileNotFoundError:
             return None
+
+    def modified(self, directory):
+        try:
+            entries = self.fs.ls(directory, detail=True)
+        except FileNotFoundError:
+            return {}
+        found = {}
+        for info in entries:
+            when = _mtime(info)
+            if when is not None:
+                found[posixpath.basename(info["name"].rstrip("/"))] = when
+        return found
+
+
+def _mtime(info: dict) -> float | None:
+    """An fsspec entry's modification time, under the name its filesystem uses."""
+    for key in ("mtime", "LastModified", "last_modified", "modificationTime", "updated"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return float(value) / (1000 if key == "modificationTime" else 1)
+    return None
 
 
 # Stores without directories: a "directory" rename is a loop over objects.

@@ -123,6 +123,18 @@ class HdfsShell:
             return None
         raise CommandFailed(result.args, result.returncode, stderr[-2000:])
 
+    def modified(self, directory: str) -> dict[str, float]:
+        """Entries under ``directory`` -> modification time, in one JVM (``-stat`` of ``dir/*``;
+        the directory itself holds no glob characters: uris.check_hadoop_path)."""
+        result = self.run(self.argv("-stat", "%Y %n", directory.rstrip("/") + "/*"), capture=True, check=False)
+        if result.returncode != 0:
+            stderr = result.stderr.decode("utf-8", "replace")
+            if "No such file or directory" in stderr:
+                return {}
+            raise CommandFailed(result.args, result.returncode, stderr[-2000:])
+        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        return {name: int(ms) / 1000 for ms, _, name in (line.partition(" ") for line in lines) if name}
+
     def remove(self, *paths: str, recursive: bool = False) -> None:
         if paths:
             self.run(self.argv("-rm", *(["-r"] if recursive else []), "-f", "-skipTrash", *paths))

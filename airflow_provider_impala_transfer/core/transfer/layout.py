@@ -24,6 +24,11 @@ from airflow_provider_impala_transfer.core.common.uris import check_component, j
 STAGING_DIR = "_impala_transfer_staging"
 LOCK_DIR = "_impala_transfer_locks"
 PREVIOUS_DIR = "_impala_transfer_previous"
+# Leftovers of runs that died: a lock or staged copies older than STALE_AFTER belong to a run that
+# is gone (no step of ours waits that long); an unpublished run's staging waits LEFTOVER_AFTER for
+# its retry. The next run of the same target removes them.
+STALE_AFTER = 24 * 3600
+LEFTOVER_AFTER = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from airflow_provider_impala_transfer.core.transfer.destinations import (
     SshDestination,
 )
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
-from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, Run
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STALE_AFTER, Run
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 METHODS = (*CHAIN, "fsspec")
@@ -235,6 +235,8 @@ class DistcpMethod(TransferMethod):
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
         staged = self.source_staging_dir(run, files) if any(f.local is not None for f in files) else None
+        if staged:
+            self._sweep_source_staging(run)
         counters: dict[str, int] = {}
         try:
             for argv in self.commands(files, run, overwrite=overwrite):
@@ -250,6 +252,22 @@ class DistcpMethod(TransferMethod):
                     self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
         self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters printed"))
         return counters
+
+
+    def _sweep_source_staging(self, run: Run) -> None:
+        """Staged copies a stopped job left on the source cluster (killed before its clean-up) for
+        this target, by any run: removed once older than any job of ours can run."""
+        root = join(self.source_hdfs_path, STAGING_DIR)
+        tag = "-" + self.staging_key(run).rsplit("-", 1)[1]
+        try:
+            ages = self.source_shell.modified(root)
+            stale = [join(root, n) for n, when in ages.items()
+                     if n.endswith(tag) and n != self.staging_key(run) and time.time() - when > STALE_AFTER]
+            if stale:
+                self.runner.log(f"removing staged copies a stopped run left on the source cluster: {', '.join(stale)}")
+                self.source_shell.remove(*stale, recursive=True)
+        except TransferError as exc:  # housekeeping must not fail the delivery
+            self.runner.log(f"could not sweep {root}: {exc}")
 
 
 @dataclass

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import posixpath
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from airflow_provider_impala_transfer.core.common.uris import join
-from airflow_provider_impala_transfer.core.errors import PublishError
+from airflow_provider_impala_transfer.core.errors import PublishError, TransferError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
-from airflow_provider_impala_transfer.core.transfer.layout import Run, RunLayout
+from airflow_provider_impala_transfer.core.transfer.layout import LEFTOVER_AFTER, STAGING_DIR, STALE_AFTER, Run, RunLayout
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 
 
@@ -89,6 +90,10 @@ def commit(destination: Destination, run: Run, *, log: Callable[[str], None] = l
         log(f"removing the replaced files at {destination.describe(layout.previous_dir)}")
         destination.remove([layout.previous_dir], recursive=True)
     release(destination, layout)
+    try:
+        sweep_stale_staging(destination, run, log=log)
+    except TransferError as exc:  # housekeeping: the run itself is done and confirmed
+        log(f"could not sweep old staging directories: {exc}")
 
 
 def roll_back(destination: Destination, run: Run, *, log: Callable[[str], None] = lambda message: None) -> bool:
@@ -103,8 +108,11 @@ def roll_back(destination: Destination, run: Run, *, log: Callable[[str], None] 
     return True
 
 
-def _restore(destination: Destination, layout: RunLayout, *, log: Callable[[str], None]) -> None:
-    staging, final, previous = layout.staging_dir, layout.final_dir, layout.previous_dir
+def _restore(destination: Destination, layout: RunLayout, *, log: Callable[[str], None],
+             staging: str | None = None) -> None:
+    """Put ``previous`` back as the final directory; the unconfirmed files there go back to
+    ``staging`` (the run's own, unless the lock's owner was another run)."""
+    staging, final, previous = staging or layout.staging_dir, layout.final_dir, layout.previous_dir
     had_previous = destination.is_dir(previous)
     if destination.is_dir(final) and (had_previous or not destination.is_dir(staging)):
         if destination.is_dir(staging):  # a newer delivery of this run waits there: keep that one
@@ -140,10 +148,45 @@ def acquire(destination: Destination, layout: RunLayout, *, log: Callable[[str],
         log(f"taking back the lock an earlier attempt of this run left ({held.strip()})")
         return
     owner, _, rest = (held or "?").strip().partition(" ")
+    since = _since(rest)
+    if since is not None and time.time() - since > STALE_AFTER:
+        # Its run died between publish and finalize long ago (every step of ours is bounded far
+        # below this): do what that run's retry would have done, then take the directory over.
+        log(f"the lock of run {owner} is from {rest.split()[-1]}: that run is long gone; restoring what it replaced")
+        _restore(destination, layout, log=log, staging=join(destination.root, STAGING_DIR, owner))
+        destination.remove([layout.lock_path])
+        if destination.create_exclusive(layout.lock_path, _owner_text(layout.run)):
+            return
+        held = destination.read_text(layout.lock_path) or "?"
+        owner, _, rest = held.strip().partition(" ")
     raise PublishError(
         f"{destination.describe(layout.final_dir)} is being published by run {owner} ({rest or 'just now'}); "
         f"nothing was changed (wait for that run and retry; if it is no longer running, remove "
         f"{destination.describe(layout.lock_path)} and retry: a retry restores what it replaced)")
+
+
+def _since(rest: str) -> float | None:
+    """The time in a lock's text (``<run key> <host> <ISO time>``), or None if unreadable."""
+    try:
+        return datetime.fromisoformat(rest.split()[-1]).timestamp()
+    except (IndexError, ValueError):
+        return None
+
+
+def sweep_stale_staging(destination: Destination, run: Run, *,
+                        log: Callable[[str], None] = lambda message: None) -> list[str]:
+    """Remove the staging directories of runs that never published and were last touched more
+    than :data:`LEFTOVER_AFTER` ago (a failed run's delivered chunks wait there for its retry,
+    but not forever). Called after a successful publish; this run's own directory is never touched."""
+    staging_root = join(destination.root, STAGING_DIR)
+    now = time.time()
+    stale = sorted(name for name, when in destination.modified(staging_root).items()
+                   if name != run.key and now - when > LEFTOVER_AFTER)
+    if stale:
+        log(f"removing staging directories of runs that never published, untouched for "
+            f"{LEFTOVER_AFTER // 86400:.0f} days: {', '.join(stale)}")
+        destination.remove([join(staging_root, name) for name in stale], recursive=True)
+    return stale
 
 
 def release(destination: Destination, layout: RunLayout) -> None:

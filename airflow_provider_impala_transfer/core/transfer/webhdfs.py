@@ -101,6 +101,12 @@ class WebHdfsMetadata:
                 return reader.read()
         return self._call("read", uri, read).decode("utf-8", "replace")
 
+    def modified(self, uri: str) -> dict[str, float]:
+        if not self._call("status", uri, lambda c: c.status(self.path(uri), strict=False)):
+            return {}
+        listed = self._call("list", uri, lambda c: c.list(self.path(uri), status=True))
+        return {name: int(status["modificationTime"]) / 1000 for name, status in listed}
+
     def remove(self, uris: Sequence[str], *, recursive: bool = False) -> None:
         for uri in uris:
             self._call("delete", uri, lambda c: c.delete(self.path(uri), recursive=recursive))
