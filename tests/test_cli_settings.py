@@ -154,3 +154,17 @@ def test_a_target_hadoops_shell_would_read_as_a_glob_is_refused_before_anything_
     assert result.returncode == 2
     assert "which Hadoop's shell reads as a glob pattern" in result.stderr
     assert not (tmp_path / "tmp").exists()
+
+
+def test_a_password_file_other_users_can_read_works_with_a_warning(tmp_path):
+    secret = tmp_path / "impala.pw"
+    secret.write_text("s3cret-from-file\n")
+    secret.chmod(0o644)
+    args = ("--source-host", "h", "--table", "db.events", "--target-hdfs-path", "file:///data/x",
+            "--password-file", str(secret), "--temp-dir", str(tmp_path / "tmp"), "--validate-config")
+    loose = run_cli(*args, password=None)
+    assert loose.returncode == 0 and "s3cret-from-file" not in loose.stdout + loose.stderr
+    assert f"warning: --password-file: {secret} can be read by other users (mode 0644) (chmod 600 {secret})" \
+        in loose.stderr
+    secret.chmod(0o600)
+    assert "warning" not in run_cli(*args, password=None).stderr

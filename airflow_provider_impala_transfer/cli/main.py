@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
         if args.show_config:
             _show_config(settings, environ, stdout)
             return EXIT_OK
-        password = read_password(settings, environ, ask=args.ask_password)
+        password = read_password(settings, environ, ask=args.ask_password,
+                                 warn=lambda message: stderr.write(message + "\n"))
         from airflow_provider_impala_transfer.cli.job import build_job
 
         job = build_job(settings, password)

@@ -9,8 +9,9 @@ The password is never a setting: it comes from an environment variable, a file o
 from __future__ import annotations
 
 import getpass
+import os
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,13 +273,19 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str], config_path: s
     return result
 
 
-def read_password(settings: Resolved, environ: Mapping[str, str], *, ask: bool) -> str | None:
-    """The password from a prompt, a file, or an environment variable, in that order."""
+def read_password(settings: Resolved, environ: Mapping[str, str], *, ask: bool,
+                  warn: Callable[[str], None] = lambda message: None) -> str | None:
+    """The password from a prompt, a file, or an environment variable, in that order. A password
+    file other users may read still works, with a warning (``warn``), as ssh does for keys."""
     if ask:
         return getpass.getpass(f"Password for {settings.user or 'Impala'}@{settings.source_host}: ")
     if settings.password_file:
         try:
             with open(settings.password_file, encoding="utf-8") as stream:
+                mode = os.fstat(stream.fileno()).st_mode & 0o777
+                if mode & 0o077:
+                    warn(f"warning: --password-file: {settings.password_file} can be read by other users "
+                         f"(mode {mode:04o}) (chmod 600 {settings.password_file})")
                 return stream.readline().rstrip("\r\n")
         except OSError as exc:
             raise ConfigError("--password-file", f"cannot read {settings.password_file}: {exc.strerror}",

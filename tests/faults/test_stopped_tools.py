@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
+from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk, deliver_with_fallback
+from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.methods import FsspecMethod, HdfsPutMethod
 from tests.conftest import repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
+from tests.test_transfer_methods import hdfs_destination, make_chunk
 
 HARNESS = """
 import sys
@@ -98,3 +105,27 @@ def test_execution_timeout_of_a_real_airflow_task_kills_the_stalling_tool(tmp_pa
     assert "AirflowTaskTimeout" in output or "Timeout" in output, output[-3000:]
     assert time.monotonic() - started < 240
     assert gone(wait_for_pid(pid_file)), "the stalling tool outlived its timed-out task"
+
+
+def test_a_stalling_tool_is_stopped_at_its_timeout_and_the_next_method_delivers(tmp_path):
+    """hdfs_put's `hdfs` hangs (a NameNode that accepts and never answers): the runner's timeout
+    stops it, no process of it is left, and fsspec delivers the chunk."""
+    pid_file = tmp_path / "hdfs.pid"
+    stalling = tmp_path / "hdfs"
+    stalling.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    stalling.chmod(0o755)
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    runner = CommandRunner(timeout=2)
+    destination = hdfs_destination(tmp_path / "hdfs-target", runner=runner)
+    destination.shell.hdfs_bin = str(stalling)
+    methods = {"hdfs_put": lambda: HdfsPutMethod(destination=destination, runner=runner),
+               "fsspec": lambda: FsspecMethod(destination=FsspecDestination(fs=LocalFileSystem(),
+                                                                             root=str(tmp_path / "target")))}
+    started = time.monotonic()
+    record, attempts = deliver_with_fallback(
+        list(methods.items()), lambda method, overwrite: deliver_chunk(method, manifest, Run("r"), overwrite=True),
+        label="chunk 0")
+    assert time.monotonic() - started < 30
+    assert record.method == "fsspec"
+    assert attempts[0].method == "hdfs_put" and "timed out" in attempts[0].error
+    assert gone(int(pid_file.read_text()))
