@@ -94,6 +94,7 @@ LAYERS = {
     "core.transfer": {"core.errors", "core.common", "core.transfer"},
     "core.table": {"core.errors", "core.common", "core.table"},
     "core.reconcile": {"core.errors", "core.common"},
+    "core.export": {"core.errors", "core.common", "core.extract", "core.transfer"},  # runs on both sides
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from airflow_provider_impala_transfer.core.common.uris import (
     scheme_of,
 )
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.export import ExportPlan, plan_export
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
@@ -33,6 +35,7 @@ from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, check_key_file
 from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
 HADOOP_SCHEMES = ("hdfs", "viewfs", "webhdfs", "swebhdfs", "file")
 HADOOP_METHODS = ("distcp", "hdfs_put", "hdfs_cp")
@@ -50,6 +53,8 @@ class Job:
     work_dir: str
     table: TableTarget | None = None
     table_connector: SourceConnector | None = None
+    export: ExportPlan | None = None  # server mode: what the source engine writes, and where
+    source_webhdfs: WebHdfsMetadata | None = None
     notes: list[str] = field(default_factory=list)  # decisions a person should see (skipped steps)
 
     def table_at(self, published_dir: str) -> TableTarget:
@@ -91,7 +96,32 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
               run=run, work_dir=os.path.join(temp_dir, run_key(run_id)), notes=notes)
     _table_step(job, password)
+    if s.extract_mode == "server":
+        _export_step(job)
     return job
+
+
+def _export_step(job: Job) -> None:
+    """Server mode: the export's plan, and the source cluster's WebHDFS to read what it wrote."""
+    s = job.settings
+    job.export = plan_export(job.spec, job.run, source_hdfs_path=job.targets.source_hdfs_path,
+                             staging_db=s.staging_db, dialect=s.export_dialect)
+    if not s.source_webhdfs_url:
+        raise ConfigError("--source-webhdfs-url", "the server-side export lists the exported files and reads "
+                          "their Parquet footers over WebHDFS", "give http://<source-namenode>:9870 (SOURCE_WEBHDFS_URL)")
+    url = s.source_webhdfs_url.rstrip("/")
+    if scheme_of(url) not in ("http", "https"):
+        raise ConfigError("--source-webhdfs-url", f"{url!r} is not an http(s):// URL",
+                          "give http://<source-namenode>:9870")
+    job.source_webhdfs = source_webhdfs(url)
+
+
+def source_webhdfs(url: str) -> WebHdfsMetadata:
+    """WebHDFS as the Hadoop client's user (HADOOP_USER_NAME, else the login), connected when first used."""
+    from hdfs import InsecureClient
+
+    user = os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
+    return WebHdfsMetadata(connect=lambda: InsecureClient(url, user=user), name=f"WebHDFS {url}")
 
 
 def _query_text(s: Resolved) -> str | None:

@@ -21,6 +21,7 @@ from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, 
 from airflow_provider_impala_transfer.core.common.connection import run_server_call
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
+from airflow_provider_impala_transfer.core.export import drop_export, export_manifests, fetch_local, run_export
 from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
 from airflow_provider_impala_transfer.core.extract.extract import Progress, describe_query, extract_chunk, plan_chunks
 from airflow_provider_impala_transfer.core.extract.writer import part_name
@@ -30,6 +31,7 @@ from airflow_provider_impala_transfer.core.table.publish import publish_table, r
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import Attempt, deliver_chunk, deliver_with_fallback
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
@@ -57,7 +59,12 @@ class _ReportedProgress(Progress):
 def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     for note in job.notes:
         reporter.line(note)
-    chunks = plan_chunks(job.connector, job.spec)
+    exported: dict[int, Manifest] = {}
+    if job.export is not None:  # server mode: the source engine writes the files, then they are chunks
+        exported = {m.chunks[0].index: m for m in _export(job, reporter)}
+        chunks = [m.chunks[0] for m in exported.values()]
+    else:
+        chunks = plan_chunks(job.connector, job.spec)
     total = count_rows(job.connector, job.spec.query)
     job.work_dir = private_dir(job.work_dir)  # once the source answered: a refusal leaves nothing behind
     reporter.line(f"run {job.run.run_id}: {job.spec.query.strip()[:200]}")
@@ -71,7 +78,8 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     pool = ThreadPoolExecutor(max_workers=job.settings.max_workers, thread_name_prefix="chunk")
     interrupted = False
     try:
-        futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners[chunk.index]): chunk for chunk in chunks}
+        futures = {pool.submit(_chunk_worker, job, chunk, reporter, runners[chunk.index], exported.get(chunk.index)): chunk
+                   for chunk in chunks}
         for future in as_completed(futures):
             chunk = futures[future]
             outcome = outcomes[chunk.index]
@@ -104,10 +112,33 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     return code
 
 
-def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRunner):
-    """Extract one chunk, then walk the fallback chain until a method delivers it."""
-    manifest = extract_chunk(job.connector, job.spec, chunk, job.work_dir,
-                             progress=_ReportedProgress(chunk.index, reporter))
+def _export(job: Job, reporter: Reporter) -> list[Manifest]:
+    """Server mode: CREATE TABLE AS SELECT on the source cluster, then the written files' manifests."""
+    assert job.export is not None and job.source_webhdfs is not None
+    reporter.line(f"exporting on {job.connector.address} into {job.export.location}")
+    run_export(job.connector, job.export, job.source_webhdfs, log=reporter.detail)
+    shell = HdfsShell(hdfs_bin=job.targets.hdfs_bin, runner=job.targets.runner(log=reporter.detail))
+    return export_manifests(job.connector, job.spec, job.export, job.source_webhdfs, shell, log=reporter.detail)
+
+
+def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRunner, exported: Manifest | None = None):
+    """Extract one chunk (or take the server's export of it), then walk the fallback chain until a
+    method delivers it. Methods that copy local files get verified local copies of exported files."""
+    if exported is None:
+        manifest = extract_chunk(job.connector, job.spec, chunk, job.work_dir,
+                                 progress=_ReportedProgress(chunk.index, reporter))
+    else:
+        manifest = exported
+        reporter.extracted(chunk.index, manifest.rows, manifest.bytes)
+    local: list[Manifest] = []
+
+    def files_for(method: TransferMethod) -> Manifest:
+        if method.copies_from_hdfs or all(f.local is not None for f in manifest.files):
+            return manifest
+        if not local:
+            shell = HdfsShell(hdfs_bin=job.targets.hdfs_bin, runner=runner)
+            local.append(fetch_local(manifest, shell, os.path.join(job.work_dir, f"chunk-{chunk.index:05d}")))
+        return local[0]
 
     def build(name: str) -> Callable[[], TransferMethod]:
         def make():
@@ -117,7 +148,7 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRun
 
     def deliver(method, overwrite):
         # Staging is this run's own directory: replacing what an earlier attempt left is safe.
-        return deliver_chunk(method, manifest, job.run, overwrite=True,
+        return deliver_chunk(method, files_for(method), job.run, overwrite=True,
                              verify_mode=job.settings.verify, log=reporter.detail)
 
     def report(attempt: Attempt) -> None:
@@ -180,6 +211,12 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
         commit_kinds(list(published.published), job.run, destination_of, log=reporter.detail)
     except RUN_ERRORS as exc:  # the new data is in place and checked; only the cleanup failed
         lines.append(f"note: removing the replaced files failed: {first_line(exc)}")
+    if job.export is not None:
+        try:
+            drop_export(job.connector, job.export, job.source_webhdfs, log=reporter.detail)
+        except RUN_ERRORS as exc:
+            lines.append(f"note: dropping the export failed: {first_line(exc)} (drop {job.export.table} and "
+                         f"remove {job.export.location} by hand)")
     if not job.settings.keep_temp:
         shutil.rmtree(job.work_dir, ignore_errors=True)
     return lines, EXIT_OK

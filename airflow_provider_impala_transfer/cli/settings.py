@@ -19,6 +19,7 @@ from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANI
 from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXPORT_DIALECTS, EXTRACT_MODES
 from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT
@@ -94,6 +95,15 @@ SETTINGS: tuple[Setting, ...] = (
        "read back; sha256 read back elsewhere), sha256 (always read back) or size", DEFAULT_VERIFY,
        choices=VERIFY_MODES,
        env="VERIFY", group="processing"),
+    _s("extract_mode", "client: rows stream through this machine into local files; server: the source engine "
+       "writes Parquet on its own cluster (CREATE TABLE AS SELECT under --source-hdfs-path) and distcp copies "
+       "it, no row passes through here", "client", env="EXTRACT_MODE", choices=EXTRACT_MODES, group="processing"),
+    _s("staging_db", "server mode: database of the run's staging table (it needs CREATE rights there)",
+       DEFAULT_STAGING_DB, env="EXPORT_STAGING_DB", group="processing"),
+    _s("export_dialect", "server mode: SQL dialect of the source engine, impala or hive (Spark Thrift Server)",
+       "impala", env="EXPORT_DIALECT", choices=EXPORT_DIALECTS, group="processing"),
+    _s("source_webhdfs_url", "server mode: the source cluster's WebHDFS, e.g. http://source-namenode:9870 "
+       "(lists the exported files and reads their Parquet footers)", env="SOURCE_WEBHDFS_URL", group="processing"),
     # target
     _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "
        "client's default filesystem), file:///path, s3://bucket/path ...", env="TARGET_HDFS_PATH", group="target"),

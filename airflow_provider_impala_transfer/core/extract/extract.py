@@ -218,14 +218,33 @@ def extract_chunk(
 
 
 def _lost_mid_result(exc: SourceError, connector: SourceConnector, chunk: Chunk, rows: int) -> SourceError:
-    """The fetch failure with what it means for the chunk: which rows were lost, what is left."""
-    cause = exc.__cause__
-    closed = isinstance(cause, (ConnectionError, EOFError)) or (
-        type(cause).__name__ == "TTransportException" and "read 0 bytes" in str(cause))
-    why = ("the server closed the connection in the middle of the result (stopped or restarted?)" if closed
-           else "the server failed in the middle of the result")
+    """The fetch failure with what it means for the chunk: how far it got, that nothing is kept."""
+    lost = _connection_lost(exc)
+    why = (f"the connection to the server was lost in the middle of the result ({lost}: was the server "
+           "stopped or restarted?)" if lost else "the fetch failed in the middle of the result")
     return SourceError(f"{exc}: {why} after {rows:,} rows; none of chunk {chunk.index}'s files were kept "
                        f"(re-run chunk {chunk.index} once {connector.address} answers again)")
+
+
+_THRIFT_END_OF_FILE = 4  # thrift.transport.TTransport.TTransportException.END_OF_FILE
+
+
+def _connection_lost(exc: BaseException) -> str | None:
+    """Why the connection ended, if the server closed or reset it: impyla raises thrift's
+    ``TTransportException`` ("TSocket read 0 bytes", or "unexpected exception" wrapping the
+    ``ConnectionResetError`` in ``.inner``); None for any other failure (a timeout, a server error)."""
+    pending, seen = [exc], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, (ConnectionError, EOFError)):
+            return getattr(error, "strerror", None) or str(error) or type(error).__name__
+        if type(error).__name__ == "TTransportException" and getattr(error, "type", None) == _THRIFT_END_OF_FILE:
+            return "closed by the server"
+        pending += [error.__cause__, error.__context__, getattr(error, "inner", None)]
+    return None
 
 
 def _check_writable(fs: fsspec.AbstractFileSystem, directory: str, output_url: str) -> None:

@@ -79,6 +79,7 @@ class TransferMethod(ABC):
     name: str
     destination: Destination
     runner: CommandRunner
+    copies_from_hdfs = False  # True: takes hdfs:// sources as they are (distcp, hdfs cp)
 
     def target_dir(self, run: Run) -> str:
         """The run's staging directory on this method's destination."""
@@ -187,6 +188,7 @@ class DistcpMethod(TransferMethod):
     options: DistcpOptions = field(default_factory=DistcpOptions)
     listing_dir: str = field(default_factory=lambda: private_dir())
     name: str = "distcp"
+    copies_from_hdfs = True
 
     def staging_key(self, run: Run) -> str:
         tag = hashlib.sha256(self.target_dir(run).encode()).hexdigest()[:8]
@@ -290,6 +292,7 @@ class HdfsCpMethod(TransferMethod):
     destination: HdfsDestination
     runner: CommandRunner
     name: str = "hdfs_cp"
+    copies_from_hdfs = True
 
     def commands(self, files, run, *, overwrite):
         shell, target_dir = self.destination.shell, self.target_dir(run)

@@ -53,6 +53,22 @@ class WebHdfsMetadata:
         except Exception as exc:  # HdfsError, requests' errors: a failure of this method either way
             raise TransferError(f"WebHDFS {what} {uri}: {exc}") from exc
 
+    def exists(self, uri: str) -> bool:
+        return bool(self._call("status", uri, lambda c: c.status(self.path(uri), strict=False)))
+
+    def file_sizes(self, uri: str) -> dict[str, int]:
+        """The files directly in a directory and their sizes, in one LISTSTATUS."""
+        listed = self._call("list", uri, lambda c: c.list(self.path(uri), status=True))
+        return {name: int(status["length"]) for name, status in listed if status.get("type") == "FILE"}
+
+    def read_range(self, uri: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (one OPEN with offset and length): a Parquet footer
+        is read without the data before it."""
+        def read(client: Any) -> bytes:
+            with client.read(self.path(uri), offset=offset, length=length) as reader:
+                return reader.read()
+        return self._call("read", uri, read)
+
     def is_dir(self, uri: str) -> bool:
         status = self._call("status", uri, lambda c: c.status(self.path(uri), strict=False))
         return bool(status) and status.get("type") == "DIRECTORY"

@@ -1,0 +1,248 @@
+"""Server-side export: the source engine writes the query's Parquet files on its own cluster, in
+parallel on every node, and no row passes through this process.
+
+    CREATE EXTERNAL TABLE <staging_db>.<run-scoped name> STORED AS PARQUET
+        LOCATION '<source_hdfs_path>/_impala_transfer_export/<run key>' AS <query>
+
+The manifest is then built from what the engine wrote, without reading the data: names and sizes
+from one WebHDFS listing, each file's rows and schema from its Parquet footer (two range reads),
+its CRC32C from the cluster's COMPOSITE_CRC checksum (one ``hdfs dfs -checksum`` for all files).
+The files are renamed ``chunk-CCCCC-part-PPPPP.parquet`` and grouped into chunks of about
+``chunk_size`` rows, so the per-chunk transfer, verification, publish and table steps are the
+client path's: distcp copies cluster1 -> cluster2 directly.
+
+The staging table is EXTERNAL (its DROP leaves the files) and is dropped, and the export directory
+removed, after the run is published (:func:`drop_export`); a retry replaces its own directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_impala_transfer.core.common import sql as sqlmod
+from airflow_provider_impala_transfer.core.common.checksums import file_digests
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector, run_server_call
+from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path, join
+from airflow_provider_impala_transfer.core.common.values import check_choice
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, TransferError
+from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
+from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec, describe_query
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
+
+EXPORT_DIR = "_impala_transfer_export"
+EXTRACT_MODES = ("client", "server")
+EXPORT_DIALECTS = ("impala", "hive")  # hive: HiveServer2 as Spark's Thrift Server speaks it
+DEFAULT_STAGING_DB = "default"
+IMPALA_PARQUET_FILE_SIZE = 256 << 20  # Impala's own default; one file per node and 256 MiB
+_CODECS = {"snappy": "snappy", "zstd": "zstd", "gzip": "gzip", "none": "none"}
+
+
+def check_extract_mode(mode: str, field: str = "extract_mode") -> str:
+    return check_choice(mode, field, EXTRACT_MODES, "an extract mode")
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """Where and how one run's export is written: the staging table, its directory, the SQL."""
+
+    table: str  # staging_db.name, as given to the server (validated)
+    location: str  # hdfs://.../_impala_transfer_export/<run key>
+    statements: tuple[str, ...]
+    compression: str
+
+    @property
+    def drop_sql(self) -> str:
+        return f"DROP TABLE IF EXISTS {self.table}"
+
+
+def plan_export(spec: ExtractSpec, run: Run, *, source_hdfs_path: str | None,
+                staging_db: str = DEFAULT_STAGING_DB, dialect: str = "impala") -> ExportPlan:
+    """The statements that export ``spec.query`` for ``run``; nothing is executed."""
+    if not source_hdfs_path:
+        raise ConfigError("source_hdfs_path", "the server-side export writes its files on the source cluster",
+                          "set source_hdfs_path=hdfs://<source-namenode>/<directory the source engine may write>")
+    if spec.file_format.output_format != "parquet":
+        raise ConfigError("output_format", f"the server-side export writes parquet, not {spec.file_format.output_format}",
+                          "set output_format=parquet or extract_mode=client")
+    dialect = check_choice(dialect, "table_dialect", EXPORT_DIALECTS, "a dialect")
+    location = join(check_hadoop_path(source_hdfs_path, "source_hdfs_path"), EXPORT_DIR, run.key)
+    name = "impala_transfer_export_" + hashlib.sha256(run.key.encode()).hexdigest()[:16]
+    sqlmod.quote_identifier(staging_db, field="staging_db")
+    table = f"{staging_db}.{name}"
+    quoted = sqlmod.quote_table_name(table, field="staging_db")
+    codec = _CODECS.get(spec.file_format.compression or "snappy")
+    if codec is None:
+        raise ConfigError("compression", f"{spec.file_format.compression!r} cannot be written by the server",
+                          f"use one of {', '.join(_CODECS)}")
+    query = sqlmod.wrap(spec.query)
+    if "'" in location or "\\" in location:
+        raise ConfigError("source_hdfs_path", f"{location!r} holds a quote or backslash", "name it without them")
+    if dialect == "impala":
+        settings = [f"SET COMPRESSION_CODEC={codec}", f"SET PARQUET_FILE_SIZE={IMPALA_PARQUET_FILE_SIZE}",
+                    "SET PARQUET_TIMESTAMP_TYPE=INT64_MICROS"]  # else INT96 (Impala < 3.4 has no option)
+        create = f"CREATE EXTERNAL TABLE {quoted} STORED AS PARQUET LOCATION '{location}' AS\n{query}"
+    else:
+        settings = ["SET spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS",  # Spark writes INT96 otherwise
+                    f"SET spark.sql.parquet.compression.codec={'uncompressed' if codec == 'none' else codec}",
+                    f"SET spark.sql.files.maxRecordsPerFile={spec.chunk_size}"]
+        create = f"CREATE TABLE {quoted} USING PARQUET LOCATION '{location}' AS\n{query}"  # LOCATION: external
+    return ExportPlan(table=quoted, location=location, statements=(*settings, f"DROP TABLE IF EXISTS {quoted}", create),
+                      compression=codec)
+
+
+def run_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMetadata, *,
+               log: Callable[[str], None] = lambda message: None) -> None:
+    """Run the export; what an earlier attempt of this run left is replaced."""
+    if metadata.exists(plan.location):
+        log(f"removing an earlier attempt's export at {plan.location}")
+        metadata.remove([plan.location], recursive=True)
+    with connector.session() as cursor:
+        for sql in plan.statements:
+            log(f"running on {connector.address}: {' '.join(sql.split())[:300]}")
+            run_server_call(connector, "the server-side export", lambda sql=sql: cursor.execute(sql))
+
+
+def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: ExportPlan, metadata: WebHdfsMetadata,
+                     shell: HdfsShell, *, log: Callable[[str], None] = lambda message: None) -> list[Manifest]:
+    """The exported files as per-chunk manifests, as the client extract would have described them."""
+    expected = arrow_schema(describe_query(connector, spec.query), spec.timestamp_unit)
+    written = sorted((name, size) for name, size in metadata.file_sizes(plan.location).items()
+                     if name.endswith(".parquet") and not name.startswith(("_", ".")))
+    if not written:
+        raise ExtractError(f"the export wrote no Parquet file at {plan.location} (see the server's log)")
+    footers = {name: pq.read_metadata(_RangeFile(metadata, join(plan.location, name), size))
+               for name, size in written}
+    for name, footer in footers.items():
+        check_exported_schema(expected, footer.schema.to_arrow_schema(), join(plan.location, name))
+    groups = _group(written, {n: f.num_rows for n, f in footers.items()}, spec.chunk_size)
+    renamed: list[tuple[str, str, int, int, int, int]] = []  # (old, new, size, rows, chunk, part)
+    for index, group in enumerate(groups):
+        for part, (name, size) in enumerate(group):
+            new = f"chunk-{index:05d}-part-{part:05d}.parquet"
+            renamed.append((name, new, size, footers[name].num_rows, index, part))
+    for old, new, *_ in renamed:
+        if old != new:
+            metadata.move(join(plan.location, old), join(plan.location, new))
+    paths = [join(plan.location, new) for _, new, *_ in renamed]
+    checksums = shell.crc32c(paths)
+    manifests = []
+    for index, group in enumerate(groups):
+        files = [FileEntry(path=join(plan.location, new), bytes=size, sha256="", crc32c=checksums[join(plan.location, new)],
+                           rows=rows, chunk=chunk, part=part, format="parquet", compression=plan.compression)
+                 for _, new, size, rows, chunk, part in renamed if chunk == index]
+        missing = [f.path for f in files if not f.crc32c]
+        if missing:
+            raise TransferError(f"{missing[0]}: the source cluster gave no COMPOSITE-CRC32C checksum "
+                                "(a cluster before Hadoop 3.1?); use extract_mode=client")
+        rows = sum(f.rows or 0 for f in files)
+        manifests.append(Manifest(files=files, schema=expected, chunks=[Chunk(
+            index=index, description=f"export: {len(files)} file{'s' if len(files) > 1 else ''}, {rows:,} rows")]))
+    log(f"export: {len(renamed)} files, {sum(m.rows for m in manifests):,} rows, "
+        f"{sum(m.bytes for m in manifests):,} bytes in {len(manifests)} chunk(s) at {plan.location}")
+    return manifests
+
+
+def fetch_local(manifest: Manifest, shell: HdfsShell, directory: str) -> Manifest:
+    """Local copies of exported files, for methods that copy from this machine (hdfs put, scp,
+    fsspec): one ``hdfs dfs -get`` into a private directory, each copy checked against the
+    cluster's CRC32C while its sha256 is computed."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    shell.run(shell.argv("-get", "-f", *[f.path for f in manifest.files], f"file://{directory}/"))
+    files = []
+    for entry in manifest.files:
+        local = os.path.join(directory, entry.name)
+        digests = file_digests(LocalFileSystem(), local)
+        if digests.crc32c != entry.crc32c:
+            raise TransferError(f"{local}: fetched copy of {entry.path} has crc32c {digests.crc32c}, the cluster "
+                                f"says {entry.crc32c}")
+        files.append(dataclasses.replace(entry, path=f"file://{local}", sha256=digests.sha256))
+    return dataclasses.replace(manifest, files=files)
+
+
+def drop_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMetadata, *,
+                log: Callable[[str], None] = lambda message: None) -> None:
+    """After the run is published: the staging table's definition, then its directory."""
+    with connector.session() as cursor:
+        run_server_call(connector, "dropping the export's staging table", lambda: cursor.execute(plan.drop_sql))
+    metadata.remove([plan.location], recursive=True)
+    log(f"dropped {plan.table} and removed {plan.location}")
+
+
+def check_exported_schema(expected: pa.Schema, found: pa.Schema, where: str) -> None:
+    """The engine must have written the query's types: a changed type fails loudly, naming it."""
+    if found.names != expected.names:
+        raise ExtractError(f"{where}: the export's columns {found.names} are not the query's {expected.names} "
+                           "(duplicate or unnamed columns? give every column a distinct alias)")
+    for want, got in zip(expected, found):
+        if not _same_type(want.type, got.type):
+            raise ExtractError(f"{where}: column {want.name!r} was written as {got.type}, but the query's type is "
+                               f"{want.type}; use extract_mode=client for this query")
+
+
+def _same_type(want: pa.DataType, got: pa.DataType) -> bool:
+    if want.equals(got):
+        return True
+    if pa.types.is_timestamp(want) and pa.types.is_timestamp(got):
+        return want.unit == got.unit and got.tz in (None, "UTC", "+00:00")  # instants written as UTC
+    if pa.types.is_string(want) or pa.types.is_large_string(want):
+        return pa.types.is_string(got) or pa.types.is_large_string(got)
+    if pa.types.is_binary(want) or pa.types.is_large_binary(want):
+        return pa.types.is_binary(got) or pa.types.is_large_binary(got)
+    return False
+
+
+def _group(files: Sequence[tuple[str, int]], rows: dict[str, int], chunk_rows: int) -> list[list[tuple[str, int]]]:
+    """Consecutive files into chunks of about ``chunk_rows`` rows (at least one file each)."""
+    groups: list[list[tuple[str, int]]] = [[]]
+    total = 0
+    for name, size in files:
+        if groups[-1] and total + rows[name] > chunk_rows:
+            groups.append([])
+            total = 0
+        groups[-1].append((name, size))
+        total += rows[name]
+    return groups
+
+
+class _RangeFile(io.RawIOBase):
+    """A remote file pyarrow can seek in: each read is one WebHDFS range read. Reading a footer
+    costs two (its length, then the footer), whatever the file's size."""
+
+    def __init__(self, metadata: WebHdfsMetadata, uri: str, size: int):
+        super().__init__()
+        self.metadata, self.uri, self.size, self.position = metadata, uri, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        length = min(len(buffer), self.size - self.position)
+        if length <= 0:
+            return 0
+        data = self.metadata.read_range(self.uri, self.position, length)
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
