@@ -1,9 +1,15 @@
 """Example: an Impala query -> Parquet chunks -> another cluster, verified, published, as a table.
 
 plan -> extract (one task per chunk) -> per chunk: route -> distcp -> hdfs_put -> hdfs_cp -> scp
-(each method only if the previous one failed) -> delivered -> publish (staging dir renamed to
-``<target_path>/ds=<date>/``) -> target_table (CREATE EXTERNAL TABLE / ADD PARTITION / REFRESH)
--> reconcile (source COUNT(*) == rows in files == rows published == target COUNT(*)).
+(each method only if the previous one failed) -> delivered -> reconcile (source COUNT(*) == rows
+in files == rows delivered) -> publish (staging dir renamed to ``<target_path>/ds=<date>/``) ->
+target_table (CREATE EXTERNAL TABLE / ADD PARTITION / REFRESH, COUNT(*)) -> finalize (keep the
+new partition, or put the previous one back if anything failed).
+
+With IMPALA_TRANSFER_EXTRACT_MODE=server, ``export`` replaces plan + extract: Impala writes the
+Parquet on the source cluster (CREATE EXTERNAL TABLE AS SELECT under the source HDFS path) and
+distcp copies it; no row passes through a worker. The mode shapes the graph, so it is chosen when
+the DAG is parsed, not per run.
 
 Runs daily; trigger it by hand with your own query, chunk size, first method or target path.
 A re-run of the same date replaces that date's partition; other dates are never touched.
@@ -62,4 +68,7 @@ with DAG(
         target_impala_conn_id=ENV("IMPALA_TRANSFER_TARGET_CONN_ID", "impala_target"),
         table_dialect=ENV("IMPALA_TRANSFER_TABLE_DIALECT", "impala"),
         max_active_chunks=int(ENV("IMPALA_TRANSFER_MAX_WORKERS", "4")),
+        extract_mode=ENV("IMPALA_TRANSFER_EXTRACT_MODE", "client"),
+        source_webhdfs_conn_id=ENV("IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID") or None,  # the source cluster's
+        export_dialect=ENV("IMPALA_TRANSFER_EXPORT_DIALECT", "impala"),
     )

@@ -48,6 +48,9 @@ def airflow_home(tmp_path_factory, hiveserver, local_hadoop, sshd):
     webhdfs_host, webhdfs_port = local_hadoop.target.webhdfs_address.split(":")
     webhdfs = json.dumps({"conn_type": "webhdfs", "host": webhdfs_host, "port": int(webhdfs_port),
                           "login": local_hadoop.user})
+    source_host, source_port = local_hadoop.source.webhdfs_address.split(":")
+    source_webhdfs = json.dumps({"conn_type": "webhdfs", "host": source_host, "port": int(source_port),
+                                 "login": local_hadoop.user})
     env = {**os.environ, **local_hadoop.env()}
     env.update(
         AIRFLOW_HOME=str(home),
@@ -58,6 +61,7 @@ def airflow_home(tmp_path_factory, hiveserver, local_hadoop, sshd):
         AIRFLOW_CONN_SCP_TARGET=sshd.airflow_connection_json(),
         IMPALA_TRANSFER_OUTPUT_DIR=str(home / "extract"),
         AIRFLOW_CONN_TARGET_WEBHDFS=webhdfs,
+        AIRFLOW_CONN_SOURCE_WEBHDFS=source_webhdfs,
         IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}",
         IMPALA_TRANSFER_WEBHDFS_CONN_ID="target_webhdfs",
         IMPALA_TRANSFER_SSH_CONN_ID="scp_target",
@@ -245,6 +249,29 @@ def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(airflow
     assert {n: hdfs_bytes(local_hadoop, f"{final}/{n}") for n in hdfs_names(local_hadoop, final)} == first
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
+
+
+def test_server_mode_exports_on_cluster1_distcps_to_cluster2_and_a_rerun_replaces(airflow_home, local_hadoop,
+                                                                                   hiveserver):
+    """export (CREATE TABLE AS SELECT by the source engine into hdfs://cluster1) -> distcp per chunk
+    -> publish -> table COUNT(*) == source; the run's export is dropped once kept; a re-run of the
+    date replaces its partition."""
+    target = target_dir("server")
+    env = {"IMPALA_TRANSFER_EXTRACT_MODE": "server", "IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID": "source_webhdfs",
+           "IMPALA_TRANSFER_EXPORT_DIALECT": "hive"}
+    for attempt in range(2):
+        output, run_state, states = run_dag(airflow_home, "2026-03-10", method="distcp", target=target,
+                                            table="default.events_server", extra_env=env)
+        assert run_state == "success", output[-3000:]
+        assert ("events.plan", -1) not in states and states[("events.export", -1)] == "success"
+        delivered = [s for (t, _), s in states.items() if t == "events.deliver.distcp"]
+        assert delivered and set(delivered) == {"success"}
+        assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
+        assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-10") == EVENTS_ROWS
+        staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
+        assert hdfs_names(local_hadoop, f"{staging}/_impala_transfer_export") == []  # dropped once kept
+    assert "replacing hdfs://cluster2/" in output  # the second run replaced the first's partition
+    assert hiveserver.query("SELECT COUNT(*) FROM default.events_server") == [(EVENTS_ROWS,)]
 
 
 @pytest.mark.timeout(900)

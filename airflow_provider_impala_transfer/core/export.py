@@ -23,6 +23,7 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,6 +66,15 @@ class ExportPlan:
     @property
     def drop_sql(self) -> str:
         return f"DROP TABLE IF EXISTS {self.table}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "location": self.location, "statements": list(self.statements),
+                "compression": self.compression}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportPlan:
+        return cls(table=data["table"], location=data["location"], statements=tuple(data["statements"]),
+                   compression=data["compression"])
 
 
 def plan_export(spec: ExtractSpec, run: Run, *, source_hdfs_path: str | None,

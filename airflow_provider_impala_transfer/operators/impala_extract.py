@@ -19,6 +19,11 @@ from airflow_provider_impala_transfer.core.extract.extract import (
 )
 from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
 from airflow_provider_impala_transfer.core.common.uris import run_key
+from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export
+from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 
 
@@ -169,3 +174,53 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         for entry in manifest.files:
             self.log.info("wrote %s: %d rows, %d bytes, sha256 %s", entry.path, entry.rows, entry.bytes, entry.sha256)
         return manifest.to_dict()
+
+
+class ImpalaExportOperator(_ImpalaQueryOperator):
+    """Server-side export: the source engine writes the query's Parquet files on its own cluster
+    (``CREATE EXTERNAL TABLE ... LOCATION '<source_hdfs_path>/_impala_transfer_export/<run>' AS
+    <query>``), in parallel on every node; no row passes through the worker. Returns one manifest
+    per chunk of about ``chunk_size`` rows (rows and schema from the files' footers, CRC32C from the
+    cluster), for ``deliver.expand(manifest=...)`` exactly as the client extract's.
+
+    :param source_hdfs_path: hdfs:// directory on the source cluster the engine may write.
+    :param source_webhdfs_conn_id: ``webhdfs`` connection of the source cluster (lists the files,
+        reads their footers).
+    :param staging_db: database of the run's staging table (CREATE rights needed; dropped after
+        publishing by :class:`FinalizePublishOperator`).
+    :param dialect: ``impala`` or ``hive`` (Spark Thrift Server).
+    """
+
+    template_fields: Sequence[str] = (*_ImpalaQueryOperator.template_fields, "source_hdfs_path", "staging_db")
+
+    def __init__(self, *, source_hdfs_path: str, source_webhdfs_conn_id: str, staging_db: str = DEFAULT_STAGING_DB,
+                 dialect: str = "impala", compression: str | None = None, hadoop_conn_id: str | None = None,
+                 hdfs_bin: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_hdfs_path = source_hdfs_path
+        self.source_webhdfs_conn_id = source_webhdfs_conn_id
+        self.staging_db = staging_db
+        self.dialect = dialect
+        self.compression = compression
+        self.hadoop_conn_id = hadoop_conn_id
+        self.hdfs_bin = hdfs_bin
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        spec = self.build_spec(output_format="parquet", compression=self.compression)
+        run = Run(run_id=context["run_id"], dag_id=context["ti"].dag_id)
+        plan = plan_export(spec, run, source_hdfs_path=self.source_hdfs_path, staging_db=self.staging_db,
+                           dialect=self.dialect)
+        context["ti"].xcom_push(key=EXPORT_KEY, value=plan.to_dict())  # before it runs: finalize drops it
+        connector = self.hook().connector()
+        metadata = webhdfs_metadata(self.source_webhdfs_conn_id)
+        run_export(connector, plan, metadata, log=self.log.info)
+        hadoop = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin)
+        shell = HdfsShell(hdfs_bin=hadoop.hdfs_bin, runner=CommandRunner(timeout=DEFAULT_TIMEOUT, env=hadoop.env,
+                                                                          log=self.log.info))
+        manifests = export_manifests(connector, spec, plan, metadata, shell, log=self.log.info)
+        for manifest in manifests:
+            self.log.info("%s: %s", manifest.label, manifest.chunks[0].description)
+        return [m.to_dict() for m in manifests]
+
+
+EXPORT_KEY = "export"  # XCom: the ExportPlan of a run, for dropping it once published

@@ -14,6 +14,7 @@ All real work is in the Airflow-free core; these read context and connections.
 from __future__ import annotations
 
 import inspect
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -24,13 +25,15 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
 from airflow_provider_impala_transfer.core.common.values import positive_seconds
-from airflow_provider_impala_transfer.core.errors import ConfigError, PublishError, TransferError
+from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, PublishError, TransferError
+from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export, fetch_local
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.table.publish import refresh_table
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
@@ -39,6 +42,7 @@ from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_O
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 
 # Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
@@ -232,8 +236,14 @@ class TransferOperator(_TargetOperator):
                 raise AirflowSkipException(f"{label}: already delivered by {earlier.rsplit('.', 1)[-1]}")
         # Overwrite only what this run itself may have left: a retry, or an earlier method's attempt.
         overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
-        with self.connections():
-            record = deliver_chunk(self.build_method(self.method), manifest, self.transfer_run(context),
+        with self.connections(), tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:
+            method = self.build_method(self.method)
+            if not method.copies_from_hdfs and any(f.local is None for f in manifest.files):
+                # a server-side export's files, for a method that copies local files: verified copies
+                # in this task's private directory, gone when it ends
+                shell = HdfsShell(hdfs_bin=self._hadoop().hdfs_bin, runner=method.runner)
+                manifest = fetch_local(manifest, shell, private)
+            record = deliver_chunk(method, manifest, self.transfer_run(context),
                                    overwrite=overwrite, verify_mode=self.verify, log=self.log.info)
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
         return record.to_dict()
@@ -318,17 +328,25 @@ class FinalizePublishOperator(_TargetOperator):
     :param check_task_ids: tasks after the publish that must succeed (the target table).
     :param target_table: refreshed after a roll back (engines cache file lists), on
         ``target_impala_conn_id`` with ``table_dialect``.
+    :param export_task_id: an :class:`ImpalaExportOperator` whose staging table and directory are
+        dropped once the run is kept (on ``source_impala_conn_id``, ``source_webhdfs_conn_id``);
+        a failed run keeps them for its retry, which replaces them.
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table")
 
     def __init__(self, *, publish_task_id: str, check_task_ids: Sequence[str] = (), counts_task_id: str | None = None,
                  target_table: str | None = None, target_impala_conn_id: str | None = None,
-                 table_dialect: str = "impala", **kwargs: Any) -> None:
+                 table_dialect: str = "impala", export_task_id: str | None = None,
+                 source_impala_conn_id: str | None = None, source_webhdfs_conn_id: str | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.publish_task_id = publish_task_id
         self.counts_task_id = counts_task_id
+        self.export_task_id = export_task_id
+        self.source_impala_conn_id = source_impala_conn_id
+        self.source_webhdfs_conn_id = source_webhdfs_conn_id
         self.check_task_ids = list(check_task_ids)
         self.target_table = target_table
         self.target_impala_conn_id = target_impala_conn_id
@@ -350,6 +368,7 @@ class FinalizePublishOperator(_TargetOperator):
                 with self.connections():
                     commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
                 self.log.info("kept %s", ", ".join(result.published.values()))
+                self._drop_export(ti)
                 return {**result.to_dict(), "counts": counts}
             failed = ["the final count"]
         kinds = ti.xcom_pull(task_ids=self.publish_task_id, key=PUBLISHING_KEY) or []
@@ -364,6 +383,16 @@ class FinalizePublishOperator(_TargetOperator):
         step = ", ".join(t.rsplit(".", 1)[-1] for t in failed) if published else "publishing or a task before it"
         # The run's verdict, not a flaky step: retrying it would decide the same.
         raise AirflowFailException(str(PublishError(f"the run failed at {step}: {what}; see those tasks' logs")))
+
+    def _drop_export(self, ti: Any) -> None:
+        plan = ti.xcom_pull(task_ids=self.export_task_id, key=EXPORT_KEY) if self.export_task_id else None
+        if not plan:
+            return
+        try:
+            drop_export(ImpalaTransferHook(impala_conn_id=self.source_impala_conn_id).connector(),
+                        ExportPlan.from_dict(plan), webhdfs_metadata(self.source_webhdfs_conn_id), log=self.log.info)
+        except ImpalaTransferError as exc:  # the run is published and kept; only the clean-up failed
+            self.log.warning("could not drop the export (drop it by hand): %s", exc)
 
     def _refresh_table(self) -> None:
         target = TableTarget(table=self.target_table, location=self._target_uri(), partition=self.partition or None,

@@ -33,6 +33,7 @@ from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, check_extract_mode
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
@@ -42,6 +43,7 @@ from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
     ImpalaChunkPlanOperator,
+    ImpalaExportOperator,
     ImpalaExtractOperator,
 )
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
@@ -78,6 +80,10 @@ def impala_transfer_group(
     table_dialect: str = "impala",
     verify: str = DEFAULT_VERIFY,
     allow_split_publish: bool = False,
+    extract_mode: str = "client",
+    source_webhdfs_conn_id: str | None = None,
+    staging_db: str = DEFAULT_STAGING_DB,
+    export_dialect: str = "impala",
     max_active_chunks: int = 4,
     retries: int = 1,
     method_retries: int = 0,
@@ -89,6 +95,9 @@ def impala_transfer_group(
     can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
     :class:`TransferOperator`. ``retries`` applies to extract, publish and table tasks;
     ``method_retries`` (default 0) to each method, since the next method is the retry.
+    ``extract_mode="server"``: the source engine writes the Parquet on its cluster
+    (:class:`ImpalaExportOperator`, under ``source_hdfs_path``, read through
+    ``source_webhdfs_conn_id``) instead of plan + extract; the rest of the graph is the same.
     Returns the TaskGroup; wire ``upstream >> group >> downstream``.
     """
     unknown = set(target_args) - set(TARGET_ARGUMENTS)
@@ -104,16 +113,30 @@ def impala_transfer_group(
     if partition and _literal(*partition.keys(), *partition.values()):
         clean_partition(partition)
     check_verify_mode(verify)
+    check_extract_mode(extract_mode)
+    if extract_mode == "server" and not (target_args.get("source_hdfs_path") and source_webhdfs_conn_id):
+        raise ConfigError("extract_mode", "'server' needs source_hdfs_path (where the engine writes) and "
+                          "source_webhdfs_conn_id (to read what it wrote)", "set both, or use extract_mode='client'")
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
     with TaskGroup(group_id) as group:
-        plan = ImpalaChunkPlanOperator(task_id="plan", **query_args)
-        extract = ImpalaExtractOperator.partial(
-            task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
-            order_by=order_by, max_active_tis_per_dagrun=max_active_chunks, map_index_template=CHUNK_LABEL_TEMPLATE,
-            retries=retries, **query_args,
-        ).expand(chunk=plan.output)
+        if extract_mode == "server":
+            export = ImpalaExportOperator(
+                task_id="export", source_hdfs_path=target_args["source_hdfs_path"],
+                source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
+                compression=compression, hadoop_conn_id=target_args.get("hadoop_conn_id"),
+                hdfs_bin=target_args.get("hdfs_bin"), retries=retries, **query_args,
+            )
+            manifests = export.output  # one manifest per chunk of the exported files
+        else:
+            export = None
+            plan = ImpalaChunkPlanOperator(task_id="plan", **query_args)
+            manifests = ImpalaExtractOperator.partial(
+                task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
+                order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
+                map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries, **query_args,
+            ).expand(chunk=plan.output)
 
         @task.branch(task_id="route")
         def route(method: str | None, use_distcp: Any) -> list[str]:
@@ -147,7 +170,7 @@ def impala_transfer_group(
             list(methods.values()) >> join
             return join
 
-        delivered = deliver.expand(manifest=extract.output)
+        delivered = deliver.expand(manifest=manifests)
 
         @task(task_id="reconcile")
         def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], deliveries: Sequence[dict]) -> dict:
@@ -163,14 +186,14 @@ def impala_transfer_group(
             check_counts(counts)
             return counts
 
-        checked = reconcile(sql, table, extract.output, delivered.output)
+        checked = reconcile(sql, table, manifests, delivered.output)
         publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
                                   allow_split_publish=allow_split_publish, hold_until_finalized=True, **target)
         checked >> publish
         checks = []
         if target_table:
             checks.append(TargetTableOperator(
-                task_id="target_table", target_table=target_table, manifests=extract.output,
+                task_id="target_table", target_table=target_table, manifests=manifests,
                 published=publish.output, target_path=target_path,
                 target_cluster=target_args.get("target_cluster"),
                 target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
@@ -178,7 +201,8 @@ def impala_transfer_group(
             ))
         finalize = FinalizePublishOperator(
             task_id="finalize", publish_task_id=publish.task_id, check_task_ids=[t.task_id for t in checks],
-            counts_task_id=checked.operator.task_id,
+            counts_task_id=checked.operator.task_id, export_task_id=export.task_id if export else None,
+            source_impala_conn_id=impala_conn_id, source_webhdfs_conn_id=source_webhdfs_conn_id,
             target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
             table_dialect=table_dialect, retries=retries, **target,
         )
