@@ -237,3 +237,18 @@ def test_a_literal_bad_argument_fails_when_the_dag_is_parsed(argument, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         with DAG("parse_time", schedule=None):
             impala_transfer_group("g", **args)
+
+
+def test_server_mode_replaces_plan_and_extract_by_one_export_task():
+    with DAG("server_shape", schedule=None) as dag:
+        impala_transfer_group("g", target_path="hdfs://nn2/x", output_path="/tmp/x", sql="SELECT 1",
+                              extract_mode="server", source_hdfs_path="hdfs://nn1/staging",
+                              source_webhdfs_conn_id="nn1_webhdfs", target_table="db.t")
+    tasks = dag.task_dict
+    assert "g.plan" not in tasks and "g.extract" not in tasks
+    assert tasks["g.deliver.route"].upstream_task_ids == {"g.export"}
+    assert tasks["g.finalize"].export_task_id == "g.export"
+    with pytest.raises(ConfigError, match="extract_mode: 'server' needs source_hdfs_path"):
+        with DAG("server_incomplete", schedule=None):
+            impala_transfer_group("g", target_path="hdfs://nn2/x", output_path="/tmp/x", sql="SELECT 1",
+                                  extract_mode="server")

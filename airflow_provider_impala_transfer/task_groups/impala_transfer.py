@@ -136,7 +136,7 @@ def impala_transfer_group(
                 task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
                 order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
                 map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries, **query_args,
-            ).expand(chunk=plan.output)
+            ).expand(chunk=plan.output).output
 
         @task.branch(task_id="route")
         def route(method: str | None, use_distcp: Any) -> list[str]:
