@@ -6,6 +6,7 @@ DistCp. (The local server speaks the ``hive`` dialect; Impala's statements are c
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import google_crc32c
@@ -132,3 +133,16 @@ def test_cli_server_mode_exports_on_cluster1_distcps_to_cluster2_and_drops_the_e
     assert hdfs_names(hadoop_env, f"{staging}/_impala_transfer_export") == []  # dropped after publishing
     assert not [r for r in hiveserver.query("SHOW TABLES IN default") if "impala_transfer_export" in str(r)]
     assert PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("query", "staging_db", "hint"), [
+    ("SELECT id, id FROM default.events", "default", "give every column a distinct alias"),
+    ("SELECT * FROM default.events", "no_such_db", "the staging database 'no_such_db' does not exist: create it "
+                                                   "or set staging_db"),
+])
+def test_a_query_the_engine_cannot_export_fails_with_the_fix(hiveserver, connector, hadoop_env, query, staging_db, hint):
+    spec = ExtractSpec.build(sql=query)
+    plan = plan_export(spec, Run(f"manual__{staging_db}"), source_hdfs_path="hdfs://cluster1/bad-exports",
+                       staging_db=staging_db, dialect="hive")
+    with pytest.raises(ExtractError, match=re.escape(hint)):
+        run_export(connector, plan, cluster1(hadoop_env))

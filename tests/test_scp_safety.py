@@ -143,12 +143,12 @@ def test_transfer_operator_keeps_key_text_files_while_scp_runs_and_removes_them_
     remote = tmp_path / "landing"
     operator = TransferOperator(task_id="scp", method="scp", manifest=manifest.to_dict(),
                                 target_path=f"file://{remote}", ssh_conn_id=key_text_connection,
-                                scp_bin=tools.scp, ssh_bin=tools.ssh)
+                                partition={"ds": "2026-11-24"}, scp_bin=tools.scp, ssh_bin=tools.ssh)
     record = operator.execute(context())
     assert record["method"] == "scp" and len(record["files"]) == 2
     assert [r["tool"] for r in calls(tools.log)][:2] == ["ssh", "scp"]  # mkdir, copy, then the checks over ssh
     assert_present_while_used_and_gone_after(calls(tools.log))
-    staged = remote / "_impala_transfer_staging" / Run(RUN, dag_id=DAG).key
+    staged = remote / "_impala_transfer_staging" / Run(RUN, {"ds": "2026-11-24"}, dag_id=DAG).staging_name
     assert sorted(p.name for p in staged.iterdir()) == [f.name for f in manifest.files]
 
     publish = PublishOperator(task_id="publish", deliveries=[record], target_path=f"file://{remote}",

@@ -250,7 +250,7 @@ def test_hdfs_methods_deliver_literal_weird_paths_verified_by_the_clusters_crc32
     assert record.checks == "crc32c" and record.checksum_verified
     assert [f.crc32c for f in record.files] == [f.crc32c for f in manifest.files]
     assert not [line for line in lines if "-cat" in line]  # nothing was read back
-    staging = f"{root}/_impala_transfer_staging/manual__2026-11-24T10_00_00_00_00"
+    staging = f"{root}/_impala_transfer_staging/{Run(RUN, {'ds': '2026-11-24'}).staging_name}"
     assert hdfs_names(hadoop_env, staging) == names(manifest)
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
 
@@ -322,7 +322,7 @@ def test_verification_catches_a_file_changed_at_the_target(hadoop_env, tmp_path)
     method = HdfsPutMethod(destination=destination, runner=CommandRunner(timeout=120))
     run = Run(RUN)
     deliver_chunk(method, manifest, run, overwrite=False)
-    delivered = f"{urlsplit(root).path}/_impala_transfer_staging/{run.key}/{names(manifest)[0]}"
+    delivered = f"{urlsplit(root).path}/_impala_transfer_staging/{run.staging_name}/{names(manifest)[0]}"
     data = bytearray(hadoop_env.target.read_bytes(delivered))
     data[100] ^= 0xFF  # same size, different bytes
     hadoop_env.target.put_bytes(delivered, bytes(data))
@@ -468,7 +468,7 @@ def test_fsspec_to_s3_streams_verifies_and_publishes(s3, tmp_path):
     assert record.bytes == 12 << 20
     publish(method.destination, run, names(manifest), names(manifest))
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls("impala-transfer/events/ds=2026-11-24", detail=False)) == names(manifest)
-    assert not fs.exists(f"impala-transfer/events/_impala_transfer_staging/{run.key}")
+    assert not fs.exists(f"impala-transfer/events/_impala_transfer_staging/{run.staging_name}")
 
 
 def test_copy_stream_never_reads_more_than_a_block(tmp_path):

@@ -73,6 +73,9 @@ class CommandFailed(TransferError):
         self.timed_out = timed_out
         what = "timed out" if timed_out else f"exited with {returncode}"
         message = f"{os.path.basename(argv[0])} {what}: {' '.join(argv)}"
+        reason = next((line.strip() for line in reversed(stderr_tail.splitlines()) if line.strip()), "")
+        if reason:  # the tool's last word on the first line, where summaries and the grid show it
+            message += f": {reason[:300]}"
         if stderr_tail:
             message += "\n" + stderr_tail
         super().__init__(message)

@@ -35,7 +35,7 @@ from airflow_provider_impala_transfer.core.common.connection import SourceConnec
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path, join
 from airflow_provider_impala_transfer.core.common.values import check_choice
-from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, TransferError
+from airflow_provider_impala_transfer.core.errors import ConfigError, ExtractError, SourceError, TransferError
 from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec, describe_query
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
@@ -121,7 +121,36 @@ def run_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMe
     with connector.session() as cursor:
         for sql in plan.statements:
             log(f"running on {connector.address}: {' '.join(sql.split())[:300]}")
-            run_server_call(connector, "the server-side export", lambda sql=sql: cursor.execute(sql))
+            try:
+                run_server_call(connector, "the server-side export", lambda sql=sql: cursor.execute(sql))
+            except SourceError as exc:
+                # The engine's words come with its stack trace: the hint is read from, and put
+                # on, the first lines, where the summary and the task grid show them.
+                head, sep, trace = str(exc).partition("\n\tat ")
+                raise ExtractError(f"{head}{_export_hint(head, plan)}{sep}{trace}") from exc
+
+
+# What the engine's refusal usually means, and the fix: (words in its message, the hint).
+_HINTS = (
+    (("duplicate column", "column_already_exists", "duplicated"),
+     "the query has two columns of one name, which a table cannot: give every column a distinct alias"),
+    (("database", "schema_not_found", "namespace"), None),  # filled in with the database below
+    (("permission denied", "accesscontrolexception", "authorizationexception", "not authorized", "privilege"),
+     "the source user needs CREATE on the staging database and write access to source_hdfs_path"),
+)
+
+
+def _export_hint(message: str, plan: ExportPlan) -> str:
+    text = message.lower()
+    for words, hint in _HINTS:
+        if any(w in text for w in words):
+            if hint is None:
+                if not any(w in text for w in ("not found", "cannot be found", "does not exist")):
+                    continue
+                database = plan.table.split(".", 1)[0].strip("`")
+                hint = f"the staging database {database!r} does not exist: create it or set staging_db"
+            return f" ({hint})"
+    return ""
 
 
 def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: ExportPlan, metadata: WebHdfsMetadata,

@@ -106,6 +106,7 @@ class _TargetOperator(BaseOperator):
         self.command_timeout = None if command_timeout is None else positive_seconds(command_timeout, "command_timeout")
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
         self._open_hooks: ExitStack | None = None  # hooks holding files the running commands use
+        self._destinations: dict[str, Destination] = {}
 
     @contextmanager
     def connections(self) -> Iterator[None]:
@@ -114,10 +115,12 @@ class _TargetOperator(BaseOperator):
         it ends, also by an error or a kill."""
         with ExitStack() as stack:
             self._open_hooks = stack
+            self._destinations: dict[str, Destination] = {}
             try:
                 yield
             finally:
                 self._open_hooks = None
+                self._destinations = {}
 
     def transfer_run(self, context: Any) -> Run:
         return Run(run_id=context["run_id"], partition=self.partition or None, dag_id=context["ti"].dag_id)
@@ -164,8 +167,11 @@ class _TargetOperator(BaseOperator):
         return targets.method(method, self._runner_for(targets), log=self.log.info)
 
     def build_destination(self, kind: str) -> Destination:
-        targets = self._targets(next(name for name, of in DESTINATION_OF.items() if of == kind))
-        return targets.destination(kind, self._runner_for(targets))
+        """One per kind within :meth:`connections` (publish, then commit, use the same one)."""
+        if kind not in self._destinations:
+            targets = self._targets(next(name for name, of in DESTINATION_OF.items() if of == kind))
+            self._destinations[kind] = targets.destination(kind, self._runner_for(targets))
+        return self._destinations[kind]
 
     def on_kill(self) -> None:
         if self._runner is not None:

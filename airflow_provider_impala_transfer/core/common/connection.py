@@ -139,7 +139,10 @@ def _close_quietly(closable: Any) -> None:
     try:
         closable.close()
     except Exception:  # noqa: BLE001 - already failing or done; the socket goes with the process
-        pass
+        # impyla marks a cursor closed only when closing worked: a dead server's cursor would try
+        # again from __del__ at some later garbage collection, logging a traceback each time.
+        if hasattr(closable, "_closed"):
+            closable._closed = True
 
 
 def _tolerate_lost_operation_log(cursor: Any) -> None:

@@ -1,7 +1,7 @@
 """Where one run's files live on a target: a hidden, run-scoped staging directory while chunks
 arrive, then one final directory that only this run (or its re-run) ever writes.
 
-    <root>/_impala_transfer_staging/<run_key>/chunk-...   while transferring (readers skip '_')
+    <root>/_impala_transfer_staging/<run_key>[+<col>=<value>]/chunk-...   while transferring (readers skip '_')
     <root>/<col>=<value>/chunk-...                        published partition, or
     <root>/<run_key>/chunk-...                            published run (no partition)
     <root>/_impala_transfer_locks/<final>                 who is publishing that final directory
@@ -49,8 +49,20 @@ class Run:
         """The run's path component: injective over (dag_id, run_id); a DAG id has no '/'."""
         return run_key(self.run_id if self.dag_id is None else f"{self.dag_id}/{self.run_id}")
 
+    @property
+    def staging_name(self) -> str:
+        """The run's staging directory name: one per (run, partition), since one run may publish
+        several partitions of one root (two task groups; two CLI dates under one run id). '+'
+        occurs in neither a run key nor a quoted partition path, so the name stays injective."""
+        return self.key if not self.partition else f"{self.key}+{partition_key(self.partition)}"
+
     def at(self, root: str) -> RunLayout:
         return RunLayout(root=root, run=self)
+
+
+def partition_key(partition: dict[str, str]) -> str:
+    """A partition's directory path as one name ('/' of multi-column partitions escaped)."""
+    return quote(partition_path(partition), safe="=-._")
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class RunLayout:
 
     @property
     def staging_dir(self) -> str:
-        return join(self.root, STAGING_DIR, self.run.key)
+        return join(self.root, STAGING_DIR, self.run.staging_name)
 
     @property
     def final_name(self) -> str:
@@ -76,7 +88,7 @@ class RunLayout:
     @property
     def _final_key(self) -> str:
         # One name per final directory ('/' of multi-column partitions escaped, injectively).
-        return quote(self.final_name, safe="=-._")
+        return partition_key(self.run.partition) if self.run.partition else self.run.key
 
     @property
     def lock_path(self) -> str:

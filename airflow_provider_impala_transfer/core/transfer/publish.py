@@ -18,7 +18,14 @@ from datetime import datetime, timezone
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.errors import PublishError, TransferError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
-from airflow_provider_impala_transfer.core.transfer.layout import LEFTOVER_AFTER, STAGING_DIR, STALE_AFTER, Run, RunLayout
+from airflow_provider_impala_transfer.core.transfer.layout import (
+    LEFTOVER_AFTER,
+    STAGING_DIR,
+    STALE_AFTER,
+    Run,
+    RunLayout,
+    partition_key,
+)
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 
 
@@ -153,7 +160,8 @@ def acquire(destination: Destination, layout: RunLayout, *, log: Callable[[str],
         # Its run died between publish and finalize long ago (every step of ours is bounded far
         # below this): do what that run's retry would have done, then take the directory over.
         log(f"the lock of run {owner} is from {rest.split()[-1]}: that run is long gone; restoring what it replaced")
-        _restore(destination, layout, log=log, staging=join(destination.root, STAGING_DIR, owner))
+        owner_run = owner + (f"+{partition_key(layout.run.partition)}" if layout.run.partition else "")
+        _restore(destination, layout, log=log, staging=join(destination.root, STAGING_DIR, owner_run))
         destination.remove([layout.lock_path])
         if destination.create_exclusive(layout.lock_path, _owner_text(layout.run)):
             return
@@ -181,7 +189,7 @@ def sweep_stale_staging(destination: Destination, run: Run, *,
     staging_root = join(destination.root, STAGING_DIR)
     now = time.time()
     stale = sorted(name for name, when in destination.modified(staging_root).items()
-                   if name != run.key and now - when > LEFTOVER_AFTER)
+                   if name != run.staging_name and now - when > LEFTOVER_AFTER)
     if stale:
         log(f"removing staging directories of runs that never published, untouched for "
             f"{LEFTOVER_AFTER // 86400:.0f} days: {', '.join(stale)}")
