@@ -221,7 +221,8 @@ def test_every_method_failing_exits_1_and_publishes_nothing(source, dirs, hadoop
     assert "hdfs_put: no-hdfs not found" in result.stdout and "scp: scp_target_host" in result.stdout
     assert "FAILED: chunk(s) 0 not delivered; nothing was published" in result.stdout
     assert hdfs_names(hadoop_env, f"{dirs['target']}/even/x1") is None
-    assert list((dirs["temp"] / "x1").iterdir())  # local files kept for a re-run
+    [kept] = dirs["temp"].glob("x1-*")  # the run's private directory (0700), kept for a re-run
+    assert list(kept.iterdir()) and kept.stat().st_mode & 0o777 == 0o700
 
 
 def test_seed_environment_variables_single_cluster(source, dirs, hadoop_env):
@@ -310,7 +311,7 @@ def test_dry_run_prints_plan_and_commands_and_writes_nothing(source, dirs, hadoo
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
     assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
                      rf"-f file://\S+\.list {dirs['target']}/cli_dry_even/_impala_transfer_staging/n1", out)
-    assert f"hdfs dfs -put -f file://{dirs['temp']}/n1/chunk-00001-part-00000.parquet" in out
+    assert f"hdfs dfs -put -f file://{dirs['temp']}/n1-XXXXXXXX/chunk-00001-part-00000.parquet" in out
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS `cli_dry_even`" in out
     assert "nothing was extracted" in out
     assert hdfs_names(hadoop_env, dirs["target"]) is None and hdfs_names(hadoop_env, dirs["staging"]) is None

@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import re
 from importlib.metadata import entry_points
 
 import pytest
@@ -70,7 +71,9 @@ def test_run_directory_is_hadoop_safe():
     from airflow_provider_impala_transfer.operators.impala_extract import run_directory
 
     path = run_directory("hdfs://nn:8020/data/out/", "my_dag", "manual__2026-01-01T00:00:00+00:00")
-    assert path == "hdfs://nn:8020/data/out/my_dag/manual__2026-01-01T00_00_00_00_00"
+    assert re.fullmatch(r"hdfs://nn:8020/data/out/my_dag/manual__2026-01-01T00_00_00_00_00-[0-9a-f]{12}", path)
+    # injective: an id that needed no change keeps its name, one that did keeps a hash of itself
+    assert run_directory("/o", "d", "manual__2026-01-01T00_00_00_00_00") != path.replace("hdfs://nn:8020/data/out", "/o")
 
 
 def test_the_core_imports_without_airflow():
