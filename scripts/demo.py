@@ -87,7 +87,7 @@ def main() -> int:
         run([airflow, "db", "migrate"], env, quiet=True)
         conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": args.chunk_size,
                 "method": "distcp", "target_path": TARGET}
-        trap = StagingRefusal(hadoop, home / "airflow.db")
+        trap = StagingRefusal(hadoop, home / "airflow.db", {"ds": args.date})
         trap.start()
         step(f"airflow dags test {DAG_ID} {args.date} -c '{json.dumps(conf)}'")
         started = time.monotonic()
@@ -128,7 +128,8 @@ def main() -> int:
         print(f"  the hdfs client in the task log: {refusal.group(1)}")
     print(f"\npublished: {len(files)} files, {rows:,} rows in {published} (cluster2)")
     print(f"target table default.events_copy, partition ds={args.date}: COUNT(*) = {table_count[0][0]:,}")
-    print(f"source COUNT(*) = {args.rows:,}; the reconcile task checked source == files == published == table")
+    print(f"source COUNT(*) = {args.rows:,}; reconcile checked source == files == delivered before publishing, "
+          "finalize checked published == table")
     print("check crc32c: each file's CRC32C computed by cluster2 (hdfs dfs -checksum, COMPOSITE_CRC) equals the "
           "one computed while extracting; nothing was read back.")
     return 0
@@ -164,8 +165,8 @@ class StagingRefusal:
     extracted), create chunk 1's distcp staging directory on cluster1 as the HDFS superuser,
     read-only: its parent belongs to the ordinary user, so only that chunk is refused."""
 
-    def __init__(self, hadoop: LocalHadoop, db: Path):
-        self.hadoop, self.db, self.path = hadoop, db, "(not created)"
+    def __init__(self, hadoop: LocalHadoop, db: Path, partition: dict[str, str]):
+        self.hadoop, self.db, self.partition, self.path = hadoop, db, partition, "(not created)"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -194,7 +195,7 @@ class StagingRefusal:
 
     def _refuse(self, run_id: str) -> None:
         distcp = TransferTargets(hdfs_root=TARGET, source_hdfs_path=SOURCE_STAGING).method("distcp", CommandRunner())
-        uri = distcp.source_staging_dir(Run(run_id, dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
+        uri = distcp.source_staging_dir(Run(run_id, self.partition, dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
         path = uri.removeprefix("hdfs://cluster1")
         source = self.hadoop.source
         source.webhdfs("PUT", path.rsplit("/", 1)[0], "MKDIRS", permission="755")
