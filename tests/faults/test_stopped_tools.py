@@ -66,10 +66,11 @@ def gone(pid: int, timeout: float = 15) -> bool:
     return False
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["ctrl-c", "sigterm", "sigkill"])
 def test_the_tool_dies_with_the_process_that_ran_it(sig, tmp_path):
-    """SIGINT: KeyboardInterrupt ends the wait and the runner kills the tool's group. SIGKILL: the
-    runner gets no chance at all; the child dies by PR_SET_PDEATHSIG."""
+    """SIGINT: KeyboardInterrupt ends the wait and the runner kills the tool's group. SIGTERM (a
+    worker stopping the task) and SIGKILL: the process ends at once, the runner gets no chance;
+    the child dies by PR_SET_PDEATHSIG."""
     pid_file = tmp_path / "tool.pid"
     harness = subprocess.Popen([sys.executable, "-c", HARNESS, str(pid_file)], cwd=repo_root(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -110,10 +111,7 @@ def test_execution_timeout_of_a_real_airflow_task_kills_the_stalling_tool(tmp_pa
 def test_a_stalling_tool_is_stopped_at_its_timeout_and_the_next_method_delivers(tmp_path):
     """hdfs_put's `hdfs` hangs (a NameNode that accepts and never answers): the runner's timeout
     stops it, no process of it is left, and fsspec delivers the chunk."""
-    pid_file = tmp_path / "hdfs.pid"
-    stalling = tmp_path / "hdfs"
-    stalling.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
-    stalling.chmod(0o755)
+    stalling, pid_file = stalling_tool(tmp_path)
     manifest = make_chunk(tmp_path / "extract", parts=1)
     runner = CommandRunner(timeout=2)
     destination = hdfs_destination(tmp_path / "hdfs-target", runner=runner)
