@@ -492,6 +492,26 @@ CASES = [
                                                "id", "--target-hdfs-path", f"memory://empty-{uuid.uuid4().hex[:8]}/x",
                                                "--skip-table", code=0).splitlines() if line.startswith("counts:")),
          server=True),
+    # --- server-side export --------------------------------------------------------------------------
+    Case("export-without-source-path",
+         "impala-transfer: --source-hdfs-path: the server-side export writes its files on the source cluster "
+         "(set source_hdfs_path=hdfs://<source-namenode>/<directory the source engine may write>)",
+         lambda g: g.cli("--extract-mode", "server", "--target-hdfs-path", "hdfs://nn2/t")),
+    Case("export-without-webhdfs",
+         "impala-transfer: --source-webhdfs-url: the server-side export lists the exported files and reads their "
+         "Parquet footers over WebHDFS (give http://<source-namenode>:9870 (SOURCE_WEBHDFS_URL))",
+         lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage",
+                         "--target-hdfs-path", "hdfs://nn2/t")),
+    Case("export-webhdfs-not-a-url",
+         "impala-transfer: --source-webhdfs-url: 'nn1:9870' is not an http(s):// URL "
+         "(give http://<source-namenode>:9870)",
+         lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage",
+                         "--source-webhdfs-url", "nn1:9870", "--target-hdfs-path", "hdfs://nn2/t")),
+    Case("export-staging-db-injection",
+         "impala-transfer: --staging-db: 'tmp; DROP' is not a valid identifier (use letters, digits and "
+         "underscores, starting with a letter or underscore)",
+         lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage", "--staging-db",
+                         "tmp; DROP", "--target-hdfs-path", "hdfs://nn2/t")),
 ]
 
 

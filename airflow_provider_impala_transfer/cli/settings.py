@@ -187,7 +187,8 @@ def convert(setting: Setting, value: Any, origin: str) -> Any:
 FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": "--output-format",
                  "compression": "--compression", "chunk_size": "--chunk-size", "partition": "--partition",
                  "run_id": "--run-id", "scp host": "--scp-target-host", "scp user": "--scp-user",
-                 "scp_target_path": "--scp-target-path"}
+                 "scp_target_path": "--scp-target-path", "source_hdfs_path": "--source-hdfs-path",
+                 "staging_db": "--staging-db"}
 QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
 
 
