@@ -114,6 +114,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -533,8 +534,17 @@ class LocalHdfsCluster:
             response.read()
 
     def read_bytes(self, path: str, user: str | None = None, timeout: float = 60.0) -> bytes:
-        with urllib.request.urlopen(self.webhdfs_url(path, "OPEN", user), timeout=timeout) as response:
-            return response.read()
+        """OPEN, redirected to the DataNode. Right after a NameNode restart (the NameNode-down
+        tests) the DataNode's side answers 403 for a few seconds: asked again, boundedly."""
+        for attempt in range(10):
+            try:
+                with urllib.request.urlopen(self.webhdfs_url(path, "OPEN", user), timeout=timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code != 403 or attempt == 9:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
 
     def file_status(self, path: str, user: str | None = None) -> dict:
         return self.webhdfs("GET", path, "GETFILESTATUS", user)["FileStatus"]
