@@ -89,7 +89,8 @@ def impala_transfer_group(
     method_retries: int = 0,
     **target_args: Any,
 ) -> TaskGroup:
-    """Build extract -> per-chunk fallback transfer -> publish -> target table -> reconcile.
+    """Build extract (or export) -> per-chunk fallback transfer -> reconcile -> publish -> target table
+    -> finalize.
 
     ``method``/``use_distcp`` may be templates (e.g. ``"{{ params.method }}"``) so a manual run
     can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
