@@ -18,7 +18,7 @@ from airflow_provider_impala_transfer.core.extract.extract import (
     plan_chunks,
 )
 from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
-from airflow_provider_impala_transfer.core.common.uris import run_key
+from airflow_provider_impala_transfer.core.common.uris import local_path, run_key
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
@@ -162,6 +162,11 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         )
         connector = self.hook().connector()
         directory = self.output_directory(context)
+        if local_path(directory) is not None:
+            self.log.warning("output_path %s is this worker's local disk: the tasks that transfer these files "
+                             "must run where they can read it (one machine, or a shared volume). With Celery or "
+                             "Kubernetes workers give an hdfs:// or object-store URL, or extract_mode='server'.",
+                             directory)
         chunks = [Chunk.from_dict(self.chunk)] if self.chunk else plan_chunks(connector, spec)
         manifests = []
         for chunk in chunks:
