@@ -9,7 +9,6 @@ OpenSSH < 9.0) whose usage text lacks ``-s``, like RHEL 8's OpenSSH 8.0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,10 +18,9 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-import pyarrow as pa
 import pytest
 
-from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
+from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.errors import CommandFailed, ConfigError, PublishError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk
@@ -31,6 +29,7 @@ from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import ScpMethod
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, scp_has_sftp_flag
 from airflow_provider_impala_transfer.operators.transfer import PublishOperator, TransferOperator
+from tests.test_transfer_methods import make_chunk as transfer_chunk
 
 RUN = "manual__2026-11-24T10:00:00+00:00"
 DAG = "scp_safety"
@@ -82,15 +81,7 @@ def calls(log: Path, tool: str | None = None) -> list[dict]:
 
 
 def make_chunk(directory: Path, parts: int = 2, size: int = 50_000) -> Manifest:
-    directory.mkdir(parents=True, exist_ok=True)
-    files = []
-    for part in range(parts):
-        path = directory / f"chunk-00000-part-{part:05d}.parquet"
-        data = os.urandom(size)
-        path.write_bytes(data)
-        files.append(FileEntry(path=f"file://{path}", rows=10, bytes=size, sha256=hashlib.sha256(data).hexdigest(),
-                               chunk=0, part=part, format="parquet", compression="snappy"))
-    return Manifest(files=files, schema=pa.schema([("x", pa.int64())]), chunks=[Chunk(index=0)])
+    return transfer_chunk(directory, parts=parts, size=size)
 
 
 def context(run_id: str = RUN) -> dict:

@@ -133,7 +133,7 @@ def _chunk_worker(job: Job, chunk: Chunk, reporter: Reporter, runner: CommandRun
     local: list[Manifest] = []
 
     def files_for(method: TransferMethod) -> Manifest:
-        if method.copies_from_hdfs or all(f.local is not None for f in manifest.files):
+        if not method.needs_local_copies(manifest.files):
             return manifest
         if not local:
             shell = HdfsShell(hdfs_bin=job.targets.hdfs_bin, runner=runner)

@@ -130,26 +130,20 @@ def run_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMe
                 raise ExtractError(f"{head}{_export_hint(head, plan)}{sep}{trace}") from exc
 
 
-# What the engine's refusal usually means, and the fix: (words in its message, the hint).
-_HINTS = (
-    (("duplicate column", "column_already_exists", "duplicated"),
-     "the query has two columns of one name, which a table cannot: give every column a distinct alias"),
-    (("database", "schema_not_found", "namespace"), None),  # filled in with the database below
-    (("permission denied", "accesscontrolexception", "authorizationexception", "not authorized", "privilege"),
-     "the source user needs CREATE on the staging database and write access to source_hdfs_path"),
-)
-
-
 def _export_hint(message: str, plan: ExportPlan) -> str:
+    """What the engine's refusal usually means, and the fix."""
     text = message.lower()
-    for words, hint in _HINTS:
-        if any(w in text for w in words):
-            if hint is None:
-                if not any(w in text for w in ("not found", "cannot be found", "does not exist")):
-                    continue
-                database = plan.table.split(".", 1)[0].strip("`")
-                hint = f"the staging database {database!r} does not exist: create it or set staging_db"
-            return f" ({hint})"
+
+    def says(*words: str) -> bool:
+        return any(w in text for w in words)
+
+    if says("duplicate column", "column_already_exists", "duplicated"):
+        return " (the query has two columns of one name, which a table cannot: give every column a distinct alias)"
+    if says("schema_not_found", "database", "namespace") and says("not found", "cannot be found", "does not exist"):
+        database = plan.table.split(".", 1)[0].strip("`")
+        return f" (the staging database {database!r} does not exist: create it or set staging_db)"
+    if says("permission denied", "accesscontrolexception", "authorizationexception", "not authorized", "privilege"):
+        return " (the source user needs CREATE on the staging database and write access to source_hdfs_path)"
     return ""
 
 

@@ -244,7 +244,7 @@ class TransferOperator(_TargetOperator):
         overwrite = ti.try_number > 1 or bool(self.skip_if_delivered_by)
         with self.connections(), tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:
             method = self.build_method(self.method)
-            if not method.copies_from_hdfs and any(f.local is None for f in manifest.files):
+            if method.needs_local_copies(manifest.files):
                 # a server-side export's files, for a method that copies local files: verified copies
                 # in this task's private directory, gone when it ends
                 shell = HdfsShell(hdfs_bin=self._hadoop().hdfs_bin, runner=method.runner)

@@ -3,6 +3,7 @@ it with a ``COUNT(*)``. Idempotent, and an existing table that differs from the 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from airflow_provider_impala_transfer.core.table.describe import (
     partition_location_from_show,
     same_location,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,8 +102,8 @@ def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Sc
             for sql in undo:  # best effort: the error that brought us here is the one to report
                 try:
                     execute(sql, "restoring the previous location")
-                except Exception:  # noqa: BLE001
-                    pass
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("could not switch %s back (run it by hand: %s): %s", target.table, sql, exc)
             raise
     return TableResult(table=target.table, partition=dict(target.partition) if target.partition else None,
                        location=target.data_location, rows=count, statements=statements)

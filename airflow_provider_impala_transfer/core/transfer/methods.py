@@ -81,6 +81,10 @@ class TransferMethod(ABC):
     runner: CommandRunner
     copies_from_hdfs = False  # True: takes hdfs:// sources as they are (distcp, hdfs cp)
 
+    def needs_local_copies(self, files: Sequence[FileEntry]) -> bool:
+        """Files on a cluster (a server-side export) that this method can only copy from this machine."""
+        return not self.copies_from_hdfs and any(f.local is None for f in files)
+
     def target_dir(self, run: Run) -> str:
         """The run's staging directory on this method's destination."""
         return run.at(self.destination.root).staging_dir

@@ -86,12 +86,12 @@ class WebHdfsMetadata:
         for uri in uris:
             by_dir.setdefault(uri.rsplit("/", 1)[0], []).append(uri)
         for directory, members in by_dir.items():
-            listed = dict(self._call("list", directory, lambda c: c.list(self.path(directory), status=True)))
+            listed = self.file_sizes(directory)
             for uri in members:
-                status = listed.get(uri.rsplit("/", 1)[1])
-                if status is None or status.get("type") != "FILE":
+                size = listed.get(uri.rsplit("/", 1)[1])
+                if size is None:
                     raise TransferError(f"{uri} is missing")
-                sizes[uri] = int(status["length"])
+                sizes[uri] = size
         return sizes
 
     def move(self, source: str, target: str) -> None:
@@ -108,8 +108,7 @@ class WebHdfsMetadata:
         return True
 
     def read_text(self, uri: str) -> str | None:
-        status = self._call("status", uri, lambda c: c.status(self.path(uri), strict=False))
-        if not status:
+        if not self.exists(uri):
             return None
 
         def read(client: Any) -> bytes:
@@ -118,7 +117,7 @@ class WebHdfsMetadata:
         return self._call("read", uri, read).decode("utf-8", "replace")
 
     def modified(self, uri: str) -> dict[str, float]:
-        if not self._call("status", uri, lambda c: c.status(self.path(uri), strict=False)):
+        if not self.exists(uri):
             return {}
         listed = self._call("list", uri, lambda c: c.list(self.path(uri), status=True))
         return {name: int(status["modificationTime"]) / 1000 for name, status in listed}
