@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything this project needs on a fresh Debian/Ubuntu machine: the system packages
-# (Kerberos headers for the hdfs provider's gssapi build, a Java 17 runtime for the local
-# HiveServer2 server and Hadoop, Maven to fetch Hadoop's jars, OpenSSH server and client for the
+# (Kerberos headers for the hdfs provider's gssapi build, PostgreSQL, Redis, Chromium,
+# docker-compose, a Java 17 runtime for the local HiveServer2 server and Hadoop, Maven to fetch Hadoop's jars, OpenSSH server and client for the
 # scp/sftp tests), then a virtualenv with the pinned, tested Python set (constraints.txt), then
 # Hadoop 3.5.0 (tests/support/hadoop/pom.xml, from Maven Central into .hadoop/) for the local HDFS
 # clusters the tests start (tests/support/local_hdfs.py). Idempotent: a second run installs nothing.
@@ -29,7 +29,10 @@ apt_install() {  # the given Debian packages that are not installed yet, quietly
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-apt_packages=(libkrb5-dev openssh-server openssh-client)
+# PostgreSQL and Redis: the metadata database and Celery broker of the two-worker deployment test;
+# Chromium: the browser the UI test drives (Playwright never downloads one); docker-compose: checks
+# docker-compose.yaml offline (`docker-compose config -q`; no Docker engine runs here).
+apt_packages=(libkrb5-dev openssh-server openssh-client postgresql redis-server chromium docker-compose)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 apt_install "${apt_packages[@]}"
 # Maven after Java: its dependency on a Java runtime is then met by the one installed, rather than
