@@ -6,10 +6,10 @@ in files == rows delivered) -> publish (staging dir renamed to ``<target_path>/d
 target_table (CREATE EXTERNAL TABLE / ADD PARTITION / REFRESH, COUNT(*)) -> finalize (keep the
 new partition, or put the previous one back if anything failed).
 
-With IMPALA_TRANSFER_EXTRACT_MODE=server, ``export`` replaces plan + extract: Impala writes the
-Parquet on the source cluster (CREATE EXTERNAL TABLE AS SELECT under the source HDFS path) and
-distcp copies it; no row passes through a worker. The mode shapes the graph, so it is chosen when
-the DAG is parsed, not per run.
+With the Param extract_mode=server (default from IMPALA_TRANSFER_EXTRACT_MODE), ``export`` runs
+instead of plan + extract: Impala writes the Parquet on the source cluster (CREATE EXTERNAL TABLE
+AS SELECT under the source HDFS path) and distcp copies it; no row passes through a worker. The
+``extract_mode`` branch picks the path per run; ``chunks`` hands its manifests on.
 
 Runs daily; trigger it by hand with your own query, chunk size, first method or target path.
 A re-run of the same date replaces that date's partition; other dates are never touched.
@@ -21,11 +21,15 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
 from airflow_provider_impala_transfer.task_groups.impala_transfer import impala_transfer_group
 
 ENV = os.environ.get
+# The target's table root. A manual run may publish elsewhere (the target_path Param), but an Asset
+# needs its URI when the DAG is parsed: the default target is the asset downstream DAGs schedule on
+# (dags_examples/impala_transfer_downstream.py); each event's extras name what its run published.
+TARGET_PATH = ENV("IMPALA_TRANSFER_TARGET_PATH", "hdfs://target-namenode:8020/data/events")
 
 with DAG(
     dag_id="impala_transfer_example",
@@ -44,7 +48,11 @@ with DAG(
                         enum=["distcp", "hdfs_put", "hdfs_cp", "scp", "fsspec"],
                         description="First method to try; the later ones of distcp -> hdfs_put -> "
                                     "hdfs_cp -> scp are the fallbacks."),
-        "target_path": Param(ENV("IMPALA_TRANSFER_TARGET_PATH", "hdfs://target-namenode:8020/data/events"),
+        "extract_mode": Param(ENV("IMPALA_TRANSFER_EXTRACT_MODE", "client"), enum=["client", "server"],
+                              description="client: the worker streams the rows into Parquet (small results, "
+                                          "any target); server: the source engine writes the Parquet on its "
+                                          "cluster and distcp copies it (large results to HDFS)."),
+        "target_path": Param(TARGET_PATH,
                              type="string", pattern="^[A-Za-z][A-Za-z0-9+.-]*://",
                              description="Table root on the target, a full URI."),
     },
@@ -57,10 +65,13 @@ with DAG(
         split_by="{{ params.split_by or '' }}",
         chunk_size="{{ params.chunk_size }}",
         impala_conn_id=ENV("IMPALA_TRANSFER_CONN_ID", "impala_default"),
-        output_path=ENV("IMPALA_TRANSFER_OUTPUT_DIR", "/tmp/impala-transfer"),
+        # The chunks go from the extract to the transfer tasks through the source cluster's HDFS
+        # (<source_hdfs_path>/_impala_transfer_chunks): with Celery or Kubernetes each task may run
+        # on another worker. IMPALA_TRANSFER_OUTPUT_DIR may name another shared place.
+        output_path=ENV("IMPALA_TRANSFER_OUTPUT_DIR") or None,
         method="{{ params.method }}",
         target_path="{{ params.target_path }}",
-        source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH") or None,
+        source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH", "hdfs://source-namenode:8020/tmp/impala-transfer"),
         webhdfs_conn_id=ENV("IMPALA_TRANSFER_WEBHDFS_CONN_ID") or None,  # the target cluster's, for metadata
         ssh_conn_id=ENV("IMPALA_TRANSFER_SSH_CONN_ID") or None,
         partition={"ds": "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"},  # manual runs may have no logical date
@@ -68,7 +79,8 @@ with DAG(
         target_impala_conn_id=ENV("IMPALA_TRANSFER_TARGET_CONN_ID", "impala_target"),
         table_dialect=ENV("IMPALA_TRANSFER_TABLE_DIALECT", "impala"),
         max_active_chunks=int(ENV("IMPALA_TRANSFER_MAX_WORKERS", "4")),
-        extract_mode=ENV("IMPALA_TRANSFER_EXTRACT_MODE", "client"),
+        extract_mode="{{ params.extract_mode }}",
         source_webhdfs_conn_id=ENV("IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID") or None,  # the source cluster's
         export_dialect=ENV("IMPALA_TRANSFER_EXPORT_DIALECT", "impala"),
+        outlets=[Asset(TARGET_PATH)],  # one event per kept run, from the finalize task
     )

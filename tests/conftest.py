@@ -164,3 +164,26 @@ def s3():
     """moto's S3 server on 127.0.0.1 (in this process); credentials only via s3.storage_options()."""
     with LocalS3() as server:
         yield server
+
+
+# --- A distributed Airflow: PostgreSQL, Redis, CeleryExecutor, two isolated workers (tests/support/airflow_deployment.py) --
+
+from tests.support.airflow_deployment import AirflowDeployment, transfer_example_env  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+    """The tests on the distributed deployment run last, so its processes stop with the session
+    instead of idling beside every later test."""
+    items.sort(key=lambda item: "airflow_deployment" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(tmp_path_factory, hiveserver, local_hadoop, sshd) -> Iterator[AirflowDeployment]:
+    """api-server, scheduler, dag-processor and Celery workers ``worker-1``/``worker-2`` on PostgreSQL
+    and Redis, all on 127.0.0.1, with the transfer example DAG wired to this session's servers;
+    started once (~1 min), stopped by PID. How a browser logs in: the module's docstring."""
+    deployment = AirflowDeployment(tmp_path_factory.mktemp("airflow-celery"),
+                                   env=transfer_example_env(hiveserver, local_hadoop, sshd),
+                                   dag_files=[repo_root() / "dags_examples" / "impala_transfer_example.py"])
+    with deployment:
+        yield deployment

@@ -20,11 +20,11 @@ from airflow_provider_impala_transfer.core.export import (
     check_exported_schema,
     drop_export,
     export_manifests,
-    fetch_local,
     plan_export,
     run_export,
 )
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec, extract_chunk, plan_chunks
+from airflow_provider_impala_transfer.core.staging import fetch_local
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell

@@ -95,6 +95,7 @@ LAYERS = {
     "core.table": {"core.errors", "core.common", "core.table"},
     "core.reconcile": {"core.errors", "core.common"},
     "core.export": {"core.errors", "core.common", "core.extract", "core.transfer"},  # runs on both sides
+    "core.staging": {"core.errors", "core.common", "core.transfer"},
 }
 
 
@@ -131,13 +132,22 @@ def _normalize(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
+# The modules an optional extra serves, and the extra: only they may import its packages (or what
+# those packages install); the provider calls them only when the extra is installed.
+OPTIONAL_MODULES = {f"{NAME}.operators.lineage": "openlineage"}
+
+
+def _requirement_name(req: str) -> str:
+    return _normalize(req.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0].strip())
+
+
 def test_declared_dependencies_are_exactly_the_packages_imported():
     files = {}
     for dist in metadata.distributions():
         for f in dist.files or ():
             files[Path(dist.locate_file(f)).resolve()] = _normalize(dist.metadata["Name"])
-    imported = set()
-    for tree in modules().values():
+    imported, optional = set(), {extra: set() for extra in OPTIONAL_MODULES.values()}
+    for dotted, tree in modules().items():
         for name in imported_modules(tree):
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top == NAME:
@@ -145,12 +155,39 @@ def test_declared_dependencies_are_exactly_the_packages_imported():
             dist = _distribution_of(name, files)
             assert dist is not None, f"{name} is imported but comes from no installed distribution"
             # apache-airflow is the meta package of airflow-core and the task SDK
-            imported.add("apache-airflow" if dist in ("apache-airflow-core", "apache-airflow-task-sdk") else dist)
+            dist = "apache-airflow" if dist in ("apache-airflow-core", "apache-airflow-task-sdk") else dist
+            (optional[OPTIONAL_MODULES[dotted]] if dotted in OPTIONAL_MODULES else imported).add(dist)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_normalize(req.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip())
-                for req in project["dependencies"]}
+    declared = {_requirement_name(req) for req in project["dependencies"]}
     assert imported - declared == set(), "imported but not declared"
     assert declared - imported == set(), "declared but not imported"
+    for extra, used in optional.items():
+        packages = {_requirement_name(req) for req in project["optional-dependencies"][extra]}
+        brought = {_requirement_name(req) for p in packages for req in metadata.requires(p) or ()
+                   if "extra ==" not in req}
+        assert used - declared - packages - brought == set(), f"imported but not installed by [{extra}]"
+        assert packages - used == set(), f"in [{extra}] but not imported"
+
+
+def test_the_package_works_without_its_optional_extras():
+    """With the OpenLineage code unimportable every module but operators/lineage.py imports: the
+    operators import it only inside the method the OpenLineage provider calls. (The provider's
+    registration stays importable: Airflow reads every installed provider's when it configures.)"""
+    blocker = (
+        "import importlib, sys\n"
+        "REGISTRATION = ('airflow.providers.openlineage', 'airflow.providers.openlineage.get_provider_info')\n"
+        "class Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'openlineage' or (\n"
+        "                name.startswith('airflow.providers.openlineage.') and name not in REGISTRATION):\n"
+        "            raise ImportError(f'{name} is not installed')\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+    )
+    names = [m for m in modules() if m not in OPTIONAL_MODULES]
+    result = subprocess.run([sys.executable, "-c", blocker, *names], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_the_wheel_holds_the_product_and_no_test_servers(tmp_path):

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from tests.conftest import EVENTS_ROWS, repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
 from tests.support.hdfs_files import hdfs_bytes, hdfs_names, parquet_rows
-from tests.support.processes import free_port
+from tests.support.processes import answers, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -81,9 +80,9 @@ def target_dir(name: str) -> str:
 
 
 def run_dag(home, logical_date: str, *, method: str, target: Path | str, table: str, extra_env=None,
-            query: str = "SELECT * FROM default.events"):
+            query: str = "SELECT * FROM default.events", extract_mode: str = "client"):
     env = {**home["env"], "IMPALA_TRANSFER_TARGET_TABLE": table, **(extra_env or {})}
-    conf = {"query": query, "split_by": "id", "chunk_size": 5000,
+    conf = {"query": query, "split_by": "id", "chunk_size": 5000, "extract_mode": extract_mode,
             "method": method, "target_path": target if isinstance(target, str) else f"file://{target}"}
     result = airflow(env, "dags", "test", DAG_ID, logical_date, "-c", json.dumps(conf), check=False)
     run_state, states = latest_run(home["home"] / "airflow.db", DAG_ID)
@@ -94,11 +93,14 @@ def chunk_states(states, task: str) -> list[str]:
     return [states[(f"events.deliver.{task}", i)] for i in range(4)]
 
 
-def test_every_chunk_by_distcp_from_cluster1_to_cluster2_verified_published_and_counted(
+def test_every_chunk_staged_on_cluster1_by_distcp_to_cluster2_verified_published_and_counted(
         airflow_home, local_hadoop, hiveserver):
+    """The default hand-off: no output_path, so the extract stages each chunk's files on cluster1
+    (any worker can read them) and distcp copies them from there; they are removed once the run
+    is kept."""
     target = target_dir("distcp with space")
     output, run_state, states = run_dag(airflow_home, "2026-03-01", method="distcp", target=target,
-                                        table="default.events_by_distcp")
+                                        table="default.events_by_distcp", extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": ""})
     assert run_state == "success", output[-3000:]
     assert chunk_states(states, "distcp") == ["success"] * 4
     for later in ("hdfs_put", "hdfs_cp", "scp", "fsspec"):
@@ -107,11 +109,17 @@ def test_every_chunk_by_distcp_from_cluster1_to_cluster2_verified_published_and_
     assert states[("events.reconcile", -1)] == "success"
     assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
     assert states[("events.finalize", -1)] == "success"
+    assert states[("events.export", -1)] == "skipped"  # the extract_mode branch chose plan + extract
     # ONE real DistCp job per chunk, streamed into the task log while it ran, then its counters
     assert len(set(re.findall(r"Running job: (job_local\d+_\d+)", output))) == 4
     assert len(re.findall(r"distcp: .*Files Copied=1\b", output)) == 4
     assert "-delete" not in output and output.count("-Ddfs.checksum.combine.mode=COMPOSITE_CRC -update") >= 4
     assert len(re.findall(r"verified hdfs://cluster2/.*?\.parquet: [\d,]+ bytes, crc32c [0-9a-f]{8}", output)) >= 4
+    source = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
+    staged = f"{source}/_impala_transfer_chunks/{DAG_ID}"
+    assert len(re.findall(rf"chunk \d: staged 1 files, [\d,]+ bytes on {staged}/", output)) == 4
+    assert f"{source}/_impala_transfer_staging" not in output  # distcp read the staged files where they were
+    assert hdfs_names(local_hadoop, staged) == []  # removed once the run was kept
     published = f"{target}/ds=2026-03-01"
     assert len(hdfs_names(local_hadoop, published)) == 4
     assert parquet_rows(local_hadoop, published) == EVENTS_ROWS
@@ -184,24 +192,29 @@ def test_a_failed_extract_fails_the_run_before_any_transfer(airflow_home, tmp_pa
     assert hdfs_names(airflow_home["hadoop"], target) is None
 
 
-def test_fsspec_route_skips_the_whole_chain(airflow_home, tmp_path):
+def test_fsspec_route_skips_the_whole_chain_for_a_single_chunk(airflow_home, tmp_path):
+    """One chunk: Airflow hands the single join's output over as a value, not a list of one."""
     target = tmp_path / "target"
     output, run_state, states = run_dag(airflow_home, "2026-03-04", method="fsspec", target=target,
-                                        table="default.events_by_fsspec")
+                                        table="default.events_by_fsspec",
+                                        query="SELECT * FROM default.events WHERE id < 3000")
     assert run_state == "success", output[-3000:]
     for method in CHAIN:
-        assert chunk_states(states, method) == ["skipped"] * 4
-    assert chunk_states(states, "fsspec") == ["success"] * 4
+        assert states[(f"events.deliver.{method}", 0)] == "skipped"
+    assert states[("events.deliver.fsspec", 0)] == "success" and ("events.deliver.fsspec", 1) not in states
     assert "Running job" not in output and "hadoop distcp" not in output  # distcp never ran
     assert "bytes, sha256 " in output  # a local target is verified by reading back
-    assert "target_table 20,000" in output
+    assert "counts: source 3,000, files 3,000, delivered 3,000, published 3,000, target_table 3,000" in output
 
 
-def test_scp_route_delivers_over_real_sshd(airflow_home, tmp_path):
+def test_scp_route_fetches_the_chunks_staged_on_cluster1_and_delivers_over_real_sshd(airflow_home, tmp_path):
+    """scp copies local files: each scp task takes verified copies of its chunk's staged files from
+    cluster1 into a private temp dir of its own, as it would on another worker than the extract's."""
     target = tmp_path / "target"
     output, run_state, states = run_dag(airflow_home, "2026-03-05", method="scp", target=target,
-                                        table="default.events_by_scp")
+                                        table="default.events_by_scp", extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": ""})
     assert run_state == "success", output[-3000:]
+    assert len(re.findall(r"hdfs dfs -get -f hdfs://cluster1/\S+/_impala_transfer_chunks/", output)) == 4
     assert chunk_states(states, "scp") == ["success"] * 4
     assert chunk_states(states, "distcp") == ["skipped"] * 4
     assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
@@ -253,17 +266,17 @@ def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(airflow
 
 def test_server_mode_exports_on_cluster1_distcps_to_cluster2_and_a_rerun_replaces(airflow_home, local_hadoop,
                                                                                    hiveserver):
-    """export (CREATE TABLE AS SELECT by the source engine into hdfs://cluster1) -> distcp per chunk
-    -> publish -> table COUNT(*) == source; the run's export is dropped once kept; a re-run of the
-    date replaces its partition."""
+    """The Param extract_mode=server: export (CREATE TABLE AS SELECT by the source engine into
+    hdfs://cluster1) -> distcp per chunk -> publish -> table COUNT(*) == source; the run's export is
+    dropped once kept; a re-run of the date replaces its partition."""
     target = target_dir("server")
-    env = {"IMPALA_TRANSFER_EXTRACT_MODE": "server", "IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID": "source_webhdfs",
-           "IMPALA_TRANSFER_EXPORT_DIALECT": "hive"}
+    env = {"IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID": "source_webhdfs", "IMPALA_TRANSFER_EXPORT_DIALECT": "hive"}
     for attempt in range(2):
         output, run_state, states = run_dag(airflow_home, "2026-03-10", method="distcp", target=target,
-                                            table="default.events_server", extra_env=env)
+                                            table="default.events_server", extra_env=env, extract_mode="server")
         assert run_state == "success", output[-3000:]
-        assert ("events.plan", -1) not in states and states[("events.export", -1)] == "success"
+        assert states[("events.export", -1)] == "success" and states[("events.chunks", -1)] == "success"
+        assert states[("events.plan", -1)] == "skipped"  # the extract_mode branch chose the export
         delivered = [s for (t, _), s in states.items() if t == "events.deliver.distcp"]
         assert delivered and set(delivered) == {"success"}
         assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
@@ -304,10 +317,10 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
             out = open(logs / f"{name}.log", "wb")
             procs.append(subprocess.Popen([cli, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True))
-        _wait_http(f"http://127.0.0.1:{port}/api/v2/monitor/health", 120)
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v2/monitor/health"), 120, "the api-server")
         conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000,
                 "method": "distcp", "target_path": target}
-        _wait_for(lambda: airflow(env, "dags", "unpause", DAG_ID, check=False).returncode == 0, 120)
+        wait_for(lambda: airflow(env, "dags", "unpause", DAG_ID, check=False).returncode == 0, 120, "the DAG parsed")
         airflow(env, "dags", "trigger", DAG_ID, "-c", json.dumps(conf), "-r", "scheduled_fallback",
                 "-l", "2026-03-20T00:00:00+00:00")
         db = airflow_home["home"] / "airflow.db"
@@ -316,7 +329,7 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
             with sqlite3.connect(db) as conn:
                 row = conn.execute("SELECT state FROM dag_run WHERE run_id = 'scheduled_fallback'").fetchone()
             return row and row[0] in ("success", "failed")
-        _wait_for(finished, 600)
+        wait_for(finished, 600, "the run finished")
         with sqlite3.connect(db) as conn:
             run_state = conn.execute("SELECT state FROM dag_run WHERE run_id = 'scheduled_fallback'").fetchone()[0]
             states = dict(((t, i), s) for t, i, s in conn.execute(
@@ -345,22 +358,3 @@ def _run_date(airflow_home) -> str:
         [(value,)] = conn.execute("SELECT COALESCE(logical_date, run_after) FROM dag_run "
                                   "WHERE run_id = 'scheduled_fallback'").fetchall()
     return str(value)[:10]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    def ok():
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return True
-        except OSError:
-            return False
-    _wait_for(ok, timeout)
-
-
-def _wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout}s")

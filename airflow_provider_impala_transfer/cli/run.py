@@ -21,7 +21,8 @@ from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, 
 from airflow_provider_impala_transfer.core.common.connection import run_server_call
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
-from airflow_provider_impala_transfer.core.export import drop_export, export_manifests, fetch_local, run_export
+from airflow_provider_impala_transfer.core.export import drop_export, export_manifests, run_export
+from airflow_provider_impala_transfer.core.staging import fetch_local
 from airflow_provider_impala_transfer.core.extract.arrow_types import arrow_schema
 from airflow_provider_impala_transfer.core.extract.extract import Progress, describe_query, extract_chunk, plan_chunks
 from airflow_provider_impala_transfer.core.extract.writer import part_name

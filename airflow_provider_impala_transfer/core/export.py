@@ -17,20 +17,16 @@ removed, after the run is published (:func:`drop_export`); a retry replaces its 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider_impala_transfer.core.common import sql as sqlmod
-from airflow_provider_impala_transfer.core.common.checksums import file_digests
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector, run_server_call
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path, join
@@ -185,23 +181,6 @@ def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: Export
     log(f"export: {len(renamed)} files, {sum(m.rows for m in manifests):,} rows, "
         f"{sum(m.bytes for m in manifests):,} bytes in {len(manifests)} chunk(s) at {plan.location}")
     return manifests
-
-
-def fetch_local(manifest: Manifest, shell: HdfsShell, directory: str) -> Manifest:
-    """Local copies of exported files, for methods that copy from this machine (hdfs put, scp,
-    fsspec): one ``hdfs dfs -get`` into a private directory, each copy checked against the
-    cluster's CRC32C while its sha256 is computed."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    shell.run(shell.argv("-get", "-f", *[f.path for f in manifest.files], f"file://{directory}/"))
-    files = []
-    for entry in manifest.files:
-        local = os.path.join(directory, entry.name)
-        digests = file_digests(LocalFileSystem(), local)
-        if digests.crc32c != entry.crc32c:
-            raise TransferError(f"{local}: fetched copy of {entry.path} has crc32c {digests.crc32c}, the cluster "
-                                f"says {entry.crc32c}")
-        files.append(dataclasses.replace(entry, path=f"file://{local}", sha256=digests.sha256))
-    return dataclasses.replace(manifest, files=files)
 
 
 def drop_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMetadata, *,

@@ -26,12 +26,15 @@ rename, delete) from a JVM per call to HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
 CONFIG_SECTION = "impala_transfer"
@@ -70,6 +73,10 @@ class HadoopCliHook(BaseHook):
         self.hdfs_bin: str = hdfs_bin or _configured("hdfs_bin") or "hdfs"
         merged = {**connection_env(extras.get("env"), hadoop_conn_id), **(env or {})}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
+
+    def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:
+        """``hdfs dfs`` with this hook's binary and environment, each call bounded by ``timeout``."""
+        return HdfsShell(hdfs_bin=self.hdfs_bin, runner=CommandRunner(timeout=timeout, env=self.env, log=log))
 
 
 def connection_env(env: Any, conn_id: str | None = None) -> dict[str, str]:

@@ -6,7 +6,12 @@ from typing import Any
 
 from airflow.providers.apache.impala.hooks.impala import ImpalaHook
 
-from airflow_provider_impala_transfer.core.common.connection import DEFAULT_PORT, DEFAULT_RPC_TIMEOUT, SourceConnector
+from airflow_provider_impala_transfer.core.common.connection import (
+    DEFAULT_PORT,
+    DEFAULT_RPC_TIMEOUT,
+    RunningQueries,
+    SourceConnector,
+)
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_seconds
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
@@ -16,14 +21,20 @@ DEFAULT_CONNECT_TIMEOUT = 30.0
 
 class ImpalaTransferHook(ImpalaHook):
     """Accepts connections of type ``impala`` (extras passed to impyla as-is) or
-    ``impala_transfer`` (the same, with form fields in the UI)."""
+    ``impala_transfer`` (the same, with form fields in the UI).
+
+    :param running: an operator's :class:`RunningQueries`: every session opened through this hook's
+        connectors reports its query there, for the operator's ``on_kill`` to cancel.
+    """
 
     conn_type = "impala_transfer"
     hook_name = "Impala (transfer)"
 
-    def __init__(self, *args: Any, connect_timeout: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connect_timeout: float | None = None, running: RunningQueries | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connect_timeout = connect_timeout
+        self.running = running
 
     def connector(self) -> SourceConnector:
         """A picklable description of the connection; each task opens its own socket from it."""
@@ -55,6 +66,7 @@ class ImpalaTransferHook(ImpalaHook):
             connect_timeout=connect_timeout,
             rpc_timeout=rpc_timeout,
             options=options,
+            running=self.running,
         )
 
     def get_conn(self):

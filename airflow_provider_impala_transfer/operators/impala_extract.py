@@ -4,6 +4,7 @@ the Airflow-free core (planning, conversion, writing, manifests)."""
 from __future__ import annotations
 
 import posixpath
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,11 +18,11 @@ from airflow_provider_impala_transfer.core.extract.extract import (
     extract_chunk,
     plan_chunks,
 )
+from airflow_provider_impala_transfer.core.common.connection import RunningQueries
 from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, run_key
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export
-from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
-from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.staging import is_hadoop_uri, stage_on_hdfs
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
@@ -71,9 +72,25 @@ class _ImpalaQueryOperator(BaseOperator):
         self.empty_result = empty_result
         self.allow_non_select = allow_non_select
         self.connect_timeout = connect_timeout
+        self._running = RunningQueries()  # the queries on_kill cancels
+        self._lineage: tuple[Any, list[Manifest]] | None = None  # (connector, manifests) for OpenLineage
 
     def hook(self) -> ImpalaTransferHook:
-        return ImpalaTransferHook(impala_conn_id=self.impala_conn_id, connect_timeout=self.connect_timeout)
+        return ImpalaTransferHook(impala_conn_id=self.impala_conn_id, connect_timeout=self.connect_timeout,
+                                  running=self._running)
+
+    def on_kill(self) -> None:
+        """Cancel the running query on the server: a killed client's query would run on there."""
+        self._running.cancel(log=self.log.warning)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Source table (or query) -> the files written (the OpenLineage provider calls this)."""
+        if self._lineage is None:
+            return None
+        from airflow_provider_impala_transfer.operators.lineage import extract_lineage
+
+        connector, manifests = self._lineage
+        return extract_lineage(connector, self.sql, self.table, manifests)
 
     def build_spec(self, **overrides: Any) -> ExtractSpec:
         return ExtractSpec.build(
@@ -106,7 +123,11 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
 
     :param sql: query, or a path ending in ``.sql`` (templated). Exactly one of sql/table.
     :param table: ``db.table`` to extract whole.
-    :param output_path: directory or fsspec URL (``/data/out``, ``s3://bucket/prefix``). Files go to
+    :param output_path: where the chunk files are handed to the transfer tasks (templated):
+        ``hdfs://`` on the source cluster (written to a private temp dir first, then staged there,
+        CRC32C-checked, by the Hadoop client of ``hadoop_conn_id``/``hdfs_bin``), an object store
+        (``s3://bucket/prefix``, written directly), or a local directory, which only works when every
+        task of the run shares that disk (one machine, or a shared volume). Files go to
         ``<output_path>/<dag_id>/<run_id>/chunk-CCCCC-part-PPPPP.<ext>`` unless ``run_subdirectory``
         is False.
     :param output_format: ``parquet`` (default) or ``csv``.
@@ -137,10 +158,14 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         timestamp_unit: str = "us",
         storage_options: dict[str, Any] | None = None,
         run_subdirectory: bool = True,
+        hadoop_conn_id: str | None = None,
+        hdfs_bin: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.output_path = output_path
+        self.hadoop_conn_id = hadoop_conn_id
+        self.hdfs_bin = hdfs_bin
         self.output_format = output_format
         self.compression = compression
         self.chunk = chunk
@@ -169,15 +194,22 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
                              directory)
         chunks = [Chunk.from_dict(self.chunk)] if self.chunk else plan_chunks(connector, spec)
         manifests = []
-        for chunk in chunks:
-            self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
-            progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
-            manifests.append(extract_chunk(connector, spec, chunk, directory,
-                                           storage_options=self.storage_options, progress=progress))
+        with tempfile.TemporaryDirectory(prefix="impala-extract-") as private:
+            for chunk in chunks:
+                self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
+                progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
+                written = private if is_hadoop_uri(directory) else directory
+                manifest = extract_chunk(connector, spec, chunk, written, storage_options=self.storage_options,
+                                         progress=progress)
+                if written != directory:
+                    shell = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin).hdfs_shell(self.log.info)
+                    manifest = stage_on_hdfs(manifest, shell, directory, log=self.log.info)
+                manifests.append(manifest)
         manifest = Manifest.merge(manifests)
         manifest.output_path = directory
         for entry in manifest.files:
             self.log.info("wrote %s: %d rows, %d bytes, sha256 %s", entry.path, entry.rows, entry.bytes, entry.sha256)
+        self._lineage = (connector, [manifest])
         return manifest.to_dict()
 
 
@@ -219,12 +251,11 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         connector = self.hook().connector()
         metadata = webhdfs_metadata(self.source_webhdfs_conn_id)
         run_export(connector, plan, metadata, log=self.log.info)
-        hadoop = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin)
-        shell = HdfsShell(hdfs_bin=hadoop.hdfs_bin, runner=CommandRunner(timeout=DEFAULT_TIMEOUT, env=hadoop.env,
-                                                                          log=self.log.info))
+        shell = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin).hdfs_shell(self.log.info)
         manifests = export_manifests(connector, spec, plan, metadata, shell, log=self.log.info)
         for manifest in manifests:
             self.log.info("%s: %s", manifest.label, manifest.chunks[0].description)
+        self._lineage = (connector, manifests)
         return [m.to_dict() for m in manifests]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_impala_transfer.core.common.connection import RunningQueries
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import normalize_uri
@@ -48,6 +49,8 @@ class TargetTableOperator(BaseOperator):
         self.file_format = file_format
         if "{{" not in str(target_table):  # a bad literal name fails when the DAG is parsed
             quote_table_name(target_table, field="target_table")
+        self._running = RunningQueries()  # the statements on_kill cancels
+        self._lineage: tuple[Any, ...] | None = None  # what execute learnt, for OpenLineage
 
     def execute(self, context: Any) -> dict[str, Any]:
         manifest = Manifest.merge(self.manifests)
@@ -58,9 +61,23 @@ class TargetTableOperator(BaseOperator):
         target = TableTarget(table=self.target_table, location=location,
                              partition=self.partition or None, dialect=self.dialect,
                              file_format=self.file_format)
-        connector = ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id).connector()
+        connector = ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id, running=self._running).connector()
         result = publish_table(connector, target, manifest.schema, manifest.rows)
         for sql in result.statements:
             self.log.info("ran: %s", sql)
         self.log.info("%s shows %s rows at %s", result.table, f"{result.rows:,}", result.location)
+        self._lineage = (connector, target, manifest, result)
         return result.to_dict()
+
+    def on_kill(self) -> None:
+        """Cancel the running statement (a COUNT(*), a REFRESH) on the server."""
+        self._running.cancel(log=self.log.warning)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The published files -> the table, with its columns and rows (the OpenLineage provider calls this)."""
+        if self._lineage is None:
+            return None
+        from airflow_provider_impala_transfer.operators.lineage import table_lineage
+
+        connector, target, manifest, result = self._lineage
+        return table_lineage(connector, target, result, manifest)

@@ -26,7 +26,8 @@ from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
 from airflow_provider_impala_transfer.core.common.values import positive_seconds
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, PublishError, TransferError
-from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export, fetch_local
+from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
+from airflow_provider_impala_transfer.core.staging import fetch_local, is_hadoop_uri
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.table.publish import refresh_table
@@ -42,7 +43,8 @@ from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_O
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
-from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY
+from airflow_provider_impala_transfer.operators.assets import record_published
+from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY, run_directory
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 
 # Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
@@ -245,9 +247,9 @@ class TransferOperator(_TargetOperator):
         with self.connections(), tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:
             method = self.build_method(self.method)
             if method.needs_local_copies(manifest.files):
-                # a server-side export's files, for a method that copies local files: verified copies
-                # in this task's private directory, gone when it ends
-                shell = HdfsShell(hdfs_bin=self._hadoop().hdfs_bin, runner=method.runner)
+                # files staged on HDFS (by the extract or the server-side export), for a method that copies
+                # local files: verified copies in this task's private directory, gone when it ends
+                shell = HdfsShell(hdfs_bin=self._hadoop().hdfs_bin, runner=method.runner)  # killed by on_kill
                 manifest = fetch_local(manifest, shell, private)
             record = deliver_chunk(method, manifest, self.transfer_run(context),
                                    overwrite=overwrite, verify_mode=self.verify, log=self.log.info)
@@ -282,6 +284,14 @@ class ChunkDeliveredOperator(BaseOperator):
                             "see those tasks' logs for each method's error")
 
 
+def delivery_records(deliveries: Any) -> list[DeliveryRecord]:
+    """The chunk joins' outputs as records. Airflow 3.3 hands the output of a task in a mapped task
+    group with ONE instance over as that instance's value, not as a list of one."""
+    if isinstance(deliveries, dict):
+        deliveries = [deliveries]
+    return [DeliveryRecord.from_dict(d) for d in deliveries if d]
+
+
 class PublishOperator(_TargetOperator):
     """Make a run's verified files visible: staging directory -> final directory, by rename.
 
@@ -293,7 +303,8 @@ class PublishOperator(_TargetOperator):
         another host); by default such a run fails and nothing is published.
     :param hold_until_finalized: a :class:`FinalizePublishOperator` follows (as in
         ``impala_transfer_group``): the replaced files and the lock wait for its verdict. False
-        (default): this task confirms at once, as a run with no later checks.
+        (default): this task confirms at once, as a run with no later checks; then give it the
+        target's ``Asset`` as ``outlets``, whose event it fills in as the finalize task would.
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "deliveries")
@@ -305,9 +316,10 @@ class PublishOperator(_TargetOperator):
         self.deliveries = deliveries
         self.allow_split_publish = allow_split_publish
         self.hold_until_finalized = hold_until_finalized
+        self._lineage: PublishResult | None = None  # for OpenLineage
 
     def execute(self, context: Any) -> dict[str, Any]:
-        records = [DeliveryRecord.from_dict(r) for r in self.deliveries if r]
+        records = delivery_records(self.deliveries)
         # Said before anything moves: if this task dies mid-way, the finalize task knows where to look.
         context["ti"].xcom_push(key=PUBLISHING_KEY, value=sorted({r.destination for r in records}))
         run = self.transfer_run(context)
@@ -319,7 +331,17 @@ class PublishOperator(_TargetOperator):
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
                           len(record.files), f"{record.bytes:,}")
+        self._lineage = result
+        record_published(self, context, result)  # only for Asset outlets given to this task
         return result.to_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The target's table root, with the rows, bytes and files published (the OpenLineage provider calls this)."""
+        if self._lineage is None:
+            return None
+        from airflow_provider_impala_transfer.operators.lineage import publish_lineage
+
+        return publish_lineage(self._target_uri(), self._lineage)
 
 
 class FinalizePublishOperator(_TargetOperator):
@@ -328,7 +350,9 @@ class FinalizePublishOperator(_TargetOperator):
     final directory's lock; otherwise put back what the run replaced (the previous partition, the
     table's files), refresh the target table, and fail the run.
 
-    A task's success is read as its XCom return value, as the chunk joins do.
+    A task's success is read as its XCom return value, as the chunk joins do. A kept run gives each
+    ``Asset`` among its outlets one event whose extras name what it published
+    (:func:`~airflow_provider_impala_transfer.operators.assets.record_published`).
 
     :param publish_task_id: the :class:`PublishOperator`'s task id.
     :param check_task_ids: tasks after the publish that must succeed (the target table).
@@ -337,6 +361,9 @@ class FinalizePublishOperator(_TargetOperator):
     :param export_task_id: an :class:`ImpalaExportOperator` whose staging table and directory are
         dropped once the run is kept (on ``source_impala_conn_id``, ``source_webhdfs_conn_id``);
         a failed run keeps them for its retry, which replaces them.
+    :param staged_chunks_path: the extract's ``output_path`` when it is on HDFS: the run's chunk
+        files staged there are removed once the run is kept (a failed run keeps them; its retry's
+        extract replaces them).
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table")
@@ -345,10 +372,11 @@ class FinalizePublishOperator(_TargetOperator):
                  target_table: str | None = None, target_impala_conn_id: str | None = None,
                  table_dialect: str = "impala", export_task_id: str | None = None,
                  source_impala_conn_id: str | None = None, source_webhdfs_conn_id: str | None = None,
-                 **kwargs: Any) -> None:
+                 staged_chunks_path: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.publish_task_id = publish_task_id
+        self.staged_chunks_path = staged_chunks_path
         self.counts_task_id = counts_task_id
         self.export_task_id = export_task_id
         self.source_impala_conn_id = source_impala_conn_id
@@ -375,6 +403,8 @@ class FinalizePublishOperator(_TargetOperator):
                     commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
                 self.log.info("kept %s", ", ".join(result.published.values()))
                 self._drop_export(ti)
+                self._remove_staged_chunks(context)
+                record_published(self, context, result, table=self.target_table)  # the asset event, once kept
                 return {**result.to_dict(), "counts": counts}
             failed = ["the final count"]
         kinds = ti.xcom_pull(task_ids=self.publish_task_id, key=PUBLISHING_KEY) or []
@@ -399,6 +429,15 @@ class FinalizePublishOperator(_TargetOperator):
                         ExportPlan.from_dict(plan), webhdfs_metadata(self.source_webhdfs_conn_id), log=self.log.info)
         except ImpalaTransferError as exc:  # the run is published and kept; only the clean-up failed
             self.log.warning("could not drop the export (drop it by hand): %s", exc)
+
+    def _remove_staged_chunks(self, context: Any) -> None:
+        if not (self.staged_chunks_path and is_hadoop_uri(self.staged_chunks_path)):
+            return
+        directory = run_directory(self.staged_chunks_path, context["ti"].dag_id, context["run_id"])
+        try:
+            self._hadoop().hdfs_shell(self.log.info, self.command_timeout).remove(directory, recursive=True)
+        except ImpalaTransferError as exc:  # the run is published and kept; only the clean-up failed
+            self.log.warning("could not remove the staged chunk files %s (remove them by hand): %s", directory, exc)
 
     def _refresh_table(self) -> None:
         target = TableTarget(table=self.target_table, location=self._target_uri(), partition=self.partition or None,

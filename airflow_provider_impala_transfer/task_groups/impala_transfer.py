@@ -31,14 +31,14 @@ from airflow.sdk import TaskGroup, get_current_context, task, task_group
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
+from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
-from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, check_extract_mode
+from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXTRACT_MODES, check_extract_mode
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
 from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
-from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
@@ -46,6 +46,7 @@ from airflow_provider_impala_transfer.operators.impala_extract import (
     ImpalaExportOperator,
     ImpalaExtractOperator,
 )
+from airflow_provider_impala_transfer.operators.assets import target_asset
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
 from airflow_provider_impala_transfer.operators.transfer import (
     MANIFEST_LABEL_TEMPLATE,
@@ -54,16 +55,18 @@ from airflow_provider_impala_transfer.operators.transfer import (
     FinalizePublishOperator,
     PublishOperator,
     TransferOperator,
+    delivery_records,
 )
 
 log = logging.getLogger(__name__)
+CHUNKS_DIR = "_impala_transfer_chunks"  # under source_hdfs_path: the client extract's default output_path
 
 
 def impala_transfer_group(
     group_id: str = "impala_transfer",
     *,
     target_path: str,
-    output_path: str,
+    output_path: str | None = None,
     sql: str | None = None,
     table: str | None = None,
     impala_conn_id: str = "impala_default",
@@ -87,6 +90,7 @@ def impala_transfer_group(
     max_active_chunks: int = 4,
     retries: int = 1,
     method_retries: int = 0,
+    outlets: Sequence[Any] | None = None,
     **target_args: Any,
 ) -> TaskGroup:
     """Build extract (or export) -> per-chunk fallback transfer -> reconcile -> publish -> target table
@@ -96,9 +100,21 @@ def impala_transfer_group(
     can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
     :class:`TransferOperator`. ``retries`` applies to extract, publish and table tasks;
     ``method_retries`` (default 0) to each method, since the next method is the retry.
+    ``output_path``: where the extract hands the chunk files to the transfer tasks, which may run
+    on other workers: by default ``<source_hdfs_path>/_impala_transfer_chunks`` on the source
+    cluster (removed once the run is kept); an object store works too; a local directory only when
+    every task runs on one machine (or a shared volume).
     ``extract_mode="server"``: the source engine writes the Parquet on its cluster
     (:class:`ImpalaExportOperator`, under ``source_hdfs_path``, read through
     ``source_webhdfs_conn_id``) instead of plan + extract; the rest of the graph is the same.
+    A template (``"{{ params.extract_mode }}"``) builds both paths behind an ``extract_mode``
+    branch, and ``chunks`` passes on the manifests of the one that ran.
+    ``outlets``: the Airflow assets the run updates, declared on ``finalize`` (the task after which
+    the new files stay, so a rolled-back run records no event); each ``Asset`` gets one event per
+    kept run, its extras naming the directory published, partition, rows, files, bytes, table and
+    run. Default: the ``Asset`` of ``target_path`` (the table root) when it is literal; none when it
+    is a template, whose value is only known in the run: then pass the one you expect, e.g.
+    ``outlets=[Asset("hdfs://nn:8020/data/orders")]``. ``outlets=[]`` declares none.
     Returns the TaskGroup; wire ``upstream >> group >> downstream``.
     """
     unknown = set(target_args) - set(TARGET_ARGUMENTS)
@@ -114,15 +130,28 @@ def impala_transfer_group(
     if partition and _literal(*partition.keys(), *partition.values()):
         clean_partition(partition)
     check_verify_mode(verify)
-    check_extract_mode(extract_mode)
-    if extract_mode == "server" and not (target_args.get("source_hdfs_path") and source_webhdfs_conn_id):
-        raise ConfigError("extract_mode", "'server' needs source_hdfs_path (where the engine writes) and "
-                          "source_webhdfs_conn_id (to read what it wrote)", "set both, or use extract_mode='client'")
+    # A literal mode builds its path only; a template (a Param) builds both and a branch picks one per run.
+    modes = [check_extract_mode(extract_mode)] if _literal(extract_mode) else list(EXTRACT_MODES)
+    server_ready = bool(target_args.get("source_hdfs_path") and source_webhdfs_conn_id)
+    if modes == ["server"] and not server_ready:
+        raise _server_not_ready()
+    if "client" in modes and not output_path:
+        if not target_args.get("source_hdfs_path"):
+            raise ConfigError("output_path", "is not set, and there is no source_hdfs_path to stage the chunks on",
+                              "give source_hdfs_path (hdfs:// on the source cluster; every worker can read it), or "
+                              "output_path: an hdfs:// or object-store URL (a local directory only on one machine)")
+        output_path = join(target_args["source_hdfs_path"], CHUNKS_DIR)
+    if outlets is None:
+        asset = target_asset(target_path, target_args.get("target_cluster"))
+        assets = [asset] if asset is not None else []
+    else:
+        assets = list(outlets)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
     with TaskGroup(group_id) as group:
-        if extract_mode == "server":
+        export = extract = None
+        if "server" in modes:
             export = ImpalaExportOperator(
                 task_id="export", source_hdfs_path=target_args["source_hdfs_path"],
                 source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
@@ -130,14 +159,20 @@ def impala_transfer_group(
                 hdfs_bin=target_args.get("hdfs_bin"), retries=retries, **query_args,
             )
             manifests = export.output  # one manifest per chunk of the exported files
-        else:
-            export = None
+        if "client" in modes:
             plan = ImpalaChunkPlanOperator(task_id="plan", **query_args)
-            manifests = ImpalaExtractOperator.partial(
+            extract = ImpalaExtractOperator.partial(
                 task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
                 order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
-                map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries, **query_args,
-            ).expand(chunk=plan.output).output
+                map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries,
+                hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"), **query_args,
+            ).expand(chunk=plan.output)
+            manifests = extract.output
+        if export is not None and extract is not None:
+            choose = _choose_mode(extract_mode, server_ready)
+            choose >> [plan, export]
+            manifests = _chunks(export.task_id, extract.task_id)
+            [export, extract] >> manifests.operator
 
         @task.branch(task_id="route")
         def route(method: str | None, use_distcp: Any) -> list[str]:
@@ -177,7 +212,7 @@ def impala_transfer_group(
         def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], deliveries: Sequence[dict]) -> dict:
             """Before anything is replaced: source COUNT(*) == rows in the files == rows delivered."""
             manifest = Manifest.merge(manifests)
-            records = [DeliveryRecord.from_dict(d) for d in deliveries if d]
+            records = delivery_records(deliveries)
             source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
                                 resolve_query(sql or None, table or None))
             counts = {"source": source, "files": manifest.rows, "delivered": sum(r.rows for r in records)}
@@ -205,10 +240,36 @@ def impala_transfer_group(
             counts_task_id=checked.operator.task_id, export_task_id=export.task_id if export else None,
             source_impala_conn_id=impala_conn_id, source_webhdfs_conn_id=source_webhdfs_conn_id,
             target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
-            table_dialect=table_dialect, retries=retries, **target,
+            table_dialect=table_dialect, staged_chunks_path=output_path if extract is not None else None,
+            retries=retries, outlets=list(assets), **target,
         )
         [publish, *checks] >> finalize
     return group
+
+
+@task.branch(task_id="extract_mode")
+def _choose_mode(mode: str, server_ready: bool) -> str:
+    """This run's path: plan + extract (client) or export (server)."""
+    mode = check_extract_mode(mode)
+    if mode == "server" and not server_ready:
+        raise _server_not_ready()
+    prefix = get_current_context()["ti"].task_id.rpartition(".")[0]
+    return f"{prefix}.{'export' if mode == 'server' else 'plan'}".lstrip(".")
+
+
+@task(task_id="chunks", trigger_rule="none_failed_min_one_success")
+def _chunks(export_task_id: str, extract_task_id: str) -> list[dict]:
+    """The manifests of whichever path ran (the other one was skipped by the branch)."""
+    ti = get_current_context()["ti"]
+    exported = ti.xcom_pull(task_ids=export_task_id)
+    if exported is not None:
+        return exported
+    return [m for m in ti.xcom_pull(task_ids=[extract_task_id]) if m]  # a list: every map index
+
+
+def _server_not_ready() -> ConfigError:
+    return ConfigError("extract_mode", "'server' needs source_hdfs_path (where the engine writes) and "
+                       "source_webhdfs_conn_id (to read what it wrote)", "set both, or use extract_mode='client'")
 
 
 def _literal(*values: Any) -> bool:

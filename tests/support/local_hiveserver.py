@@ -103,6 +103,7 @@ class LocalHiveServer:
     driver_memory: str = "2g"
     hadoop: LocalHadoop | None = None  # its client configuration (HADOOP_CONF_DIR); None = no HDFS
     warehouse_dir: str | None = None
+    ui_port: int | None = None  # Spark's web UI and REST API on 127.0.0.1 (running jobs); None = off
 
     @property
     def log_path(self) -> Path:
@@ -137,7 +138,8 @@ class LocalHiveServer:
             "--conf", "spark.sql.thriftServer.incrementalCollect=true",
             "--conf", f"spark.sql.warehouse.dir={self.warehouse}",
             *self.hadoop_conf(),
-            "--conf", "spark.ui.enabled=false",
+            *(["--conf", "spark.ui.enabled=true", "--conf", f"spark.ui.port={self.ui_port}",
+               "--conf", "spark.port.maxRetries=0"] if self.ui_port else ["--conf", "spark.ui.enabled=false"]),
             "--conf", "spark.sql.session.timeZone=UTC",
             "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={w / 'derby'} -Duser.timezone=UTC",
             "--hiveconf", f"hive.server2.thrift.port={self.port}",
@@ -221,6 +223,17 @@ class LocalHiveServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def running_jobs(self) -> list[dict]:
+        """The Spark jobs running now, from the UI's REST API (``ui_port`` must be set): what the
+        server is really doing, whatever any client believes."""
+        import urllib.request
+
+        base = f"http://127.0.0.1:{self.ui_port}/api/v1/applications"
+        with urllib.request.urlopen(base, timeout=10) as answer:
+            [app] = json.load(answer)
+        with urllib.request.urlopen(f"{base}/{app['id']}/jobs?status=running", timeout=10) as answer:
+            return json.load(answer)
 
     def connect_kwargs(self) -> dict:
         kwargs: dict = {"host": "127.0.0.1", "port": self.port}

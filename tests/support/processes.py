@@ -42,3 +42,25 @@ def stop_process_group(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def wait_for(condition, timeout: float, what: str = "the condition", interval: float = 1.0):
+    """Poll ``condition`` until it returns something true (returned), for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+def answers(url: str) -> bool:
+    """An HTTP GET of ``url`` succeeds (a server's health endpoint, say)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False

@@ -3,15 +3,16 @@
 impyla connections are not thread-safe (the original tool shared one between threads and hung), so
 every extract opens its own through a :class:`SourceConnector`, which is cheap to copy and holds
 no open socket. :meth:`SourceConnector.session` owns a connection's whole life (open, one cursor,
-close whatever happens), as ``DbApiHook.run`` does for Airflow's SQL hooks.
+close whatever happens), as ``DbApiHook.run`` does for Airflow's SQL hooks, and is the one place
+where a connector's :class:`RunningQueries` learns which query to cancel when the task is killed.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
@@ -22,6 +23,8 @@ DEFAULT_PORT = 21050
 # Seconds one call to the server may take once the session is open. Impala answers a fetch within
 # its FETCH_ROWS_TIMEOUT_MS (10 s) even with no rows ready; a server silent for an hour is gone.
 DEFAULT_RPC_TIMEOUT = 3600.0
+# Seconds cancelling may take: Airflow sends SIGKILL 5 s after the SIGTERM whose handler cancels.
+CANCEL_TIMEOUT = 4.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SourceConnector:
     connect_timeout: float = 30.0  # TCP connect + handshake + session open
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT  # every later call (execute, each fetch, close)
     options: dict[str, Any] = field(default_factory=dict)  # passed to impala.dbapi.connect
+    running: RunningQueries | None = field(default=None, compare=False, repr=False)  # cancels on kill
 
     def __post_init__(self) -> None:
         if not self.host or not str(self.host).strip():
@@ -82,14 +86,31 @@ class SourceConnector:
     def session(self, *, columnar: bool = False, fetch_size: int = 10240) -> Iterator[Any]:
         """One connection and one cursor for a unit of work; both closed on the way out. A failure
         to close after success is reported; after a failure, the first error is the one raised."""
+        running = self.running
+        if running is not None:
+            running.check(self)
         connection = self.connect()
         try:
             cursor = self.cursor(connection, fetch_size=fetch_size, columnar=columnar)
+            if running is not None:
+                running.track(self, cursor)
             try:
                 yield cursor
+            except Exception as exc:
+                _close_quietly(cursor)
+                if running is not None and running.cancelled:
+                    raise SourceError(f"the query on {self.address} was cancelled because the task was "
+                                      f"stopped ({exc})") from exc
+                raise
             except BaseException:
                 _close_quietly(cursor)
                 raise
+            finally:
+                if running is not None:
+                    running.forget(cursor)
+            if running is not None and running.cancelled:  # a result cut short must not pass for a whole one
+                _close_quietly(cursor)
+                raise SourceError(f"the query on {self.address} was cancelled because the task was stopped")
             run_server_call(self, "closing the query", cursor.close)
         finally:
             _close_quietly(connection)
@@ -133,6 +154,93 @@ class SourceConnector:
                 "server expects (PLAIN/LDAP for user+password, GSSAPI for Kerberos, NOSASL for none)"
             )
         return SourceError(f"Impala at {self.address}: {text}")
+
+
+class RunningQueries:
+    """The queries a task's sessions are running, so that :meth:`cancel` (an operator's ``on_kill``)
+    stops them on the server: without it Impala runs a killed task's query on, until the session of
+    the dead client times out.
+
+    Airflow calls ``on_kill`` from the task's SIGTERM handler, i.e. in the main thread between two
+    bytecodes of whatever call to the server it was in, or from another thread. So :meth:`cancel`
+    never sends on the running session's socket (its request would interleave with the one in
+    flight) but opens a connection of its own and sends CancelOperation for the query's handle, as
+    impala-shell does on Ctrl-C; and it takes no lock: the code it interrupted might hold it.
+    Tracking is a dict insert and delete, which the GIL keeps whole.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[int, tuple[SourceConnector, Any]] = {}
+        self.cancelled = False
+
+    def __deepcopy__(self, memo: dict) -> RunningQueries:
+        return RunningQueries()  # a copied operator (Airflow copies tasks before running them) tracks its own
+
+    def __reduce__(self):
+        return RunningQueries, ()  # cursors never cross a process boundary
+
+    def check(self, connector: SourceConnector) -> None:
+        """Refuse new work once cancelled: the killed task's code may go on until it notices."""
+        if self.cancelled:
+            raise SourceError(f"no new query on {connector.address}: the task was stopped")
+
+    def track(self, connector: SourceConnector, cursor: Any) -> None:
+        """Follow ``cursor`` until :meth:`forget`; a query it starts after a cancel is cancelled at once."""
+        self._sessions[id(cursor)] = (connector, cursor)
+        execute_async = cursor.execute_async  # impyla's execute() submits through it, then polls
+
+        def submit(*args: Any, **kwargs: Any) -> Any:
+            self.check(connector)
+            result = execute_async(*args, **kwargs)
+            if self.cancelled:  # the kill came while the query was being submitted: no handle to cancel before
+                _cancel_operation(connector, cursor)
+            return result
+
+        cursor.execute_async = submit
+
+    def forget(self, cursor: Any) -> None:
+        self._sessions.pop(id(cursor), None)
+
+    def cancel(self, log: Callable[[str], None] | None = None) -> int:
+        """Cancel every running query on its server; return how many were cancelled. Safe to call
+        from a signal handler or another thread, and more than once."""
+        self.cancelled = True
+        done = 0
+        for connector, cursor in list(self._sessions.values()):
+            try:
+                if _cancel_operation(connector, cursor):
+                    done += 1
+                    if log:
+                        log(f"cancelled the running query on {connector.address}")
+            except Exception as exc:  # noqa: BLE001 - the task is being killed anyway; say why it stays
+                if log:
+                    log(f"could not cancel the query on {connector.address} (it may run on until the server's "
+                        f"session timeout): {exc}")
+        return done
+
+
+def _cancel_operation(connector: SourceConnector, cursor: Any) -> bool:
+    """Cancel and close ``cursor``'s running query over a new, short-lived session. Closing too: the
+    Spark Thrift Server runs an incremental result's job inside each fetch of a FINISHED operation,
+    which CancelOperation leaves alone (measured), and a killed client never closes it itself."""
+    operation = getattr(cursor, "_last_operation", None)  # impyla's (pinned minor) running operation
+    if operation is None or not getattr(cursor, "_last_operation_active", False):
+        return False
+    from impala.hiveserver2 import Operation
+
+    quick = replace(connector, connect_timeout=min(connector.connect_timeout, CANCEL_TIMEOUT),
+                    rpc_timeout=CANCEL_TIMEOUT, running=None)
+    with quick.session() as other:
+        theirs = Operation(other.session, operation.handle)
+        failures = []
+        for step in (theirs.cancel, theirs.close):  # either one stops it; Spark may refuse the close of a
+            try:                                     # just-cancelled statement (its operation log is gone)
+                step()
+            except Exception as exc:  # noqa: BLE001 - the other step may still succeed
+                failures.append(exc)
+        if len(failures) == 2:
+            raise failures[0]
+    return True
 
 
 def _close_quietly(closable: Any) -> None:
