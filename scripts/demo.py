@@ -136,12 +136,8 @@ def main() -> int:
 
 
 def airflow_env(home: Path, hadoop: LocalHadoop, server: LocalHiveServer) -> dict[str, str]:
-    kwargs = server.connect_kwargs()
-    impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": server.port,
-                         "login": kwargs["user"], "password": kwargs["password"],
-                         "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-    host, port = hadoop.target.webhdfs_address.split(":")
-    webhdfs = json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": hadoop.user})
+    impala = server.airflow_connection_json()
+    webhdfs = hadoop.webhdfs_connection_json(hadoop.target)
     env = {**os.environ, **hadoop.env()}
     env.pop("HADOOP_USER_NAME", None)
     env.update(

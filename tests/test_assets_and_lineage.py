@@ -42,19 +42,14 @@ COLUMNS = ["id", "small_int", "amount_double", "name", "amount_decimal", "event_
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, hiveserver, local_hadoop):
     home = tmp_path_factory.mktemp("airflow-assets")
-    kwargs = hiveserver.connect_kwargs()
-    impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": hiveserver.port,
-                         "login": kwargs["user"], "password": kwargs["password"],
-                         "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-    webhdfs_host, webhdfs_port = local_hadoop.target.webhdfs_address.split(":")
+    impala = hiveserver.airflow_connection_json()
     target = f"hdfs://cluster2/dags/assets-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **local_hadoop.env()}
     env.pop("HADOOP_USER_NAME", None)
     env.update(
         AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
         AIRFLOW_CONN_IMPALA_DEFAULT=impala, AIRFLOW_CONN_IMPALA_TARGET=impala,
-        AIRFLOW_CONN_TARGET_WEBHDFS=json.dumps({"conn_type": "webhdfs", "host": webhdfs_host,
-                                                "port": int(webhdfs_port), "login": local_hadoop.user}),
+        AIRFLOW_CONN_TARGET_WEBHDFS=local_hadoop.webhdfs_connection_json(local_hadoop.target),
         IMPALA_TRANSFER_WEBHDFS_CONN_ID="target_webhdfs",
         IMPALA_TRANSFER_OUTPUT_DIR=str(home / "extract"),
         IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}",

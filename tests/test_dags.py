@@ -20,17 +20,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.server]
 def airflow_home(tmp_path_factory, hiveserver):
     home = tmp_path_factory.mktemp("airflow-home")
     out = tmp_path_factory.mktemp("extract-out")
-    kwargs = hiveserver.connect_kwargs()
     env = dict(os.environ)
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
-        AIRFLOW_CONN_IMPALA_DEFAULT=json.dumps({
-            "conn_type": "impala_transfer", "host": "127.0.0.1", "port": hiveserver.port,
-            "login": kwargs["user"], "password": kwargs["password"],
-            "extra": {"auth_mechanism": kwargs["auth_mechanism"]},
-        }),
+        AIRFLOW_CONN_IMPALA_DEFAULT=hiveserver.airflow_connection_json(),
         IMPALA_TRANSFER_OUTPUT_DIR=str(out),
         IMPALA_TRANSFER_MAX_WORKERS="2",
     )

@@ -13,7 +13,6 @@ its result, minutes of work.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -46,13 +45,9 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory, server):
     home = tmp_path_factory.mktemp("airflow-kill")
-    kwargs = server.connect_kwargs()
     env = dict(os.environ, AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"), IMPALA_TRANSFER_OUTPUT_DIR=str(home / "out"),
-               AIRFLOW_CONN_IMPALA_DEFAULT=json.dumps({
-                   "conn_type": "impala_transfer", "host": "127.0.0.1", "port": server.port,
-                   "login": kwargs["user"], "password": kwargs["password"],
-                   "extra": {"auth_mechanism": kwargs["auth_mechanism"]}}))
+               AIRFLOW_CONN_IMPALA_DEFAULT=server.airflow_connection_json())
     (home / "dags").mkdir()
     (home / "dags" / "long_query.py").symlink_to(repo_root() / "tests" / "dags" / "long_query.py")
     airflow(env, "db", "migrate")

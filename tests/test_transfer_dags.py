@@ -40,16 +40,9 @@ CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 @pytest.fixture(scope="module")
 def airflow_home(tmp_path_factory, hiveserver, local_hadoop, sshd):
     home = tmp_path_factory.mktemp("airflow-transfer")
-    kwargs = hiveserver.connect_kwargs()
-    impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": hiveserver.port,
-                         "login": kwargs["user"], "password": kwargs["password"],
-                         "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-    webhdfs_host, webhdfs_port = local_hadoop.target.webhdfs_address.split(":")
-    webhdfs = json.dumps({"conn_type": "webhdfs", "host": webhdfs_host, "port": int(webhdfs_port),
-                          "login": local_hadoop.user})
-    source_host, source_port = local_hadoop.source.webhdfs_address.split(":")
-    source_webhdfs = json.dumps({"conn_type": "webhdfs", "host": source_host, "port": int(source_port),
-                                 "login": local_hadoop.user})
+    impala = hiveserver.airflow_connection_json()
+    webhdfs = local_hadoop.webhdfs_connection_json(local_hadoop.target)
+    source_webhdfs = local_hadoop.webhdfs_connection_json(local_hadoop.source)
     env = {**os.environ, **local_hadoop.env()}
     env.update(
         AIRFLOW_HOME=str(home),

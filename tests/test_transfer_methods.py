@@ -370,9 +370,7 @@ def test_publish_renames_staging_replaces_its_own_rerun_and_leaves_other_runs(me
 def test_webhdfs_metadata_through_the_hdfs_providers_hook(hadoop_env, monkeypatch, closed_port):
     from airflow_provider_impala_transfer.hooks.hadoop import webhdfs_metadata
 
-    host, port = hadoop_env.target.webhdfs_address.split(":")
-    monkeypatch.setenv("AIRFLOW_CONN_TARGET_WEBHDFS", json.dumps(
-        {"conn_type": "webhdfs", "host": host, "port": int(port), "login": hadoop_env.user}))
+    monkeypatch.setenv("AIRFLOW_CONN_TARGET_WEBHDFS", hadoop_env.webhdfs_connection_json(hadoop_env.target))
     monkeypatch.setenv("AIRFLOW_CONN_DEAD_WEBHDFS", json.dumps(
         {"conn_type": "webhdfs", "host": "127.0.0.1", "port": closed_port, "login": hadoop_env.user}))
     dead = webhdfs_metadata("dead_webhdfs")  # connects when first used, not before

@@ -442,22 +442,14 @@ def transfer_example_env(hiveserver, local_hadoop, sshd, *, extract_mode: str = 
     tests/test_transfer_dags.py's ``airflow_home`` provides it; no schedule (runs only when
     triggered). Chunks are staged on ``hdfs://cluster1``, which every worker reads."""
     run = uuid.uuid4().hex[:8]
-    kwargs = hiveserver.connect_kwargs()
-    impala = json.dumps({"conn_type": "impala_transfer", "host": "127.0.0.1", "port": hiveserver.port,
-                         "login": kwargs["user"], "password": kwargs["password"],
-                         "extra": {"auth_mechanism": kwargs["auth_mechanism"]}})
-
-    def webhdfs(cluster) -> str:
-        host, port = cluster.webhdfs_address.split(":")
-        return json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": local_hadoop.user})
-
+    impala = hiveserver.airflow_connection_json()
     env = {name: value for name, value in local_hadoop.env().items() if name != "HADOOP_USER_NAME"}
     env.update(
         AIRFLOW_CONN_IMPALA_DEFAULT=impala,
         AIRFLOW_CONN_IMPALA_TARGET=impala,
         AIRFLOW_CONN_SCP_TARGET=sshd.airflow_connection_json(),
-        AIRFLOW_CONN_TARGET_WEBHDFS=webhdfs(local_hadoop.target),
-        AIRFLOW_CONN_SOURCE_WEBHDFS=webhdfs(local_hadoop.source),
+        AIRFLOW_CONN_TARGET_WEBHDFS=local_hadoop.webhdfs_connection_json(local_hadoop.target),
+        AIRFLOW_CONN_SOURCE_WEBHDFS=local_hadoop.webhdfs_connection_json(local_hadoop.source),
         IMPALA_TRANSFER_SCHEDULE="",
         IMPALA_TRANSFER_OUTPUT_DIR=f"hdfs://cluster1/celery-extract/{run}",
         IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/celery-staging/{run}",

@@ -817,6 +817,11 @@ class LocalHadoop:
     def user(self) -> str:
         return client_user()
 
+    def webhdfs_connection_json(self, cluster: LocalHdfsCluster) -> str:
+        """An Airflow ``webhdfs`` connection (the hdfs provider's) to ``cluster``, as JSON for ``AIRFLOW_CONN_*``."""
+        host, port = cluster.webhdfs_address.split(":")
+        return json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": self.user})
+
     # clients
     def env(self) -> dict[str, str]:
         """Environment additions for subprocesses: ``bin`` first on PATH, HADOOP_CONF_DIR."""

@@ -245,6 +245,13 @@ class LocalHiveServer:
             kwargs.update(use_http_transport=True, http_path="cliservice")
         return kwargs
 
+    def airflow_connection_json(self) -> str:
+        """An Airflow ``impala_transfer`` connection to this server, as JSON for ``AIRFLOW_CONN_*``."""
+        kwargs = self.connect_kwargs()
+        extra = {k: v for k, v in kwargs.items() if k not in ("host", "port", "user", "password")}
+        return json.dumps({"conn_type": "impala_transfer", "host": kwargs["host"], "port": kwargs["port"],
+                           "login": kwargs.get("user"), "password": kwargs.get("password"), "extra": extra})
+
     def connect(self):
         from impala.dbapi import connect
 
