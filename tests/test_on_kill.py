@@ -110,3 +110,36 @@ def test_a_cancel_from_another_thread_stops_the_query_and_no_new_one_starts(serv
     with pytest.raises(SourceError, match="no new query on .*: the task was stopped"):
         with connector.session():
             pass
+
+
+def test_on_kill_of_the_extract_also_stops_the_hadoop_command_staging_its_chunk(tmp_path):
+    """The extract's own child (``hdfs dfs -put`` of its chunk) stops with its process group: a
+    killed task leaves no tool running."""
+    import psutil
+
+    from airflow_provider_impala_transfer.core.errors import TransferError
+    from airflow_provider_impala_transfer.operators.impala_extract import ImpalaExtractOperator
+
+    stalling = tmp_path / "hdfs"
+    stalling.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(300)\n")
+    stalling.chmod(0o755)
+    operator = ImpalaExtractOperator(task_id="extract", sql="SELECT 1", output_path="hdfs://cluster1/x")
+    shell = operator.hdfs_shell(None, str(stalling))
+    failed: list[BaseException] = []
+
+    def put():
+        try:
+            shell.run(shell.argv("-put", "-f", "file:///nonexistent", "hdfs://cluster1/x/"))
+        except TransferError as exc:
+            failed.append(exc)
+
+    runner = threading.Thread(target=put)
+    runner.start()
+    def stalling_tools():
+        return [p for p in psutil.Process().children(recursive=True) if str(stalling) in " ".join(p.cmdline())]
+
+    tool = wait_for(stalling_tools, 30, "the stalling hdfs started", interval=0.1)[0]
+    operator.on_kill()
+    runner.join(timeout=15)
+    assert not runner.is_alive() and failed
+    assert not psutil.pid_exists(tool.pid) or tool.status() == psutil.STATUS_ZOMBIE

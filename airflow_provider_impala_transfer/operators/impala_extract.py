@@ -23,6 +23,7 @@ from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
 from airflow_provider_impala_transfer.core.common.uris import local_path, run_key
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export
 from airflow_provider_impala_transfer.core.staging import is_hadoop_uri, stage_on_hdfs
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
@@ -73,6 +74,7 @@ class _ImpalaQueryOperator(BaseOperator):
         self.allow_non_select = allow_non_select
         self.connect_timeout = connect_timeout
         self._running = RunningQueries()  # the queries on_kill cancels
+        self._shell: HdfsShell | None = None  # the Hadoop client whose running command on_kill stops
         self._lineage: tuple[Any, list[Manifest]] | None = None  # (connector, manifests) for OpenLineage
 
     def hook(self) -> ImpalaTransferHook:
@@ -80,8 +82,15 @@ class _ImpalaQueryOperator(BaseOperator):
                                   running=self._running)
 
     def on_kill(self) -> None:
-        """Cancel the running query on the server: a killed client's query would run on there."""
+        """Cancel the running query on the server (a killed client's query would run on there) and
+        stop a running Hadoop command with its process group."""
         self._running.cancel(log=self.log.warning)
+        if self._shell is not None:
+            self._shell.runner.stop()
+
+    def hdfs_shell(self, hadoop_conn_id: str | None, hdfs_bin: str | None) -> HdfsShell:
+        self._shell = HadoopCliHook(hadoop_conn_id, hdfs_bin=hdfs_bin).hdfs_shell(self.log.info)
+        return self._shell
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Source table (or query) -> the files written (the OpenLineage provider calls this)."""
@@ -202,7 +211,7 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
                 manifest = extract_chunk(connector, spec, chunk, written, storage_options=self.storage_options,
                                          progress=progress)
                 if written != directory:
-                    shell = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin).hdfs_shell(self.log.info)
+                    shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin)
                     manifest = stage_on_hdfs(manifest, shell, directory, log=self.log.info)
                 manifests.append(manifest)
         manifest = Manifest.merge(manifests)
@@ -251,7 +260,7 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         connector = self.hook().connector()
         metadata = webhdfs_metadata(self.source_webhdfs_conn_id)
         run_export(connector, plan, metadata, log=self.log.info)
-        shell = HadoopCliHook(self.hadoop_conn_id, hdfs_bin=self.hdfs_bin).hdfs_shell(self.log.info)
+        shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin)
         manifests = export_manifests(connector, spec, plan, metadata, shell, log=self.log.info)
         for manifest in manifests:
             self.log.info("%s: %s", manifest.label, manifest.chunks[0].description)
