@@ -66,7 +66,7 @@ with DAG(
         chunk_size="{{ params.chunk_size }}",
         impala_conn_id=ENV("IMPALA_TRANSFER_CONN_ID", "impala_default"),
         # The chunks go from the extract to the transfer tasks through the source cluster's HDFS
-        # (<source_hdfs_path>/_impala_transfer_chunks): with Celery or Kubernetes each task may run
+        # (<source_hdfs_path>/_impala_transfer_chunks/events): with Celery or Kubernetes each task may run
         # on another worker. IMPALA_TRANSFER_OUTPUT_DIR may name another shared place.
         output_path=ENV("IMPALA_TRANSFER_OUTPUT_DIR") or None,
         method="{{ params.method }}",

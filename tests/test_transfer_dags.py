@@ -109,7 +109,7 @@ def test_every_chunk_staged_on_cluster1_by_distcp_to_cluster2_verified_published
     assert "-delete" not in output and output.count("-Ddfs.checksum.combine.mode=COMPOSITE_CRC -update") >= 4
     assert len(re.findall(r"verified hdfs://cluster2/.*?\.parquet: [\d,]+ bytes, crc32c [0-9a-f]{8}", output)) >= 4
     source = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
-    staged = f"{source}/_impala_transfer_chunks/{DAG_ID}"
+    staged = f"{source}/_impala_transfer_chunks/events/{DAG_ID}"  # one directory per task group
     assert len(re.findall(rf"chunk \d: staged 1 files, [\d,]+ bytes on {staged}/", output)) == 4
     assert f"{source}/_impala_transfer_staging" not in output  # distcp read the staged files where they were
     assert hdfs_names(local_hadoop, staged) == []  # removed once the run was kept

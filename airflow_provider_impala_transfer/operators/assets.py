@@ -26,11 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def target_asset(target_path: str, target_cluster: str | None = None) -> Asset | None:
-    """The Asset of a literal ``target_path`` (normalized as the transfer writes it), or None when it
-    is a template or a URI Airflow does not accept as an asset (e.g. ``hdfs:///x`` without a namenode)."""
-    values = (target_path, target_cluster)
-    if any("{{" in str(v) or "{%" in str(v) for v in values if v):
-        return None
+    """The Asset of a literal ``target_path`` (normalized as the transfer writes it), or None for a
+    URI Airflow does not accept as an asset (e.g. ``hdfs:///x`` without a namenode)."""
     uri = normalize_uri(target_path, "target_path", cluster=target_cluster)  # a bad literal fails at parse time
     try:
         return Asset(uri)

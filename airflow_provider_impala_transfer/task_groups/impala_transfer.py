@@ -101,8 +101,8 @@ def impala_transfer_group(
     :class:`TransferOperator`. ``retries`` applies to extract, publish and table tasks;
     ``method_retries`` (default 0) to each method, since the next method is the retry.
     ``output_path``: where the extract hands the chunk files to the transfer tasks, which may run
-    on other workers: by default ``<source_hdfs_path>/_impala_transfer_chunks`` on the source
-    cluster (removed once the run is kept); an object store works too; a local directory only when
+    on other workers: by default ``<source_hdfs_path>/_impala_transfer_chunks/<group_id>`` on the
+    source cluster (removed once the run is kept); an object store works too; a local directory only when
     every task runs on one machine (or a shared volume).
     ``extract_mode="server"``: the source engine writes the Parquet on its cluster
     (:class:`ImpalaExportOperator`, under ``source_hdfs_path``, read through
@@ -135,21 +135,20 @@ def impala_transfer_group(
     server_ready = bool(target_args.get("source_hdfs_path") and source_webhdfs_conn_id)
     if modes == ["server"] and not server_ready:
         raise _server_not_ready()
-    if "client" in modes and not output_path:
-        if not target_args.get("source_hdfs_path"):
-            raise ConfigError("output_path", "is not set, and there is no source_hdfs_path to stage the chunks on",
-                              "give source_hdfs_path (hdfs:// on the source cluster; every worker can read it), or "
-                              "output_path: an hdfs:// or object-store URL (a local directory only on one machine)")
-        output_path = join(target_args["source_hdfs_path"], CHUNKS_DIR)
-    if outlets is None:
-        asset = target_asset(target_path, target_args.get("target_cluster"))
+    if "client" in modes and not output_path and not target_args.get("source_hdfs_path"):
+        raise ConfigError("output_path", "is not set, and there is no source_hdfs_path to stage the chunks on",
+                          "give source_hdfs_path (hdfs:// on the source cluster; every worker can read it), or "
+                          "output_path: an hdfs:// or object-store URL (a local directory only on one machine)")
+    assets = list(outlets or [])
+    if outlets is None and _literal(target_path, target_args.get("target_cluster") or ""):  # a template's
+        asset = target_asset(target_path, target_args.get("target_cluster"))               # value comes in the run
         assets = [asset] if asset is not None else []
-    else:
-        assets = list(outlets)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
     with TaskGroup(group_id) as group:
+        if "client" in modes and not output_path:  # one directory per group: two groups of a DAG never mix
+            output_path = join(target_args["source_hdfs_path"], CHUNKS_DIR, group.group_id)
         export = extract = None
         if "server" in modes:
             export = ImpalaExportOperator(

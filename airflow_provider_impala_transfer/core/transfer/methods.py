@@ -82,7 +82,8 @@ class TransferMethod(ABC):
     copies_from_hdfs = False  # True: takes hdfs:// sources as they are (distcp, hdfs cp)
 
     def needs_local_copies(self, files: Sequence[FileEntry]) -> bool:
-        """Files on a cluster (a server-side export) that this method can only copy from this machine."""
+        """Files on a cluster (staged chunks, a server-side export) that this method can only copy from
+        this machine."""
         return not self.copies_from_hdfs and any(f.local is None for f in files)
 
     def target_dir(self, run: Run) -> str:
