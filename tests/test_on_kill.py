@@ -28,7 +28,7 @@ from airflow_provider_impala_transfer.core.errors import SourceError
 from tests.conftest import repo_root
 from tests.support.airflow_runs import run_airflow as airflow
 from tests.support.local_hiveserver import LocalHiveServer
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import descendants_running, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -135,11 +135,9 @@ def test_on_kill_of_the_extract_also_stops_the_hadoop_command_staging_its_chunk(
 
     runner = threading.Thread(target=put)
     runner.start()
-    def stalling_tools():
-        return [p for p in psutil.Process().children(recursive=True) if str(stalling) in " ".join(p.cmdline())]
-
-    tool = wait_for(stalling_tools, 30, "the stalling hdfs started", interval=0.1)[0]
+    tool = wait_for(lambda: descendants_running(str(stalling)), 30, "the stalling hdfs started", interval=0.1)[0]
     operator.on_kill()
     runner.join(timeout=15)
     assert not runner.is_alive() and failed
-    assert not psutil.pid_exists(tool.pid) or tool.status() == psutil.STATUS_ZOMBIE
+    _, still_running = psutil.wait_procs([tool], timeout=5)
+    assert not still_running

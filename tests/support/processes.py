@@ -41,7 +41,28 @@ def stop_process_group(pid: int, timeout: float) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
+        return
+    try:  # reap it (a bounded wait: SIGKILL cannot be ignored), so no zombie is left behind
+        deadline = time.monotonic() + 10
+        while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    except ChildProcessError:
         pass
+
+
+def descendants_running(fragment: str) -> list:
+    """This process's living descendants whose command line contains ``fragment``; zombies and
+    processes that end while being read are skipped (another test's child may be either)."""
+    import psutil
+
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and fragment in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            continue
+    return found
 
 
 def wait_for(condition, timeout: float, what: str = "the condition", interval: float = 1.0):
