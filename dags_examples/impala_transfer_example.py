@@ -67,8 +67,10 @@ with DAG(
         impala_conn_id=ENV("IMPALA_TRANSFER_CONN_ID", "impala_default"),
         # The chunks go from the extract to the transfer tasks through the source cluster's HDFS
         # (<source_hdfs_path>/_impala_transfer_chunks/events): with Celery or Kubernetes each task may run
-        # on another worker. IMPALA_TRANSFER_OUTPUT_DIR may name another shared place.
+        # on another worker. IMPALA_TRANSFER_OUTPUT_DIR may name another shared place: an object store
+        # (s3://bucket/prefix) with its fsspec connection in IMPALA_TRANSFER_OUTPUT_FSSPEC_CONN_ID.
         output_path=ENV("IMPALA_TRANSFER_OUTPUT_DIR") or None,
+        output_fsspec_conn_id=ENV("IMPALA_TRANSFER_OUTPUT_FSSPEC_CONN_ID") or None,
         method="{{ params.method }}",
         target_path="{{ params.target_path }}",
         source_hdfs_path=ENV("IMPALA_TRANSFER_SOURCE_HDFS_PATH", "hdfs://source-namenode:8020/tmp/impala-transfer"),

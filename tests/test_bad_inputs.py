@@ -158,6 +158,15 @@ CASES = [
          "impala-transfer: --target-table: 'x; DROP TABLE y' is not a valid identifier (use letters, digits and "
          "underscores, starting with a letter or underscore)",
          lambda g: g.cli("--target-table", "x; DROP TABLE y")),
+    Case("output-path-nowhere",
+         "output_path: is not set, and there is no source_hdfs_path to stage the chunks on (give source_hdfs_path "
+         "(hdfs:// on the source cluster; every worker can read it), or output_path: an hdfs:// or object-store URL "
+         "(a local directory only on one machine))",
+         lambda g: refused(lambda: task_group(output_path=None))),
+    Case("output-fsspec-conn-for-hdfs",
+         "output_fsspec_conn_id: is for an object-store output_path, but the chunks are staged on hdfs://nn1/chunks "
+         "(give output_path='s3://bucket/prefix' (or another fsspec URL), or drop output_fsspec_conn_id)",
+         lambda g: refused(lambda: task_group(output_fsspec_conn_id="lake", output_path="hdfs://nn1/chunks"))),
     Case("target-table-injection-task-group",
          "target_table: 't; DROP TABLE x' is not a valid identifier (use letters, digits and underscores, "
          "starting with a letter or underscore)",

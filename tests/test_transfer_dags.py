@@ -213,6 +213,28 @@ def test_scp_route_fetches_the_chunks_staged_on_cluster1_and_delivers_over_real_
     assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
 
 
+def test_chunks_staged_on_an_object_store_reach_distcp_through_verified_private_copies_and_are_removed(
+        airflow_home, local_hadoop, s3):
+    """output_path on S3 (moto's server; its credentials only in an fsspec connection): the extract
+    writes each chunk there; each distcp task, which cannot read the store, takes a sha256-checked
+    copy into a private temp dir of its own worker, stages it on cluster1 and copies it to
+    cluster2; finalize removes the run's staged objects once the run is kept."""
+    bucket = s3.create_bucket(f"chunks-{uuid.uuid4().hex[:8]}")
+    target = target_dir("from object store")
+    output, run_state, states = run_dag(airflow_home, "2026-03-06", method="distcp", target=target,
+                                        table="default.events_via_s3", extra_env={
+                                            "IMPALA_TRANSFER_OUTPUT_DIR": f"s3://{bucket}/chunks",
+                                            "IMPALA_TRANSFER_OUTPUT_FSSPEC_CONN_ID": "chunk_store",
+                                            "AIRFLOW_CONN_CHUNK_STORE": s3.airflow_connection_json()})
+    assert run_state == "success", output[-3000:]
+    assert chunk_states(states, "distcp") == ["success"] * 4
+    assert len(set(re.findall(rf"wrote (s3://{bucket}/chunks/{DAG_ID}/\S+\.parquet)", output))) == 4
+    assert len(set(re.findall(r"Running job: (job_local\d+_\d+)", output))) == 4
+    assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
+    assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-06") == EVENTS_ROWS
+    assert s3.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # removed once the run was kept
+
+
 def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, local_hadoop, hiveserver):
     target = target_dir("rerun")
     for date in ("2026-03-06", "2026-03-07"):

@@ -88,10 +88,7 @@ def test_scp_hook_reads_an_ssh_connection_and_refuses_passwords(monkeypatch, tmp
 
 def test_fsspec_hook_builds_the_filesystem_from_connection_extras(monkeypatch, s3):
     s3.create_bucket("hooked")
-    options = s3.storage_options()
-    monkeypatch.setenv("AIRFLOW_CONN_LAKE", json.dumps({
-        "conn_type": "fsspec", "login": options["key"], "password": options["secret"],
-        "extra": {"protocol": "s3", "client_kwargs": options["client_kwargs"]}}))
+    monkeypatch.setenv("AIRFLOW_CONN_LAKE", s3.airflow_connection_json())
     destination = FsspecHook("lake").destination("s3://hooked/events")
     destination.makedirs("hooked/events")
     destination.fs.pipe("hooked/events/probe", b"x")

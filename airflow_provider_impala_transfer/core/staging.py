@@ -4,9 +4,10 @@ With Celery or Kubernetes workers the extract and the transfer of a chunk may ru
 machines, so a worker's local disk is no hand-off. The client extract therefore writes a chunk's
 files into its own private temp directory, then :func:`stage_on_hdfs` puts them on the source
 cluster (where distcp wants its sources anyway), each copy checked against the CRC32C computed
-while writing, and the manifest names the HDFS copies. A method that copies local files (hdfs
-put, scp, fsspec) later takes verified copies into a private directory of its own worker with
-:func:`fetch_local`, the same as for the server-side export's files.
+while writing, and the manifest names the HDFS copies; or it writes them straight into an object
+store. A method that copies local files (hdfs put, scp, fsspec) later takes verified copies into
+a private directory of its own worker with :func:`fetch_local`, the same as for the server-side
+export's files; :func:`remove_staged` drops a kept run's staged files.
 """
 
 from __future__ import annotations
@@ -14,21 +15,17 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
+import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_provider_impala_transfer.core.common.checksums import file_digests
+from airflow_provider_impala_transfer.core.common.checksums import Digests, file_digests
 from airflow_provider_impala_transfer.core.common.records import Manifest
-from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path, join, scheme_of
+from airflow_provider_impala_transfer.core.common.uris import check_hadoop_path, is_hadoop_uri, join
 from airflow_provider_impala_transfer.core.errors import TransferError
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
-
-HADOOP_SCHEMES = ("hdfs", "viewfs")
-
-
-def is_hadoop_uri(uri: str) -> bool:
-    """A location the Hadoop shell addresses (the shared staging this module handles)."""
-    return scheme_of(uri) in HADOOP_SCHEMES
+from airflow_provider_impala_transfer.core.transfer.methods import copy_stream
 
 
 def stage_on_hdfs(manifest: Manifest, shell: HdfsShell, directory: str, *,
@@ -52,18 +49,44 @@ def stage_on_hdfs(manifest: Manifest, shell: HdfsShell, directory: str, *,
     return dataclasses.replace(manifest, files=staged, output_path=directory)
 
 
-def fetch_local(manifest: Manifest, shell: HdfsShell, directory: str) -> Manifest:
-    """Local copies of files on HDFS, for methods that copy from this machine (hdfs put, scp,
-    fsspec): one ``hdfs dfs -get`` into a private directory, each copy checked against the
-    cluster's CRC32C while its sha256 is computed."""
+def fetch_local(manifest: Manifest, shell: HdfsShell, directory: str, *,
+                storage_options: dict[str, Any] | None = None) -> Manifest:
+    """Local copies of staged files, for methods that copy from this machine (hdfs put, scp,
+    fsspec), in a private ``directory``. Files on a Hadoop cluster come with one ``hdfs dfs -get``,
+    each copy checked against the cluster's CRC32C; files on another store (an object store, with
+    ``storage_options``) are streamed through fsspec and checked against the sha256 the extract
+    computed while writing them."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    shell.run(shell.argv("-get", "-f", *[f.path for f in manifest.files], f"file://{directory}/"))
+    on_cluster = [entry.path for entry in manifest.files if is_hadoop_uri(entry.path)]
+    if on_cluster:
+        shell.run(shell.argv("-get", "-f", *on_cluster, f"file://{directory}/"))
     files = []
     for entry in manifest.files:
         local = os.path.join(directory, entry.name)
-        digests = file_digests(LocalFileSystem(), local)
-        if entry.crc32c is not None and digests.crc32c != entry.crc32c:
-            raise TransferError(f"{local}: fetched copy of {entry.path} has crc32c {digests.crc32c}, the cluster "
-                                f"says {entry.crc32c}")
+        if is_hadoop_uri(entry.path):
+            digests = file_digests(LocalFileSystem(), local)
+            expected, found, kind = entry.crc32c, digests.crc32c, "crc32c"
+        else:
+            digests = Digests()
+            source_fs, source = fsspec.core.url_to_fs(entry.path, **(storage_options or {}))
+            copy_stream(source_fs, source, LocalFileSystem(), local, digest=digests)
+            expected, found, kind = entry.sha256, digests.sha256, "sha256"
+        if expected is not None and found != expected:
+            raise TransferError(f"{local}: fetched copy of {entry.path} has {kind} {found}, the manifest says "
+                                f"{expected} (the staged file changed or was corrupted; re-run the chunk's extract)")
         files.append(dataclasses.replace(entry, path=f"file://{local}", sha256=digests.sha256))
     return dataclasses.replace(manifest, files=files)
+
+
+def remove_staged(directory: str, shell: HdfsShell, *, storage_options: dict[str, Any] | None = None) -> None:
+    """Remove a run's staged chunk files (``directory``) from the cluster or the object store."""
+    if is_hadoop_uri(directory):
+        shell.remove(directory, recursive=True)
+        return
+    fs, path = fsspec.core.url_to_fs(directory, **(storage_options or {}))
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass  # nothing staged (or already removed by an earlier attempt)
+    except OSError as exc:
+        raise TransferError(f"{directory}: could not remove the staged chunk files: {exc}") from exc

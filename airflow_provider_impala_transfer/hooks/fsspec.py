@@ -54,14 +54,20 @@ class FsspecHook(BaseHook):
         mask_in_task_logs(options)
         return protocol, options
 
+    def options_for(self, url: str, field: str) -> tuple[str | None, dict[str, Any]]:
+        """The connection's protocol and options for ``url`` (named ``field`` in errors), refused
+        when the connection is for another protocol than the URL's."""
+        protocol, options = self.storage_options()
+        scheme = fsspec.utils.get_protocol(url)
+        if protocol and protocol != scheme and "://" in url:
+            raise ConfigError(field, f"{url!r} is {scheme}:// but connection {self.fsspec_conn_id!r} is for "
+                              f"{protocol}://", "make them agree")
+        return protocol, options
+
     def destination(self, target_url: str) -> FsspecDestination:
         if self.filesystem is not None:
             return FsspecDestination(fs=self.filesystem, root=self.filesystem._strip_protocol(target_url))
-        protocol, options = self.storage_options()
-        scheme = fsspec.utils.get_protocol(target_url)
-        if protocol and protocol != scheme and "://" in target_url:
-            raise ConfigError("target_path", f"{target_url!r} is {scheme}:// but connection "
-                              f"{self.fsspec_conn_id!r} is for {protocol}://", "make them agree")
+        protocol, options = self.options_for(target_url, "target_path")
         if protocol and "://" not in target_url:
             target_url = f"{protocol}://{target_url.lstrip('/')}" if protocol not in ("file", "local") else target_url
         where = f"connection {self.fsspec_conn_id!r}" if self.fsspec_conn_id else "fsspec_conn_id (none is given)"

@@ -20,11 +20,12 @@ from airflow_provider_impala_transfer.core.extract.extract import (
 )
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
 from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
-from airflow_provider_impala_transfer.core.common.uris import local_path, run_key
+from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, local_path, run_key
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export
-from airflow_provider_impala_transfer.core.staging import is_hadoop_uri, stage_on_hdfs
+from airflow_provider_impala_transfer.core.staging import stage_on_hdfs
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 
@@ -150,6 +151,8 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         the unit keeps fails the task instead of being truncated.
     :param empty_result: ``file`` writes one schema-only file for an empty result; ``none`` nothing.
     :param storage_options: fsspec options for ``output_path`` (credentials belong in a connection).
+    :param output_fsspec_conn_id: ``fsspec`` connection of an object-store ``output_path`` (its
+        credentials and endpoint; the transfer tasks read the files through the same connection).
     :return: the manifest (files with rows, bytes, sha256; the Arrow schema) through XCom.
     """
 
@@ -169,10 +172,12 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         run_subdirectory: bool = True,
         hadoop_conn_id: str | None = None,
         hdfs_bin: str | None = None,
+        output_fsspec_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.output_path = output_path
+        self.output_fsspec_conn_id = output_fsspec_conn_id
         self.hadoop_conn_id = hadoop_conn_id
         self.hdfs_bin = hdfs_bin
         self.output_format = output_format
@@ -203,17 +208,19 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
                              directory)
         chunks = [Chunk.from_dict(self.chunk)] if self.chunk else plan_chunks(connector, spec)
         manifests = []
-        with tempfile.TemporaryDirectory(prefix="impala-extract-") as private:
-            for chunk in chunks:
-                self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
-                progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
-                written = private if is_hadoop_uri(directory) else directory
-                manifest = extract_chunk(connector, spec, chunk, written, storage_options=self.storage_options,
-                                         progress=progress)
-                if written != directory:
-                    shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin)
+        options = {**FsspecHook(self.output_fsspec_conn_id).options_for(directory, "output_path")[1],
+                   **(self.storage_options or {})}
+        shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin) if is_hadoop_uri(directory) else None
+        for chunk in chunks:
+            self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
+            progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
+            # a chunk for the cluster is written privately and handed over there; its local files go at once
+            with tempfile.TemporaryDirectory(prefix="impala-extract-") as private:
+                manifest = extract_chunk(connector, spec, chunk, private if shell else directory,
+                                         storage_options=options, progress=progress)
+                if shell is not None:
                     manifest = stage_on_hdfs(manifest, shell, directory, log=self.log.info)
-                manifests.append(manifest)
+            manifests.append(manifest)
         manifest = Manifest.merge(manifests)
         manifest.output_path = directory
         for entry in manifest.files:

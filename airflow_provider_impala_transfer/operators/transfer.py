@@ -23,11 +23,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_impala_transfer.core.common.records import Manifest
-from airflow_provider_impala_transfer.core.common.uris import local_path, normalize_uri
+from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, local_path, normalize_uri
 from airflow_provider_impala_transfer.core.common.values import positive_seconds
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, PublishError, TransferError
 from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
-from airflow_provider_impala_transfer.core.staging import fetch_local, is_hadoop_uri
+from airflow_provider_impala_transfer.core.staging import fetch_local, remove_staged
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.table.publish import refresh_table
@@ -79,6 +79,7 @@ class _TargetOperator(BaseOperator):
         scp_bin: str = "scp",
         ssh_bin: str = "ssh",
         fsspec_conn_id: str | None = None,
+        output_fsspec_conn_id: str | None = None,
         distcp_maps: int = 20,
         distcp_bandwidth_mb: int | None = None,
         distcp_strategy: str = "dynamic",
@@ -102,6 +103,7 @@ class _TargetOperator(BaseOperator):
         self.scp_bin = scp_bin
         self.ssh_bin = ssh_bin
         self.fsspec_conn_id = fsspec_conn_id
+        self.output_fsspec_conn_id = output_fsspec_conn_id
         self.distcp_options = dict(maps=distcp_maps, bandwidth_mb=distcp_bandwidth_mb,
                                    strategy=distcp_strategy)
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
@@ -175,6 +177,10 @@ class _TargetOperator(BaseOperator):
             self._destinations[kind] = targets.destination(kind, self._runner_for(targets))
         return self._destinations[kind]
 
+    def _staging_options(self, staged: str) -> dict[str, Any]:
+        """fsspec options of the object store holding the staged chunk files."""
+        return FsspecHook(self.output_fsspec_conn_id).options_for(staged, "output_path")[1]
+
     def on_kill(self) -> None:
         if self._runner is not None:
             self._runner.stop()
@@ -203,6 +209,8 @@ class TransferOperator(_TargetOperator):
     :param scp_target_path: remote directory for scp (default: the path of a file:// target, or
         the connection's ``target_path`` extra).
     :param fsspec_conn_id: credentials/options for the fsspec target.
+    :param output_fsspec_conn_id: ``fsspec`` connection of the object store where the extract staged
+        the chunk files (its ``output_path``), read through it and removed once the run is kept.
     :param hadoop_conn_id: ``hadoop_cli`` connection: environment for the Hadoop clients, limited to
         :data:`~airflow_provider_impala_transfer.hooks.hadoop.CONNECTION_ENV` (see :class:`HadoopCliHook`).
     :param hadoop_bin, hdfs_bin: the Hadoop clients to run (default: ``[impala_transfer]`` in the
@@ -247,10 +255,13 @@ class TransferOperator(_TargetOperator):
         with self.connections(), tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:
             method = self.build_method(self.method)
             if method.needs_local_copies(manifest.files):
-                # files staged on HDFS (by the extract or the server-side export), for a method that copies
-                # local files: verified copies in this task's private directory, gone when it ends
+                # files staged on HDFS or an object store (by the extract or the server-side export), for a
+                # method that copies local files: verified copies in this task's private directory, gone when
+                # it ends
                 shell = HdfsShell(hdfs_bin=self._hadoop().hdfs_bin, runner=method.runner)  # killed by on_kill
-                manifest = fetch_local(manifest, shell, private)
+                stores = [f.path for f in manifest.files if f.local is None and not is_hadoop_uri(f.path)]
+                manifest = fetch_local(manifest, shell, private,
+                                       storage_options=self._staging_options(stores[0]) if stores else None)
             record = deliver_chunk(method, manifest, self.transfer_run(context),
                                    overwrite=overwrite, verify_mode=self.verify, log=self.log.info)
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
@@ -361,9 +372,9 @@ class FinalizePublishOperator(_TargetOperator):
     :param export_task_id: an :class:`ImpalaExportOperator` whose staging table and directory are
         dropped once the run is kept (on ``source_impala_conn_id``, ``source_webhdfs_conn_id``);
         a failed run keeps them for its retry, which replaces them.
-    :param staged_chunks_path: the extract's ``output_path`` when it is on HDFS: the run's chunk
-        files staged there are removed once the run is kept (a failed run keeps them; its retry's
-        extract replaces them).
+    :param staged_chunks_path: the extract's ``output_path`` when it is on HDFS or an object store
+        (``output_fsspec_conn_id``): the run's chunk files staged there are removed once the run is
+        kept (a failed run keeps them; its retry's extract replaces them).
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table")
@@ -431,11 +442,12 @@ class FinalizePublishOperator(_TargetOperator):
             self.log.warning("could not drop the export (drop it by hand): %s", exc)
 
     def _remove_staged_chunks(self, context: Any) -> None:
-        if not (self.staged_chunks_path and is_hadoop_uri(self.staged_chunks_path)):
+        if not self.staged_chunks_path or local_path(self.staged_chunks_path) is not None:
             return
         directory = run_directory(self.staged_chunks_path, context["ti"].dag_id, context["run_id"])
         try:
-            self._hadoop().hdfs_shell(self.log.info, self.command_timeout).remove(directory, recursive=True)
+            remove_staged(directory, self._hadoop().hdfs_shell(self.log.info, self.command_timeout),
+                          storage_options=None if is_hadoop_uri(directory) else self._staging_options(directory))
         except ImpalaTransferError as exc:  # the run is published and kept; only the clean-up failed
             self.log.warning("could not remove the staged chunk files %s (remove them by hand): %s", directory, exc)
 

@@ -31,7 +31,7 @@ from airflow.sdk import TaskGroup, get_current_context, task, task_group
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
-from airflow_provider_impala_transfer.core.common.uris import join
+from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXTRACT_MODES, check_extract_mode
@@ -102,7 +102,8 @@ def impala_transfer_group(
     ``method_retries`` (default 0) to each method, since the next method is the retry.
     ``output_path``: where the extract hands the chunk files to the transfer tasks, which may run
     on other workers: by default ``<source_hdfs_path>/_impala_transfer_chunks/<group_id>`` on the
-    source cluster (removed once the run is kept); an object store works too; a local directory only when
+    source cluster (removed once the run is kept); an object store works too (``s3://bucket/prefix``,
+    credentials in ``output_fsspec_conn_id``; also removed once kept); a local directory only when
     every task runs on one machine (or a shared volume).
     ``extract_mode="server"``: the source engine writes the Parquet on its cluster
     (:class:`ImpalaExportOperator`, under ``source_hdfs_path``, read through
@@ -139,6 +140,12 @@ def impala_transfer_group(
         raise ConfigError("output_path", "is not set, and there is no source_hdfs_path to stage the chunks on",
                           "give source_hdfs_path (hdfs:// on the source cluster; every worker can read it), or "
                           "output_path: an hdfs:// or object-store URL (a local directory only on one machine)")
+    store = output_path or target_args.get("source_hdfs_path") or ""
+    if ("client" in modes and target_args.get("output_fsspec_conn_id") and _literal(store)
+            and (is_hadoop_uri(store) or local_path(store) is not None)):
+        raise ConfigError("output_fsspec_conn_id", f"is for an object-store output_path, but the chunks are staged "
+                          f"on {store if output_path else 'source_hdfs_path (the default)'}",
+                          "give output_path='s3://bucket/prefix' (or another fsspec URL), or drop output_fsspec_conn_id")
     assets = list(outlets or [])
     if outlets is None and _literal(target_path, target_args.get("target_cluster") or ""):  # a template's
         asset = target_asset(target_path, target_args.get("target_cluster"))               # value comes in the run
@@ -164,7 +171,8 @@ def impala_transfer_group(
                 task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
                 order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
                 map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries,
-                hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"), **query_args,
+                hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"),
+                output_fsspec_conn_id=target_args.get("output_fsspec_conn_id"), **query_args,
             ).expand(chunk=plan.output)
             manifests = extract.output
         if export is not None and extract is not None:

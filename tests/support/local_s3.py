@@ -8,6 +8,7 @@ handed out through :meth:`LocalS3.storage_options` / :meth:`LocalS3.env`; nothin
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 FAKE_KEY_ID = "testing"
@@ -47,6 +48,12 @@ class LocalS3:
         """For ``fsspec.filesystem("s3", **options)`` / s3fs."""
         return {"key": FAKE_KEY_ID, "secret": FAKE_SECRET,
                 "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION}}
+
+    def airflow_connection_json(self) -> str:
+        """An Airflow ``fsspec`` connection (AIRFLOW_CONN_<ID>) for this endpoint."""
+        options = self.storage_options()
+        return json.dumps({"conn_type": "fsspec", "login": options["key"], "password": options["secret"],
+                           "extra": {"protocol": "s3", "client_kwargs": options["client_kwargs"]}})
 
     def env(self) -> dict[str, str]:
         """For a subprocess (boto3/s3fs/aws-cli read these); merge into its env, not ``os.environ``."""

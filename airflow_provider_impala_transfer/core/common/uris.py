@@ -145,6 +145,14 @@ def scheme_of(uri: str) -> str:
     return urlsplit(uri).scheme.lower() if _SCHEME.match(uri) else ""
 
 
+HADOOP_SCHEMES = ("hdfs", "viewfs")  # what the Hadoop shell addresses on a cluster
+
+
+def is_hadoop_uri(uri: str) -> bool:
+    """A location on a Hadoop cluster (as opposed to this machine's disk or an object store)."""
+    return scheme_of(uri) in HADOOP_SCHEMES
+
+
 def local_path(uri: str) -> str | None:
     """The local filesystem path of a ``file://`` URI (or a plain absolute path), else None."""
     if not _SCHEME.match(uri):

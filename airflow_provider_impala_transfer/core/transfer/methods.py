@@ -25,7 +25,7 @@ from fsspec.callbacks import Callback
 
 from airflow_provider_impala_transfer.core.common.checksums import Digests
 from airflow_provider_impala_transfer.core.common.records import FileEntry
-from airflow_provider_impala_transfer.core.common.uris import join
+from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join
 from airflow_provider_impala_transfer.core.common.values import check_choice
 from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
@@ -82,9 +82,9 @@ class TransferMethod(ABC):
     copies_from_hdfs = False  # True: takes hdfs:// sources as they are (distcp, hdfs cp)
 
     def needs_local_copies(self, files: Sequence[FileEntry]) -> bool:
-        """Files on a cluster (staged chunks, a server-side export) that this method can only copy from
-        this machine."""
-        return not self.copies_from_hdfs and any(f.local is None for f in files)
+        """Staged files (on a cluster or an object store) that this method can only copy from this
+        machine: all but those on a Hadoop cluster for a method that takes them as they are."""
+        return any(f.local is None and not (self.copies_from_hdfs and is_hadoop_uri(f.path)) for f in files)
 
     def target_dir(self, run: Run) -> str:
         """The run's staging directory on this method's destination."""
