@@ -7,7 +7,6 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from airflow_provider_impala_transfer import get_provider_info
 
 
 def test_provider_is_registered_through_its_entry_point():
