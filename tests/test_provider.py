@@ -8,7 +8,6 @@ from importlib.metadata import entry_points
 import pytest
 
 
-
 def test_provider_is_registered_through_its_entry_point():
     [ep] = [ep for ep in entry_points(group="apache_airflow_provider")
             if ep.value.startswith("airflow_provider_impala_transfer")]
