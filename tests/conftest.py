@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -24,6 +25,12 @@ import pytest
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="impala-transfer-airflow-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+# A script that starts the tests in the background (`make test &`) leaves SIGINT ignored, and every
+# child inherits that: the Ctrl-C tests' processes would never see their KeyboardInterrupt. A
+# handler (unlike "ignored") is reset to the default in a child, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector  # noqa: E402
 from tests.support.local_hdfs import MiB, LocalHadoop  # noqa: E402

@@ -290,7 +290,12 @@ def test_ctrl_c_stops_the_running_tool_and_exits_130(source, dirs, hadoop_env, t
         time.sleep(0.2)
     assert pid_file.exists(), proc.communicate(timeout=30)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=30)
+    try:
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, stderr
     assert "interrupted; running commands were stopped, nothing was published" in stderr
     tool = int(pid_file.read_text())

@@ -81,6 +81,7 @@ def test_the_tool_dies_with_the_process_that_ran_it(sig, tmp_path):
     finally:
         if harness.poll() is None:
             harness.kill()
+            harness.wait()
     assert gone(tool), f"the tool {tool} outlived its parent after {sig.name}"
 
 
