@@ -1,13 +1,19 @@
 """The real stack (docker-compose.yaml, Dockerfile, docker/): checked offline.
 
 No Docker engine runs where these tests run, so nothing here starts a container. What is checked:
-Debian's docker-compose 1.29 accepts the file (`config -q`); the topology docs/real-stack.md
-describes is the one in the file (services, health checks, start order, connections, where chunks
-are handed over, published ports); the image is built from this repository's wheel with the pinned
-constraints and installs nothing at start; the configuration files the services mount exist, parse
-and name their own cluster; and the parts that run without Docker do what the stack relies on
-(airflow-init's keys log in to an sshd configured like scp-target, the seed file splits into its
+Debian's docker-compose 1.29 accepts the file (`config -q`) once every secret is set, and refuses
+it, naming the variable, while any is unset or empty (no secret has a default; .env.example lists
+them and how to make each); the topology docs/real-stack.md describes is the one in the file
+(services, health checks, start order, connections, where chunks are handed over, published
+ports, each side's SSH keys on its own volume); the image is built from this repository's wheel
+with the pinned constraints and installs nothing at start; the configuration files the services
+mount exist, parse and name their own cluster; and the parts that run without Docker do what the
+stack relies on (the keys of airflow-init and scp-target-init log in to an sshd configured like
+scp-target, and only public keys cross between the two sides; the seed file splits into its
 statements).
+
+docker-compose reads a .env of the project directory by itself: every run here passes its own
+--env-file and its own secrets, so a developer's .env changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -35,6 +42,7 @@ from tests.support.processes import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKER_DIR = ROOT / "docker"
 
@@ -48,10 +56,19 @@ CLUSTER_SERVICES = {
     "scp-target", "minio",
 }
 # Services that run once and exit; every other service runs for good and must say when it is healthy.
-ONE_SHOT = {"airflow-init", "source-seed", "minio-init"}
+ONE_SHOT = {"airflow-init", "source-seed", "minio-init", "scp-target-init"}
 REQUIRED = {"postgres", "redis", *AIRFLOW_SERVICES, *CLUSTER_SERVICES, *ONE_SHOT}
 INSTALL_AT_START = re.compile(r"\b(pip3?|uv pip)\s+install\b|\bapt(-get)?\s+install\b|_PIP_ADDITIONAL_REQUIREMENTS")
 DEFAULTED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?-([^}]*)\}")
+# Every secret of the stack: Compose must refuse to start while one is unset or empty.
+SECRETS = ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
+           "POSTGRES_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+# ${VAR:?message}: Compose stops with the message when VAR is unset or empty.
+MANDATORY = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?([^}]*)\}")
+REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+SECRET_SETTING = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|ACCESS_KEY|ROOT_USER|_AUTH$")
+URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s]*)@")
+AIRFLOW_SIDE = AIRFLOW_SERVICES | {"airflow-init"}
 
 
 @functools.cache
@@ -122,15 +139,217 @@ def xml_properties(path: Path) -> dict[str, str]:
     return {prop.findtext("name"): prop.findtext("value") for prop in root.iter("property")}
 
 
-# ---------------------------------------------------------------- the file as Compose reads it
+def secret_values() -> dict[str, str]:
+    """New values for every secret, of the kinds .env.example makes (hex, a Fernet key, base64)."""
+    from cryptography.fernet import Fernet
 
-def test_docker_compose_1_29_accepts_the_file():
+    values = {name: secrets.token_hex(16) for name in SECRETS}
+    values["AIRFLOW_FERNET_KEY"] = Fernet.generate_key().decode()
+    values["AIRFLOW_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
+    return values
+
+
+def compose_config(tmp_path: Path, values: dict[str, str], *args: str,
+                   env_file: Path | None = None) -> subprocess.CompletedProcess:
+    """``docker-compose config`` seeing exactly ``values`` as secrets: none from the caller's
+    environment, none from a .env of the checkout (``env_file`` replaces it; empty by default)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (scripts/setup.sh installs Debian's docker-compose)")
-    result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "COMPOSE_PROJECT_NAME": "impala-transfer"})
+    if env_file is None:
+        env_file = tmp_path / "no-secrets.env"
+        env_file.write_text("")
+    env = {name: value for name, value in os.environ.items() if name not in SECRETS}
+    env.update(values, COMPOSE_PROJECT_NAME="impala-transfer")
+    return subprocess.run([binary, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+
+
+def env_example() -> dict[str, tuple[str, list[str]]]:
+    """.env.example as ``{variable: (value, the comment lines above it)}``."""
+    found, comments = {}, []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith("#"):
+            comments.append(line.lstrip("#").strip())
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            found[name.strip()] = (value.strip(), comments)
+            comments = []
+        else:
+            comments = []
+    return found
+
+
+def env_example_command(comments: list[str]) -> str:
+    """The command a variable's comment ends with (the last comment line)."""
+    return comments[-1] if comments else ""
+
+
+def masked(text: str) -> str:
+    """``text`` with every mandatory reference ``${VAR:?...}`` written ``<VAR>``."""
+    return MANDATORY.sub(lambda match: f"<{match.group(1)}>", text)
+
+
+def is_mandatory_secret(value: str) -> bool:
+    """The whole value is one mandatory reference to a secret of the stack."""
+    match = MANDATORY.fullmatch(value.strip())
+    return bool(match) and match.group(1) in SECRETS
+
+
+def named_mounts(service: str) -> dict[str, tuple[str, str]]:
+    """``{container path: (volume, mode)}`` of the named volumes a service mounts."""
+    found = {}
+    for volume in services()[service].get("volumes") or []:
+        parts = volume.split(":")
+        if not parts[0].startswith(("./", "/")):
+            found[parts[1]] = (parts[0], parts[2] if len(parts) > 2 else "rw")
+    return found
+
+
+def volume_holding(service: str, path: str) -> str | None:
+    """The named volume a service sees ``path`` on (the mount nearest to it), or None."""
+    mounts = [(target, volume) for target, (volume, _) in named_mounts(service).items()
+              if path == target or path.startswith(target.rstrip("/") + "/")]
+    return max(mounts, key=lambda mount: len(mount[0]))[1] if mounts else None
+
+
+def volumes_of(names) -> set[str]:
+    return {volume for name in names if name in services() for volume, _ in named_mounts(name).values()}
+
+
+def sshd_setting(keyword: str) -> str:
+    for line in (DOCKER_DIR / "sshd" / "sshd_config").read_text().splitlines():
+        if line.split() and line.split()[0].lower() == keyword.lower():
+            return line.split()[1]
+    raise AssertionError(f"docker/sshd/sshd_config: no {keyword}")
+
+
+# ---------------------------------------------------------------- the file as Compose reads it
+
+def test_docker_compose_1_29_accepts_the_file(tmp_path):
+    result = compose_config(tmp_path, secret_values(), "-q")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("state", ["unset", "empty"])
+@pytest.mark.parametrize("name", SECRETS)
+def test_the_stack_refuses_to_start_without_each_secret(tmp_path, name, state):
+    values = secret_values()
+    if state == "unset":
+        del values[name]
+    else:
+        values[name] = ""
+    result = compose_config(tmp_path, values, "-q")
+    assert result.returncode != 0, f"{name} {state}: docker-compose accepts the file (a default stands in for it)"
+    assert f"{name}: unset or empty (set it in .env, made with: " in result.stderr, result.stderr
+
+
+def test_the_stack_refuses_to_start_with_env_example_copied_unchanged(tmp_path):
+    result = compose_config(tmp_path, {}, "-q", env_file=ENV_EXAMPLE)
+    assert result.returncode != 0, "docker-compose accepts .env.example's empty values"
+    assert any(f"{name}: unset or empty" in result.stderr for name in SECRETS), result.stderr
+
+
+def test_no_secret_has_a_default_value():
+    text = COMPOSE_FILE.read_text()
+    for match in REFERENCE.finditer(text):
+        if match.group(1) in SECRETS:
+            reference = MANDATORY.match(text, match.start())
+            assert reference, f"{text[match.start():match.start() + 60]}: a secret with a default or none " \
+                              "(write ${VAR:?VAR: unset or empty (...)})"
+    for name, service in services().items():
+        for key, value in (service.get("environment") or {}).items():
+            value = "" if value is None else str(value)
+            if SECRET_SETTING.search(key) and not key.endswith("_FILE"):
+                assert is_mandatory_secret(value), f"{name}: {key}: {value!r} is not a mandatory secret"
+            for password in URL_PASSWORD.findall(masked(value)):
+                assert re.fullmatch(r"<[A-Z_]+>", password) and password[1:-1] in SECRETS, \
+                    f"{name}: {key}: the URL's password {password!r} is not a mandatory secret"
+            if key.startswith("AIRFLOW_CONN_"):
+                conn = json.loads(value)
+                for field, text in [("password", conn.get("password")),
+                                    *((f"extra.{k}", v) for k, v in (conn.get("extra") or {}).items())]:
+                    if text is not None and (field == "password" or SECRET_SETTING.search(field.upper())):
+                        assert is_mandatory_secret(str(text)), f"{name}: {key}: {field} is not a mandatory secret"
+        command = strings(service.get("command"))
+        for flag, value in zip(command, command[1:]):
+            if SECRET_SETTING.search(flag.upper().replace("-", "")) or flag == "--requirepass":
+                assert is_mandatory_secret(value), f"{name}: {flag} {value!r} is not a mandatory secret"
+
+
+def test_with_every_secret_set_each_service_gets_the_one_it_needs(tmp_path):
+    values = secret_values()
+    result = compose_config(tmp_path, values)
+    assert result.returncode == 0, result.stderr
+    assert "${" not in result.stdout.replace("$$", ""), "a reference was left as it was"
+    resolved = yaml.safe_load(result.stdout)["services"]
+
+    def env(service: str) -> dict[str, str]:
+        return resolved[service].get("environment") or {}
+
+    assert env("postgres")["POSTGRES_PASSWORD"] == values["POSTGRES_PASSWORD"]
+    assert resolved["redis"]["command"] == ["redis-server", "--requirepass", values["REDIS_PASSWORD"]]
+    assert env("redis")["REDISCLI_AUTH"] == values["REDIS_PASSWORD"], "the health check logs in"
+    assert env("airflow-init")["AIRFLOW_ADMIN_PASSWORD"] == values["AIRFLOW_ADMIN_PASSWORD"]
+    for name in AIRFLOW_SIDE:
+        airflow = env(name)
+        assert airflow["AIRFLOW__CORE__FERNET_KEY"] == values["AIRFLOW_FERNET_KEY"], name
+        assert airflow["AIRFLOW__API_AUTH__JWT_SECRET"] == values["AIRFLOW_JWT_SECRET"], name
+        assert airflow["AIRFLOW__API__SECRET_KEY"] == values["AIRFLOW_SECRET_KEY"], name
+        assert urlsplit(airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).password == values["POSTGRES_PASSWORD"], name
+        assert "AIRFLOW__CELERY__RESULT_BACKEND" not in airflow, f"{name}: the result backend is the database URL"
+        assert urlsplit(airflow["AIRFLOW__CELERY__BROKER_URL"]).password == values["REDIS_PASSWORD"], name
+        assert (airflow["AWS_ACCESS_KEY_ID"], airflow["AWS_SECRET_ACCESS_KEY"]) == \
+            (values["MINIO_ROOT_USER"], values["MINIO_ROOT_PASSWORD"]), name
+        minio_s3 = json.loads(airflow["AIRFLOW_CONN_MINIO_S3"])
+        assert (minio_s3["login"], minio_s3["password"]) == (values["MINIO_ROOT_USER"], values["MINIO_ROOT_PASSWORD"])
+    assert "AIRFLOW_ADMIN_PASSWORD" not in env("worker-1"), "only airflow-init needs the admin's password"
+    assert (env("minio")["MINIO_ROOT_USER"], env("minio")["MINIO_ROOT_PASSWORD"]) == \
+        (values["MINIO_ROOT_USER"], values["MINIO_ROOT_PASSWORD"])
+    bucket_maker = urlsplit(env("minio-init")["MC_HOST_stack"])
+    assert (bucket_maker.username, bucket_maker.password, bucket_maker.hostname) == \
+        (values["MINIO_ROOT_USER"], values["MINIO_ROOT_PASSWORD"], "minio")
+
+
+def test_env_example_lists_every_secret_empty_with_the_command_that_makes_it():
+    example = env_example()
+    text = COMPOSE_FILE.read_text()
+    assert set(example) == set(SECRETS) == {match.group(1) for match in MANDATORY.finditer(text)}
+    for name, (value, comments) in example.items():
+        assert value == "", f".env.example: {name}={value}: a value (leave it empty: each user makes their own)"
+        command = env_example_command(comments)
+        assert command.startswith(("openssl ", "python3 -c ")), f".env.example: {name}: no command above it"
+        for match in MANDATORY.finditer(text):
+            if match.group(1) == name:
+                message = " ".join(match.group(2).split())
+                assert message == f"{name}: unset or empty (set it in .env, made with: {command})", message
+
+
+def test_the_commands_of_env_example_make_values_the_stack_accepts(tmp_path):
+    from cryptography.fernet import Fernet
+
+    values = {}
+    for name, (_, comments) in env_example().items():
+        command = env_example_command(comments).replace("python3 -c ", f"{sys.executable} -c ", 1)
+        made = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60, check=True)
+        values[name] = made.stdout.strip()
+        assert values[name] and "\n" not in values[name], f"{name}: {command} printed {made.stdout!r}"
+    Fernet(values["AIRFLOW_FERNET_KEY"].encode())
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    result = compose_config(tmp_path, {}, env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    worker = yaml.safe_load(result.stdout)["services"]["worker-1"]["environment"]
+    assert urlsplit(worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).password == values["POSTGRES_PASSWORD"]
+    assert json.loads(worker["AIRFLOW_CONN_MINIO_S3"])["password"] == values["MINIO_ROOT_PASSWORD"]
+
+
+def test_git_ignores_a_real_env_file_but_not_env_example():
+    patterns = [line.strip() for line in (ROOT / ".gitignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    ignored = lambda path: any(fnmatch.fnmatch(path, pattern.lstrip("/")) for pattern in patterns)  # noqa: E731
+    assert ignored(".env"), ".gitignore: .env is not ignored (add the line .env)"
+    assert not ignored(".env.example"), ".gitignore: .env.example is ignored (it is committed)"
 
 
 def test_the_file_is_a_compose_specification_without_the_obsolete_version_key():
@@ -197,13 +416,14 @@ def test_both_workers_are_celery_workers_of_one_celery_executor():
     for name in AIRFLOW_SERVICES | {"airflow-init"}:
         env = environment(name)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
-        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:"), name
+        broker = urlsplit(masked(env["AIRFLOW__CELERY__BROKER_URL"]))
+        assert (broker.scheme, broker.hostname) == ("redis", "redis"), name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).hostname == "api-server", name
 
 
 def test_every_component_shares_the_secrets_that_sign_tokens_and_log_requests():
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
         values = {with_defaults(environment(name)[key]) for name in AIRFLOW_SERVICES}
         assert len(values) == 1 and values != {""}, key
 
@@ -300,6 +520,26 @@ def test_nothing_is_installed_when_a_container_starts():
             assert not INSTALL_AT_START.search(text), f"{name} installs at start: {text}"
     for script in (DOCKER_DIR / "airflow" / "init.sh", DOCKER_DIR / "seed" / "run_sql.py"):
         assert not INSTALL_AT_START.search(script.read_text()), script
+
+
+def test_each_side_has_its_own_ssh_key_volume():
+    target_side = {name for name in services() if name.startswith("scp-target")}
+    airflow_volumes, target_volumes = volumes_of(AIRFLOW_SIDE), volumes_of(target_side)
+    extra = stack_connections()["scp_target"]["extra"]
+    client_keys = {volume_holding(name, extra["key_file"]) for name in AIRFLOW_SIDE}
+    assert len(client_keys) == 1 and None not in client_keys, f"key_file: not on one volume: {client_keys}"
+    assert not client_keys & target_volumes, \
+        f"{extra['key_file']}: the workers' private key is on a volume the scp target mounts (give it its own)"
+    host_keys = {volume_holding("scp-target", sshd_setting(keyword)) for keyword in ("HostKey", "AuthorizedKeysFile")}
+    assert None not in host_keys and not host_keys & airflow_volumes, \
+        f"scp-target's host key is on a volume the Airflow services mount: {host_keys & airflow_volumes}"
+    known_hosts = volume_holding("worker-1", extra["known_hosts"])
+    assert known_hosts in target_volumes, "known_hosts: not handed over by the target's side"
+    for volume in airflow_volumes & target_volumes:
+        for name in services():
+            mounted = [mode for vol, mode in named_mounts(name).values() if vol == volume]
+            if mounted and name not in ONE_SHOT:
+                assert mounted == ["ro"], f"{name} mounts {volume}, shared by both sides, writable"
 
 
 def test_every_named_volume_is_declared_and_every_mounted_file_is_in_the_repository():
@@ -426,50 +666,101 @@ def test_the_seed_creates_the_table_the_example_dag_reads_statement_by_statement
     assert seed["entrypoint"][seed["entrypoint"].index("--host") + 1] == "source-impalad"
 
 
-# ---------------------------------------------------------------- airflow-init and the scp target, for real
+# ---------------------------------------------------------------- the init steps and the scp target, for real
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ssh-keygen") or not Path("/usr/sbin/sshd").exists(),
-                    reason="needs root (airflow-init chowns to root and the Airflow user) and OpenSSH")
-def test_airflow_init_makes_keys_that_log_in_to_an_sshd_configured_like_scp_target(tmp_path):
-    keys, auth = tmp_path / "keys", tmp_path / "auth" / "passwords.json"
-    port = free_port()
+needs_root_and_openssh = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ssh-keygen") or not Path("/usr/sbin/sshd").exists(),
+    reason="needs root (the init steps chown to root and the Airflow user) and OpenSSH")
+
+
+def run_init_steps(tmp_path: Path, scp_host: str) -> dict[str, Path]:
+    """airflow-init's script, then scp-target-init's: each side with its own directory (the volumes
+    airflow-ssh and scp-target-ssh), and the hand-over directory between them (ssh-public-keys)."""
+    dirs = {"airflow": tmp_path / "airflow-ssh", "target": tmp_path / "scp-target-ssh",
+            "public": tmp_path / "ssh-public-keys", "auth": tmp_path / "auth" / "passwords.json"}
     env = {**os.environ, "AIRFLOW_ENTRYPOINT": "true", "AIRFLOW_UID": str(os.getuid()),
-           "SSH_KEYS_DIR": str(keys), "SCP_TARGET_HOST": f"[127.0.0.1]:{port}",
+           "SSH_KEYS_DIR": str(dirs["airflow"]), "SSH_PUBLIC_DIR": str(dirs["public"]),
+           "TARGET_KEYS_DIR": str(dirs["target"]), "SCP_TARGET_HOST": scp_host,
            "AIRFLOW_ADMIN_USER": "admin", "AIRFLOW_ADMIN_PASSWORD": "s3cret",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(auth),
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(dirs["auth"]),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    init = [shutil.which("bash"), str(DOCKER_DIR / "airflow" / "init.sh")]
-    subprocess.run(init, env=env, check=True, capture_output=True, timeout=120)
-    assert json.loads(auth.read_text()) == {"admin": "s3cret"} and auth.stat().st_mode & 0o777 == 0o600
-    assert (keys / "id_ed25519").stat().st_mode & 0o777 == 0o600
-    assert (keys / "ssh_host_ed25519_key").stat().st_mode & 0o777 == 0o600
-    first_key = (keys / "id_ed25519").read_bytes()
-    subprocess.run(init, env=env, check=True, capture_output=True, timeout=120)
-    assert (keys / "id_ed25519").read_bytes() == first_key, "a restart keeps the keys the target already trusts"
+    for script in (DOCKER_DIR / "airflow" / "init.sh", DOCKER_DIR / "sshd" / "init-keys.sh"):
+        subprocess.run([shutil.which("bash"), str(script)], env=env, check=True, capture_output=True, timeout=120)
+    return dirs
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in directory.iterdir()}
+
+
+@needs_root_and_openssh
+def test_only_public_keys_cross_between_the_two_sides_ssh_volumes(tmp_path):
+    dirs = run_init_steps(tmp_path, "scp-target")
+    airflow, target, public = files(dirs["airflow"]), files(dirs["target"]), files(dirs["public"])
+    assert set(airflow) == {"id_ed25519", "id_ed25519.pub"}, sorted(airflow)
+    assert set(target) == {"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "authorized_keys"}, sorted(target)
+    assert set(public) == {"id_ed25519.pub", "known_hosts"}, sorted(public)
+    assert not [name for name, content in public.items() if b"PRIVATE KEY" in content], "a private key crossed over"
+    assert target["authorized_keys"] == airflow["id_ed25519.pub"] == public["id_ed25519.pub"]
+    host_key = target["ssh_host_ed25519_key.pub"].split()[:2]
+    assert public["known_hosts"].split() == [b"scp-target", *host_key]
+    assert (dirs["airflow"] / "id_ed25519").stat().st_mode & 0o777 == 0o600
+    assert (dirs["target"] / "ssh_host_ed25519_key").stat().st_mode & 0o777 == 0o600
+    assert json.loads(dirs["auth"].read_text()) == {"admin": "s3cret"} and dirs["auth"].stat().st_mode & 0o777 == 0o600
+
+    run_init_steps(tmp_path, "scp-target")
+    assert files(dirs["airflow"]) == airflow and files(dirs["target"]) == target, \
+        "a restart keeps the keys each side already trusts"
+
+
+@needs_root_and_openssh
+def test_scp_target_init_refuses_to_start_without_the_workers_public_key(tmp_path):
+    public = tmp_path / "ssh-public-keys"
+    public.mkdir()
+    env = {**os.environ, "TARGET_KEYS_DIR": str(tmp_path / "scp-target-ssh"), "SSH_PUBLIC_DIR": str(public)}
+    result = subprocess.run([shutil.which("bash"), str(DOCKER_DIR / "sshd" / "init-keys.sh")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"{public / 'id_ed25519.pub'}: missing (airflow-init writes the workers' public key" in result.stderr
+    assert not (tmp_path / "scp-target-ssh").exists(), "nothing is made before the check"
+
+
+@needs_root_and_openssh
+def test_the_init_steps_make_keys_that_log_in_to_an_sshd_configured_like_scp_target(tmp_path):
+    port = free_port()
+    dirs = run_init_steps(tmp_path, f"[127.0.0.1]:{port}")
+    # Where the Airflow services mount the two volumes init.sh writes (its defaults).
+    on_host = {"/opt/airflow/ssh-public": dirs["public"], "/opt/airflow/ssh": dirs["airflow"]}
+    assert set(on_host) <= set(named_mounts("worker-1")) and set(on_host) <= set(named_mounts("airflow-init"))
+
+    def host_path(path: str) -> str:
+        prefix = next(prefix for prefix in on_host if path.startswith(prefix + "/"))
+        return str(on_host[prefix]) + path[len(prefix):]
 
     # scp-target's sshd_config, with the volume's path and this machine's user.
     project_config = (DOCKER_DIR / "sshd" / "sshd_config").read_text()
-    project_config = project_config.replace("/etc/ssh/impala-transfer", str(keys))
+    project_config = project_config.replace("/etc/ssh/impala-transfer", str(dirs["target"]))
     project_config = project_config.replace("AllowUsers transfer", "AllowUsers root")
     project_config = project_config.replace("PermitRootLogin no", "PermitRootLogin prohibit-password")
     config = tmp_path / "sshd_config"
     config.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nPidFile {tmp_path / 'sshd.pid'}\nUsePAM no\n"
                       "StrictModes no\n"  # pytest's tmp dir is under the world-writable /tmp
                       f"{project_config}\nSubsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd, -T too, refuses to run without it
     effective = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(config)], capture_output=True, text=True)
     assert effective.returncode == 0, effective.stderr
     for setting in ("passwordauthentication no", "kbdinteractiveauthentication no",
-                    f"hostkey {keys / 'ssh_host_ed25519_key'}", f"authorizedkeysfile {keys / 'authorized_keys'}"):
+                    f"hostkey {dirs['target'] / 'ssh_host_ed25519_key'}",
+                    f"authorizedkeysfile {dirs['target'] / 'authorized_keys'}"):
         assert setting in effective.stdout.splitlines(), f"scp-target's sshd: {setting!r} is not in force"
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         extra = stack_connections()["scp_target"]["extra"]
         ssh = ["ssh", "-F", "/dev/null", "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5",
-               "-i", extra["key_file"].replace("/opt/airflow/ssh", str(keys)),
-               "-o", "UserKnownHostsFile=" + extra["known_hosts"].replace("/opt/airflow/ssh", str(keys)),
+               "-i", host_path(extra["key_file"]),
+               "-o", "UserKnownHostsFile=" + host_path(extra["known_hosts"]),
                "-T", "root@127.0.0.1"]
         deadline, result = time.monotonic() + 20, None
         while time.monotonic() < deadline:

@@ -4,19 +4,22 @@
 #   1. Migrates the metadata database (PostgreSQL).
 #   2. Writes the login of the admin user into the simple auth manager's password file
 #      (AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD; rewritten on every start).
-#   3. On the first start only: the SSH keys of the scp target. A key pair for the workers (the
-#      "scp_target" connection's key_file), the target's host key, its authorized_keys, and the
-#      known_hosts the workers check the host against (StrictHostKeyChecking=yes, no trust on
-#      first use). Private keys never leave the ssh-keys volume.
-# What it writes lives on named volumes and belongs to the user the Airflow services run as
-# (AIRFLOW_UID, 50000), except the host's private key, which only sshd (root) reads.
+#   3. On the first start only: the workers' SSH key pair (the "scp_target" connection's key_file)
+#      in SSH_KEYS_DIR, the Airflow side's own volume (airflow-ssh). On every start: its public
+#      key, and nothing else, into SSH_PUBLIC_DIR (ssh-public-keys), where scp-target-init
+#      (docker/sshd/init-keys.sh) takes it for the target's authorized_keys and leaves the
+#      target's host key as the known_hosts the workers check (StrictHostKeyChecking=yes).
+# The password file and the private key belong to the user the Airflow services run as
+# (AIRFLOW_UID, 50000).
 set -euo pipefail
 
 airflow_uid="${AIRFLOW_UID:-50000}"
 keys="${SSH_KEYS_DIR:-/opt/airflow/ssh}"
-scp_host="${SCP_TARGET_HOST:-scp-target}"
-passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?the password file of the simple auth manager}"
-admin="${AIRFLOW_ADMIN_USER:?}"
+public="${SSH_PUBLIC_DIR:-/opt/airflow/ssh-public}"
+# bash names the variable before each message
+passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?unset (the password file of the simple auth manager)}"
+admin="${AIRFLOW_ADMIN_USER:?unset or empty (the name of the admin user)}"
+: "${AIRFLOW_ADMIN_PASSWORD:?unset or empty (set it in .env, see .env.example)}"
 
 echo "airflow-init: migrating the metadata database"
 "${AIRFLOW_ENTRYPOINT:-/entrypoint}" airflow db migrate  # the image's entrypoint: waits for the database first
@@ -32,19 +35,16 @@ PY
 chown "${airflow_uid}:0" "${passwords}"
 chmod 0600 "${passwords}"
 
-install -d -m 0755 -o 0 -g 0 "${keys}"
-if [[ ! -s "${keys}/id_ed25519" || ! -s "${keys}/ssh_host_ed25519_key" ]]; then
-  echo "airflow-init: making the SSH keys of the workers and of ${scp_host} in ${keys}"
-  rm -f "${keys}/id_ed25519" "${keys}/id_ed25519.pub" "${keys}/ssh_host_ed25519_key" "${keys}/ssh_host_ed25519_key.pub"
+install -d -m 0755 -o 0 -g 0 "${keys}" "${public}"
+if [[ ! -s "${keys}/id_ed25519" || ! -s "${keys}/id_ed25519.pub" ]]; then
+  echo "airflow-init: making the workers' SSH key pair in ${keys}"
+  rm -f "${keys}/id_ed25519" "${keys}/id_ed25519.pub"
   ssh-keygen -q -t ed25519 -N '' -C "airflow@impala-transfer" -f "${keys}/id_ed25519"
-  ssh-keygen -q -t ed25519 -N '' -C "${scp_host}" -f "${keys}/ssh_host_ed25519_key"
 fi
-cp "${keys}/id_ed25519.pub" "${keys}/authorized_keys"
-printf '%s %s\n' "${scp_host}" "$(cut -d' ' -f1,2 "${keys}/ssh_host_ed25519_key.pub")" > "${keys}/known_hosts"
 chown "${airflow_uid}:0" "${keys}/id_ed25519" "${keys}/id_ed25519.pub"
 chmod 0600 "${keys}/id_ed25519"
-chown 0:0 "${keys}/ssh_host_ed25519_key" "${keys}/ssh_host_ed25519_key.pub" "${keys}/authorized_keys" "${keys}/known_hosts"
-chmod 0600 "${keys}/ssh_host_ed25519_key"
-chmod 0644 "${keys}/id_ed25519.pub" "${keys}/ssh_host_ed25519_key.pub" "${keys}/authorized_keys" "${keys}/known_hosts"
+chmod 0644 "${keys}/id_ed25519.pub"
+echo "airflow-init: the workers' public key -> ${public}/id_ed25519.pub"
+install -m 0644 -o 0 -g 0 "${keys}/id_ed25519.pub" "${public}/id_ed25519.pub"
 
 echo "airflow-init: done; the UI is http://127.0.0.1:8080 (user '${admin}')"
