@@ -132,6 +132,18 @@ def hiveserver_args(g: Given) -> list[str]:
     return ["--source-port", str(server.port), "--auth-mechanism", "PLAIN", "--user", "airflow"]
 
 
+def local_dir(g: Given, name: str, mode: int, owner: int | None = None) -> str:
+    """A directory ``<tmp>/<name>`` with ``mode``, another user's if ``owner`` is given (needs root)."""
+    path = g.tmp / name
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    if owner is not None:
+        if os.geteuid() != 0:
+            pytest.skip("making a directory of another user needs root")
+        os.chown(path, owner, owner)
+    return str(path)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -295,6 +307,38 @@ CASES = [
          "impala-transfer: --temp-dir: '…/out/tmp[12]' holds '[', ']', which Hadoop's shell reads as a glob pattern "
          "(a delete or rename would address other paths) (name the directory without * ? [ ] { } or backslashes)",
          lambda g: g.cli("--temp-dir", f"{g.out}/tmp[12]", "--target-hdfs-path", "hdfs://nn/data")),
+    Case("temp-dir-other-owner",
+         "impala-transfer: --temp-dir: '…/shared' is owned by nobody (uid 65534), who could rename or replace what a "
+         "run writes in it (give a directory that only you or root can change, e.g. one under your home directory)",
+         lambda g: g.cli("--temp-dir", local_dir(g, "shared", 0o1777, owner=65534))),
+    Case("temp-dir-writable-by-others",
+         "impala-transfer: --temp-dir: '…/shared' (mode 0777) is writable by other users, who could rename or replace "
+         "what a run writes in it (chmod go-w '…/shared' (or chmod +t, as /tmp has), or give another directory)",
+         lambda g: g.cli("--temp-dir", local_dir(g, "shared", 0o777))),
+    Case("temp-dir-sticky-shared",
+         "configuration is valid: file://…/out/target/events, methods hdfs_put -> hdfs_cp -> scp, table events",
+         lambda g: g.cli("--temp-dir", "/tmp", "--validate-config", code=0).splitlines()[0]),
+    Case("temp-dir-parent-writable-by-others",
+         "impala-transfer: --temp-dir: its parent '…/shared' (mode 0777) is writable by other users, who could rename "
+         "or replace the temp dir (chmod go-w '…/shared' (or chmod +t, as /tmp has), or give a temp dir elsewhere)",
+         lambda g: g.cli("--temp-dir", local_dir(g, "shared", 0o777) + "/mine")),
+    Case("temp-dir-symlink",
+         "impala-transfer: --temp-dir: '…/link' is a symbolic link (give the directory itself: '…/real')",
+         lambda g: (os.symlink(local_dir(g, "real", 0o700), g.tmp / "link"), g.cli("--temp-dir", f"{g.tmp}/link"))[1]),
+    Case("temp-dir-not-a-directory",
+         "impala-transfer: --temp-dir: '…/file' is not a directory (give a directory, or a path that does not exist yet)",
+         lambda g: ((g.tmp / "file").write_text("x"), g.cli("--temp-dir", f"{g.tmp}/file"))[1]),
+    Case("temp-dir-default-taken",
+         "impala-transfer: --temp-dir: the default '…/impala-transfer-…' is owned by nobody (uid 65534), not by you: "
+         "another user made it, so it is not private to you (have it removed (by its owner or root), or give "
+         "--temp-dir a directory of your own)",
+         lambda g: g.cli(omit=("--temp-dir",), env={"TMPDIR": str(g.tmp)}) if local_dir(
+             g, f"impala-transfer-{os.getuid()}", 0o777, owner=65534) else ""),
+    Case("temp-dir-default-not-private",
+         "impala-transfer: --temp-dir: the default '…/impala-transfer-…' has mode 0755, so it is not private to you "
+         "(chmod 700 '…/impala-transfer-…')",
+         lambda g: g.cli(omit=("--temp-dir",), env={"TMPDIR": str(g.tmp)}) if local_dir(
+             g, f"impala-transfer-{os.getuid()}", 0o755) else ""),
     Case("target-table-traversal-python",
          "target_table: '../etc' is not a single path component (use a plain name)",
          lambda g: refused(lambda: FSSpecFileTransferManager(
@@ -405,12 +449,13 @@ CASES = [
          "impala-transfer: --partition: 'ds' is not column=value (write e.g. ds=2024-01-01)",
          lambda g: g.cli("--partition", "ds")),
     Case("run-id-traversal",
-         "impala-transfer: --run-id: '..' is not a single path component (use a plain name)",
-         lambda g: g.cli("--run-id", "..")),
+         "hdfs dfs -mkdir -p hdfs://nn/data/events/_impala_transfer_staging/run-…",
+         lambda g: g.dry_run_line("--run-id", "..", "--target-hdfs-path", "hdfs://nn/data", "--no-distcp",
+                                  containing="-mkdir")),
     Case("run-id-option-like",
-         "impala-transfer: --run-id: '-rf' starts with '-' or contains ':', which Hadoop's shell cannot address "
-         "(rename it)",
-         lambda g: g.cli("--run-id=-rf")),
+         "hdfs dfs -mkdir -p hdfs://nn/data/events/_impala_transfer_staging/rf-…",
+         lambda g: g.dry_run_line("--run-id=-rf", "--target-hdfs-path", "hdfs://nn/data", "--no-distcp",
+                                  containing="-mkdir")),
     Case("run-id-odd-characters",
          "hdfs dfs -mkdir -p hdfs://nn/data/events/_impala_transfer_staging/manual__2024-01-01T00_00_00_00_00…",
          lambda g: g.dry_run_line("--run-id", "manual__2024-01-01T00:00:00+00:00", "--target-hdfs-path",

@@ -4,6 +4,7 @@ console script against real servers is tests/test_cli.py."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -62,6 +63,16 @@ def test_show_config_precedence_and_masking(tmp_path):
     assert rows["output_format"] == ["parquet", "default"]
     assert rows["password"] == ["***", "env", "IMPALA_PASSWORD"]
     assert rows["password_env"] == ["IMPALA_PASSWORD", "default"]  # a variable's name, not a secret
+
+
+def test_the_default_temp_dir_is_the_users_own_under_tmpdir(tmp_path):
+    """Not one directory every user of the machine shares: $TMPDIR/impala-transfer-<uid> (the
+    rules it must meet: tests/faults/test_temp_dir.py)."""
+    result = run_cli("--show-config", env={"TMPDIR": str(tmp_path)})
+    assert_ok(result)
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    assert rows["temp_dir"] == [f"{tmp_path}/impala-transfer-{os.getuid()}", "default"]
+    assert run_cli("--show-config", env={"TEMP_DIR": str(tmp_path / "t")}).stdout.count(f"{tmp_path}/t ") == 1
 
 
 def test_password_comes_from_env_file_or_prompt_only(tmp_path):

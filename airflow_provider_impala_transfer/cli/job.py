@@ -13,6 +13,7 @@ from typing import Any
 from fsspec.registry import known_implementations, registry
 
 from airflow_provider_impala_transfer.cli.settings import Resolved
+from airflow_provider_impala_transfer.cli.temp_dir import check_temp_dir
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import (
@@ -50,7 +51,8 @@ class Job:
     chain: list[str]
     targets: TransferTargets
     run: Run
-    work_dir: str
+    work_dir: str  # <temp-dir>/<run key>; the run makes <work_dir>-XXXXXXXX (cli.run.private_dir)
+    default_temp_dir: bool = False  # no --temp-dir given: the stricter rule of cli.temp_dir applies
     table: TableTarget | None = None
     table_connector: SourceConnector | None = None
     export: ExportPlan | None = None  # server mode: what the source engine writes, and where
@@ -93,8 +95,12 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     temp_dir = os.path.abspath(check_path_text(s.temp_dir, "--temp-dir"))
     if set(chain) & set(HADOOP_METHODS):  # the chunk files' file:// URIs go to hdfs dfs -put / -cp
         check_hadoop_path(temp_dir, "--temp-dir")
+    default_temp = not s.given("temp_dir")
+    temp_dir = check_temp_dir(temp_dir, default=default_temp)  # links above it resolved; nothing is made yet
+    if set(chain) & set(HADOOP_METHODS):
+        check_hadoop_path(temp_dir, "--temp-dir")
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
-              run=run, work_dir=os.path.join(temp_dir, run_key(run_id)), notes=notes)
+              run=run, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp, notes=notes)
     _table_step(job, password)
     if s.extract_mode == "server":
         _export_step(job)

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import IO
@@ -18,6 +18,7 @@ from typing import IO
 from airflow_provider_impala_transfer.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from airflow_provider_impala_transfer.cli.job import Job
 from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, print_summary
+from airflow_provider_impala_transfer.cli.temp_dir import open_temp_dir, resolved
 from airflow_provider_impala_transfer.core.common.connection import run_server_call
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
@@ -67,7 +68,8 @@ def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
     else:
         chunks = plan_chunks(job.connector, job.spec)
     total = count_rows(job.connector, job.spec.query)
-    job.work_dir = private_dir(job.work_dir)  # once the source answered: a refusal leaves nothing behind
+    # once the source answered: a refusal leaves nothing behind
+    job.work_dir = private_dir(job.work_dir, default=job.default_temp_dir)
     reporter.line(f"run {job.run.run_id}: {job.spec.query.strip()[:200]}")
     reporter.line(f"target {job.target_description}; methods {' -> '.join(job.chain)}")
     outcomes = {c.index: ChunkOutcome(c.index, c.description) for c in chunks}
@@ -240,13 +242,26 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items())
 
 
-def private_dir(path: str) -> str:
+def private_dir(path: str, *, default: bool = False) -> str:
     """A new 0700 directory named after ``path`` (``<path>-XXXXXXXX``) for this run's local files:
     another local user can neither read the data nor plant files or links where it is written,
-    and two runs never share one."""
-    parent = os.path.dirname(path)
-    os.makedirs(parent, mode=0o700, exist_ok=True)
-    return tempfile.mkdtemp(prefix=os.path.basename(path) + "-", dir=parent)
+    and two runs never share one. The temp dir ``dirname(path)`` is checked again here, level by
+    level on open descriptors, and the directory is made in the checked descriptor
+    (:mod:`cli.temp_dir`: only the user or root may rename entries there, so the path keeps
+    naming it; ``default``: the stricter rule of the default temp dir)."""
+    parent, prefix = os.path.split(resolved(path))
+    fd = open_temp_dir(parent, default=default)
+    try:
+        for _ in range(100):
+            name = f"{prefix}-{secrets.token_hex(4)}"
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)  # fails on any existing name, link or not
+            except FileExistsError:
+                continue
+            return os.path.join(parent, name)
+        raise FileExistsError(f"no free name {prefix}-XXXXXXXX in {parent}")
+    finally:
+        os.close(fd)
 
 
 def first_line(exc: BaseException) -> str:

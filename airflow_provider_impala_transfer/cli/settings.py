@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_impala_transfer.cli.temp_dir import default_temp_dir
 from airflow_provider_impala_transfer.core.common.connection import AUTH_MECHANISMS, DEFAULT_RPC_TIMEOUT
-from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name
+from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret_name, redact_uri
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXPORT_DIALECTS, EXTRACT_MODES
@@ -82,8 +83,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("output_format", "file format", "parquet", env="OUTPUT_FORMAT", choices=OUTPUT_FORMATS,
        group="processing"),
     _s("compression", "parquet: snappy, zstd, gzip, none; csv: none, gzip", env="COMPRESSION", group="processing"),
-    _s("temp_dir", "local directory for extracted files", "/tmp/impala_transfer", env="TEMP_DIR",
-       group="processing"),
+    _s("temp_dir", "local directory for extracted files; each run makes its own 0700 directory in it "
+       "(default $TMPDIR/impala-transfer-<uid>, private to you; a given one only you or root may change, "
+       "see docs/errors.md)", env="TEMP_DIR", group="processing"),
     _s("keep_temp", "keep local files after a successful run", False, "bool", group="processing"),
     _s("run_id", "name of this run (default: cli__<UTC time>); re-using one replaces its files",
        env="RUN_ID", group="processing"),
@@ -147,7 +149,9 @@ BY_NAME = {s.name: s for s in SETTINGS}
 def mask(name: str, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: mask(k, v) for k, v in value.items()}
-    return MASK if value not in (None, "") and is_secret_name(name) else value
+    if value not in (None, "") and is_secret_name(name):
+        return MASK
+    return redact_uri(value) if isinstance(value, str) else value
 
 
 def convert(setting: Setting, value: Any, origin: str) -> Any:
@@ -281,6 +285,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str], config_path: s
         else:
             value, origin = setting.default, "default"
         result.values[setting.name], result.origins[setting.name] = value, origin
+    if result.values["temp_dir"] is None:  # private to this user, not one directory every user shares
+        result.values["temp_dir"] = default_temp_dir(environ)
     return result
 
 
