@@ -16,6 +16,7 @@ from typing import IO, NoReturn
 from airflow_provider_impala_transfer import __version__
 from airflow_provider_impala_transfer.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from airflow_provider_impala_transfer.cli.settings import SETTINGS, Resolved, named_by_flag, read_password, resolve
+from airflow_provider_impala_transfer.core.common.secrets import redact_uri
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError
 GROUP_TITLES = {"source": "source (Impala)", "query": "what to transfer", "processing": "processing",
                 "target": "target and methods", "table": "target table"}
@@ -33,6 +34,21 @@ example:
       --target-cluster nn2.example.com:8020 --target-hdfs-path /data/landing \\
       --source-hdfs-path hdfs://nn1.example.com:8020/tmp/impala_transfer --partition ds=2024-01-01
 """
+
+
+class _Redacted:
+    """An output stream of the CLI: every URL in what is written shows no password (the provider's
+    one rule, :func:`redact_uri`), whatever writes it (settings, plans, progress, logs, errors)."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact_uri(text))
+        return len(text)
+
+    def __getattr__(self, name: str):  # flush, isatty, fileno, encoding... of the real stream
+        return getattr(self._stream, name)
 
 
 class UsageError(ImpalaTransferError):
@@ -83,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = None,
          stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    stdout, stderr = _Redacted(stdout or sys.stdout), _Redacted(stderr or sys.stderr)
     environ = dict(os.environ) if environ is None else environ
     try:
         args = build_parser().parse_args(argv)

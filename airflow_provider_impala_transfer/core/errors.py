@@ -14,7 +14,9 @@ module): ``except ImpalaTransferError`` catches them all, and each stage has its
     ├── TargetTableError       the target table cannot safely show the published files
     └── ReconcileError         row counts of source, files, published data and table differ
 
-Messages name the field or the place first, then the problem, then the fix in brackets.
+Messages name the field or the place first, then the problem, then the fix in brackets. A message
+never holds the password of a URL it quotes: every one passes the provider's one rule for URIs
+(:func:`~airflow_provider_impala_transfer.core.common.secrets.redact_uri`) here, once.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+# The one rule for secrets is a leaf (it imports nothing of the package), so the error tree may use it.
+from airflow_provider_impala_transfer.core.common.secrets import redact_uri
+
 
 class ImpalaTransferError(Exception):
-    """Base of every error this provider raises on purpose."""
+    """Base of every error this provider raises on purpose; its message shows URLs without their
+    password (``sftp://etl:***@edge1/x``)."""
+
+    def __init__(self, *args: object):
+        super().__init__(*(redact_uri(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(ImpalaTransferError, ValueError):
@@ -34,12 +43,12 @@ class ConfigError(ImpalaTransferError, ValueError):
     """
 
     def __init__(self, field: str, problem: str, fix: str | None = None):
-        self.field = field
-        self.problem = problem
-        self.fix = fix
-        message = f"{field}: {problem}"
-        if fix:
-            message += f" ({fix})"
+        self.field = redact_uri(str(field))
+        self.problem = redact_uri(str(problem))
+        self.fix = None if fix is None else redact_uri(str(fix))
+        message = f"{self.field}: {self.problem}"
+        if self.fix:
+            message += f" ({self.fix})"
         super().__init__(message)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow.sdk import Asset
 
+from airflow_provider_impala_transfer.core.common.secrets import redact_uri, redact_uris
 from airflow_provider_impala_transfer.core.common.uris import normalize_uri
 from airflow_provider_impala_transfer.core.transfer.records import PublishResult
 
@@ -32,7 +33,7 @@ def target_asset(target_path: str, target_cluster: str | None = None) -> Asset |
     try:
         return Asset(uri)
     except ValueError as exc:  # the scheme's provider refuses the URI; the transfer itself may still work
-        log.warning("target_path %s: declared as no asset (%s)", target_path, exc)
+        log.warning("target_path %s: declared as no asset (%s)", redact_uri(uri), redact_uri(str(exc)))
         return None
 
 
@@ -44,14 +45,16 @@ def record_published(task: Any, context: Any, result: PublishResult, *, table: s
     directory published, the root it is under, the partition, rows, files, bytes, the table.
     """
     root = normalize_uri(task.target_path, "target_path", cluster=task.target_cluster)
-    extra = {"published": result.final_dir, "target_path": root, "partition": task.partition or None,
-             "rows": result.rows, "files": result.files, "bytes": result.bytes, "table": table,
-             "dag_id": context["ti"].dag_id, "run_id": context["run_id"]}
+    # shown in the UI and handed to other DAGs: URIs without passwords (a reader has its own connection)
+    extra = redact_uris({"published": result.final_dir, "target_path": root, "partition": task.partition or None,
+                         "rows": result.rows, "files": result.files, "bytes": result.bytes, "table": table,
+                         "dag_id": context["ti"].dag_id, "run_id": context["run_id"]})
+    root = extra["target_path"]
     for outlet in task.outlets or ():
         if not isinstance(outlet, Asset):
             continue
         context["outlet_events"][outlet].extra = extra
         if outlet.uri.rstrip("/") != root.rstrip("/"):
             task.log.warning("asset %s: this run published under %s instead; its event names %s (extra "
-                             "'published')", outlet.uri, root, result.final_dir)
+                             "'published')", outlet.uri, root, extra["published"])
     return extra

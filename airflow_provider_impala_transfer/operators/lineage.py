@@ -22,7 +22,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 from airflow.providers.openlineage.extractors import OperatorLineage
@@ -34,6 +34,7 @@ from openlineage.client.facet_v2 import output_statistics_output_dataset, schema
 
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.records import FileEntry, Manifest
+from airflow_provider_impala_transfer.core.common.secrets import redact_uri
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget, table_columns
 from airflow_provider_impala_transfer.core.table.publish import TableResult
 from airflow_provider_impala_transfer.core.transfer.records import PublishResult
@@ -109,9 +110,15 @@ def location_dataset(uri: str, kind: type, *, schema: pa.Schema | None = None, r
 
 
 def location_name(uri: str) -> tuple[str, str]:
-    """(namespace, name) of a directory, as Airflow's asset converters name the same URI."""
+    """(namespace, name) of a directory, as Airflow's asset converters name the same URI. A URI
+    with a password is named without its user info, as an ``Asset`` drops it."""
     if "://" not in uri:
         uri = "file://" + uri
+    uri = redact_uri(uri)  # first: a password holding '/' or '@' goes whole
+    parts = urlsplit(uri)
+    user_info, _, host = parts.netloc.rpartition("@")
+    if ":" in user_info:
+        uri = urlunsplit(parts._replace(netloc=host))
     try:
         converted = translate_airflow_asset(Asset(uri), None)
     except ValueError:  # a URI the scheme's provider refuses as an asset

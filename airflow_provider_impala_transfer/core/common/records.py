@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_impala_transfer.core.common.secrets import redact_uris
 from airflow_provider_impala_transfer.core.common.uris import local_path
 from airflow_provider_impala_transfer.core.errors import ExtractError
 
@@ -119,7 +120,7 @@ class Manifest:
         }
         if self.output_path is not None:
             data["output_path"] = self.output_path
-        return data
+        return redact_uris(data)  # XCom, shown in the UI: a task reads a store's credentials from its connection
 
     @classmethod
     def from_dict(cls, data: Manifest | dict[str, Any]) -> Manifest:

@@ -1,11 +1,17 @@
 """What a transfer hands on: the :class:`DeliveryRecord` of one chunk (which method delivered
 which verified files where) and the :class:`PublishResult` of a run. Both travel through XCom
-as plain JSON (``to_dict``/``from_dict``)."""
+as plain JSON (``to_dict``/``from_dict``), shown in the UI, so their URIs are without passwords
+(:func:`~airflow_provider_impala_transfer.core.common.secrets.redact_uri`). They name places for
+people and logs; a task that acts on a place builds it from its own arguments and connection (the
+publish reads only kinds and file names from them).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from airflow_provider_impala_transfer.core.common.secrets import redact_uris
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class DeliveryRecord:
         return ", ".join(sorted({f.check for f in self.files})) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "bytes": self.bytes}
+        return redact_uris({**asdict(self), "bytes": self.bytes})
 
     @classmethod
     def from_dict(cls, data: DeliveryRecord | dict[str, Any]) -> DeliveryRecord:
@@ -80,7 +86,7 @@ class PublishResult:
         return p.get("hdfs") or p.get("fsspec") or next(iter(p.values()), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "final_dir": self.final_dir}
+        return redact_uris({**asdict(self), "final_dir": self.final_dir})
 
     @classmethod
     def from_dict(cls, data: PublishResult | dict[str, Any]) -> PublishResult:
