@@ -94,7 +94,7 @@ def test_the_group_declares_a_literal_target_as_its_asset_and_a_templated_one_on
         impala_transfer_group("templated", target_path="{{ params.target }}", **common)
         impala_transfer_group("given", target_path="{{ params.target }}", outlets=[Asset("hdfs://nn2:8020/data/x")],
                               **common)
-        impala_transfer_group("none", target_path="hdfs://nn2:8020/data/x", outlets=[], **common)
+        impala_transfer_group("none", target_path="hdfs://nn2:8020/data/z", outlets=[], **common)
         impala_transfer_group("no_namenode", target_path="hdfs:///data/x", **common)  # no asset Airflow accepts
     outlets = {group: [a.uri for a in dag.task_dict[f"{group}.finalize"].outlets]
                for group in ("literal", "cluster", "templated", "given", "none", "no_namenode")}

@@ -210,7 +210,8 @@ def test_fsspec_to_s3(source, dirs, s3):
     assert_ok(result)
     assert set(summary_methods(result.stdout).values()) == {"fsspec"}
     keys = sorted(o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"])
-    assert keys == ["landing/even/o1/chunk-00000-part-00000.parquet", "landing/even/o1/chunk-00001-part-00000.parquet"]
+    assert keys == ["landing/even/_impala_transfer_txn/o1",  # the publish record: who published o1, kept
+                    "landing/even/o1/chunk-00000-part-00000.parquet", "landing/even/o1/chunk-00001-part-00000.parquet"]
 
 
 def test_every_method_failing_exits_1_and_publishes_nothing(source, dirs, hadoop_env, tmp_path):

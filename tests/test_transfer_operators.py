@@ -249,3 +249,17 @@ def test_server_mode_replaces_plan_and_extract_by_one_export_task():
         with DAG("server_incomplete", schedule=None):
             impala_transfer_group("g", target_path="hdfs://nn2/x", output_path="/tmp/x", sql="SELECT 1",
                                   extract_mode="server")
+
+
+def test_two_groups_publishing_one_literal_directory_are_refused_when_the_dag_is_parsed():
+    common = dict(output_path="/tmp/x", sql="SELECT 1")
+    with DAG("two_groups_literal", schedule=None):
+        impala_transfer_group("orders", target_path="hdfs://nn:8020/data/x/", partition={"ds": "2026-12-07"}, **common)
+        impala_transfer_group("by_day", target_path="hdfs://nn:8020/data/x", partition={"ds": "2026-12-08"}, **common)
+        impala_transfer_group("by_template", target_path="{{ params.target }}", **common)  # checked in the run
+        with pytest.raises(ConfigError, match=r"^target_path: the task groups 'orders' and 'refunds' of DAG "
+                                              r"'two_groups_literal' both publish hdfs://nn:8020/data/x \(ds=2026-12-07\), "
+                                              r"so in each run one would replace the other's files \(give each group its "
+                                              r"own target_path or partition\)$"):
+            impala_transfer_group("refunds", target_path="/data/x", target_cluster="nn:8020",
+                                  partition={"ds": "2026-12-07"}, **common)

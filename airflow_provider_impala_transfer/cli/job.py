@@ -33,6 +33,7 @@ from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination
 from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.lock import PublishLock
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, check_key_file
 from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
@@ -51,6 +52,7 @@ class Job:
     chain: list[str]
     targets: TransferTargets
     run: Run
+    lock: PublishLock
     work_dir: str  # <temp-dir>/<run key>; the run makes <work_dir>-XXXXXXXX (cli.run.private_dir)
     default_temp_dir: bool = False  # no --temp-dir given: the stricter rule of cli.temp_dir applies
     table: TableTarget | None = None
@@ -99,8 +101,9 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     temp_dir = check_temp_dir(temp_dir, default=default_temp)  # links above it resolved; nothing is made yet
     if set(chain) & set(HADOOP_METHODS):
         check_hadoop_path(temp_dir, "--temp-dir")
+    lock = PublishLock(mode=s.publish_lock, lease=s.publish_lock_lease)
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
-              run=run, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp, notes=notes)
+              run=run, lock=lock, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp, notes=notes)
     _table_step(job, password)
     if s.extract_mode == "server":
         _export_step(job)

@@ -180,7 +180,8 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
     destination_of = lambda kind: job.targets.destination(kind, runner)  # noqa: E731
     try:
         published = publish_deliveries(list(records.values()), job.run, destination_of,
-                                       allow_split=job.settings.allow_split_publish, log=reporter.detail)
+                                       allow_split=job.settings.allow_split_publish, lock=job.lock,
+                                       log=reporter.detail)
     except RUN_ERRORS as exc:
         return [f"FAILED: publish: {first_line(exc)} (delivered chunks wait in {STAGING_DIR}/ at the target; "
                 f"local files kept in {job.work_dir})"], EXIT_FAILED
@@ -211,7 +212,7 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
         lines += _roll_back(job, published, destination_of, table, reporter)
         return lines, EXIT_FAILED
     try:
-        commit_kinds(list(published.published), job.run, destination_of, log=reporter.detail)
+        commit_kinds(list(published.published), job.run, destination_of, lock=job.lock, log=reporter.detail)
     except RUN_ERRORS as exc:  # the new data is in place and checked; only the cleanup failed
         lines.append(f"note: removing the replaced files failed: {first_line(exc)}")
     if job.export is not None:
@@ -228,7 +229,8 @@ def _finish(job: Job, chunks: list[Chunk], manifests: dict[int, Manifest], recor
 def _roll_back(job: Job, published: PublishResult, destination_of, table, reporter: Reporter) -> list[str]:
     """A check after publishing failed: put back what the run replaced (see core.transfer.publish)."""
     try:
-        restored = roll_back_kinds(list(published.published), job.run, destination_of, log=reporter.detail)
+        restored = roll_back_kinds(list(published.published), job.run, destination_of, lock=job.lock,
+                                   log=reporter.detail)
         if table is not None and job.table_connector is not None:
             refresh_table(job.table_connector, table)
     except RUN_ERRORS as exc:

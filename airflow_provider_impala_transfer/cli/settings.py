@@ -21,6 +21,7 @@ from airflow_provider_impala_transfer.core.common.secrets import MASK, is_secret
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_int
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXPORT_DIALECTS, EXTRACT_MODES
+from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, LOCK_MODES
 from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT
@@ -93,6 +94,12 @@ SETTINGS: tuple[Setting, ...] = (
        env="PARTITION", group="processing"),
     _s("allow_split_publish", "publish even when chunks reached different places (e.g. some by scp to "
        "another host); by default such a run fails and publishes nothing", False, "bool", group="processing"),
+    _s("publish_lock", "atomic: a lock file per final directory, created only if absent, so two runs never "
+       "publish one partition at once; none: no lock, only for a target one run at a time ever publishes to, "
+       "on a store that cannot create a file only if absent", "atomic", env="PUBLISH_LOCK", choices=LOCK_MODES,
+       group="processing"),
+    _s("publish_lock_lease", "seconds after which a lock belongs to a run that is gone: the next run restores "
+       "what that run replaced and takes over", int(DEFAULT_LEASE), "int", "PUBLISH_LOCK_LEASE", group="processing"),
     _s("verify", "how delivered files are checked: checksum (HDFS computes each file's CRC32C, nothing is "
        "read back; sha256 read back elsewhere), sha256 (always read back) or size", DEFAULT_VERIFY,
        choices=VERIFY_MODES,
@@ -192,7 +199,8 @@ FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": 
                  "compression": "--compression", "chunk_size": "--chunk-size", "partition": "--partition",
                  "run_id": "--run-id", "scp host": "--scp-target-host", "scp user": "--scp-user",
                  "scp_target_path": "--scp-target-path", "source_hdfs_path": "--source-hdfs-path",
-                 "staging_db": "--staging-db"}
+                 "staging_db": "--staging-db", "publish_lock": "--publish-lock",
+                 "publish_lock_lease": "--publish-lock-lease"}
 QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
 
 

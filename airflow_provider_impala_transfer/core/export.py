@@ -83,8 +83,8 @@ def plan_export(spec: ExtractSpec, run: Run, *, source_hdfs_path: str | None,
         raise ConfigError("output_format", f"the server-side export writes parquet, not {spec.file_format.output_format}",
                           "set output_format=parquet or extract_mode=client")
     dialect = check_choice(dialect, "table_dialect", EXPORT_DIALECTS, "a dialect")
-    location = join(check_hadoop_path(source_hdfs_path, "source_hdfs_path"), EXPORT_DIR, run.key)
-    name = "impala_transfer_export_" + hashlib.sha256(run.key.encode()).hexdigest()[:16]
+    location = join(check_hadoop_path(source_hdfs_path, "source_hdfs_path"), EXPORT_DIR, run.owner)
+    name = "impala_transfer_export_" + hashlib.sha256(run.owner.encode()).hexdigest()[:16]
     sqlmod.quote_identifier(staging_db, field="staging_db")
     table = f"{staging_db}.{name}"
     quoted = sqlmod.quote_table_name(table, field="staging_db")

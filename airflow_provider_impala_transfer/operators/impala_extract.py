@@ -28,6 +28,7 @@ from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
 
 def run_directory(output_path: str, dag_id: str, run_id: str) -> str:
@@ -190,6 +191,7 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         self.run_subdirectory = run_subdirectory
 
     def output_directory(self, context: Any) -> str:
+        mask_in_task_logs(self.output_path)  # the password of a URL this task writes to
         if not self.run_subdirectory:
             return self.output_path
         return run_directory(self.output_path, context["dag"].dag_id, context["run_id"])
@@ -242,14 +244,17 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
     :param staging_db: database of the run's staging table (CREATE rights needed; dropped after
         publishing by :class:`FinalizePublishOperator`).
     :param dialect: ``impala`` or ``hive`` (Spark Thrift Server).
+    :param transfer_group_id: set by ``impala_transfer_group``: two groups of one DAG run export into
+        tables and directories of their own.
     """
 
     template_fields: Sequence[str] = (*_ImpalaQueryOperator.template_fields, "source_hdfs_path", "staging_db")
 
     def __init__(self, *, source_hdfs_path: str, source_webhdfs_conn_id: str, staging_db: str = DEFAULT_STAGING_DB,
                  dialect: str = "impala", compression: str | None = None, hadoop_conn_id: str | None = None,
-                 hdfs_bin: str | None = None, **kwargs: Any) -> None:
+                 hdfs_bin: str | None = None, transfer_group_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.transfer_group_id = transfer_group_id
         self.source_hdfs_path = source_hdfs_path
         self.source_webhdfs_conn_id = source_webhdfs_conn_id
         self.staging_db = staging_db
@@ -260,7 +265,8 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         spec = self.build_spec(output_format="parquet", compression=self.compression)
-        run = Run(run_id=context["run_id"], dag_id=context["ti"].dag_id)
+        run = Run(run_id=context["run_id"], dag_id=context["ti"].dag_id, group_id=self.transfer_group_id)
+        mask_in_task_logs(self.source_hdfs_path)
         plan = plan_export(spec, run, source_hdfs_path=self.source_hdfs_path, staging_db=self.staging_db,
                            dialect=self.dialect)
         context["ti"].xcom_push(key=EXPORT_KEY, value=plan.to_dict())  # before it runs: finalize drops it

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+from datetime import timedelta
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -35,7 +36,8 @@ from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIME
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
-from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.layout import Run, inside
+from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, PublishLock
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
@@ -43,6 +45,7 @@ from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_O
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
 from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 from airflow_provider_impala_transfer.operators.assets import record_published
 from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY, run_directory
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
@@ -84,6 +87,9 @@ class _TargetOperator(BaseOperator):
         distcp_bandwidth_mb: int | None = None,
         distcp_strategy: str = "dynamic",
         command_timeout: float | None = DEFAULT_TIMEOUT,
+        publish_lock: str = "atomic",
+        publish_lock_lease: float | timedelta = DEFAULT_LEASE,
+        transfer_group_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -108,6 +114,8 @@ class _TargetOperator(BaseOperator):
                                    strategy=distcp_strategy)
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
         self.command_timeout = None if command_timeout is None else positive_seconds(command_timeout, "command_timeout")
+        self.lock = PublishLock(mode=publish_lock, lease=publish_lock_lease)  # bad values fail when the DAG is parsed
+        self.transfer_group_id = transfer_group_id
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
         self._open_hooks: ExitStack | None = None  # hooks holding files the running commands use
         self._destinations: dict[str, Destination] = {}
@@ -127,9 +135,11 @@ class _TargetOperator(BaseOperator):
                 self._destinations = {}
 
     def transfer_run(self, context: Any) -> Run:
-        return Run(run_id=context["run_id"], partition=self.partition or None, dag_id=context["ti"].dag_id)
+        return Run(run_id=context["run_id"], partition=self.partition or None, dag_id=context["ti"].dag_id,
+                   group_id=self.transfer_group_id)
 
     def _target_uri(self) -> str:
+        mask_in_task_logs(self.target_path, self.source_hdfs_path)  # the passwords of URLs this task reads
         return normalize_uri(self.target_path, "target_path", cluster=self.target_cluster)
 
     def _hadoop(self) -> HadoopCliHook:
@@ -190,7 +200,7 @@ class _TargetOperator(BaseOperator):
 # above: the task group passes exactly these on to its transfer and publish tasks.
 TARGET_ARGUMENTS: tuple[str, ...] = tuple(
     name for name in inspect.signature(_TargetOperator.__init__).parameters
-    if name not in ("self", "target_path", "partition", "kwargs")
+    if name not in ("self", "target_path", "partition", "transfer_group_id", "kwargs")
 )
 
 
@@ -222,6 +232,17 @@ class TransferOperator(_TargetOperator):
     :param verify: ``checksum`` (default: HDFS's CRC32C of each file, computed by the cluster, no
         read-back; sha256 read back where the target has no comparable checksum), ``sha256``
         (always read back and hash) or ``size``.
+    :param publish_lock: ``atomic`` (default): publishing takes a lock file per final directory,
+        created only if absent, so two runs never publish one partition at once; ``none`` only for
+        a target that one run at a time ever publishes to, on a store that cannot create a file
+        only if absent (the publish tasks then refuse such a store with this hint).
+    :param publish_lock_lease: seconds (or a timedelta) after which a lock belongs to a run that is
+        gone (each attempt of the run's publish writes its time): the next run of that directory
+        restores what the gone run replaced and takes over, and the gone run's finalize, if it
+        ever comes, fails loudly instead of keeping anything. Default 24 h: make it longer than
+        any gap between a run's publish and its finalize (e.g. a finalize cleared the next day).
+    :param transfer_group_id: set by ``impala_transfer_group``: two groups of one DAG run never share
+        staging or a lock, and two that publish one final directory are refused.
     :param route_task_id: in a fallback chain, the branch task that chose the methods to try;
         this task skips itself unless chosen.
     :param skip_if_delivered_by: earlier methods of the chain; skips itself if one delivered.
@@ -335,10 +356,10 @@ class PublishOperator(_TargetOperator):
         context["ti"].xcom_push(key=PUBLISHING_KEY, value=sorted({r.destination for r in records}))
         run = self.transfer_run(context)
         with self.connections():
-            result = publish_deliveries(records, run, self.build_destination,
-                                        allow_split=self.allow_split_publish, log=self.log.info)
+            result = publish_deliveries(records, run, self.build_destination, allow_split=self.allow_split_publish,
+                                        lock=self.lock, log=self.log.info)
             if not self.hold_until_finalized:
-                commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
+                commit_kinds(list(result.published), run, self.build_destination, lock=self.lock, log=self.log.info)
         for record in records:
             self.log.info("%-40s %-8s %3d files %14s bytes", record.chunk, record.method,
                           len(record.files), f"{record.bytes:,}")
@@ -377,7 +398,7 @@ class FinalizePublishOperator(_TargetOperator):
         kept (a failed run keeps them; its retry's extract replaces them).
     """
 
-    template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table")
+    template_fields: Sequence[str] = (*_TargetOperator.template_fields, "target_table", "staged_chunks_path")
 
     def __init__(self, *, publish_task_id: str, check_task_ids: Sequence[str] = (), counts_task_id: str | None = None,
                  target_table: str | None = None, target_impala_conn_id: str | None = None,
@@ -411,7 +432,11 @@ class FinalizePublishOperator(_TargetOperator):
             self.log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
             if count_mismatch(counts) is None:
                 with self.connections():
-                    commit_kinds(list(result.published), run, self.build_destination, log=self.log.info)
+                    try:
+                        commit_kinds(list(result.published), run, self.build_destination, lock=self.lock,
+                                     log=self.log.info)
+                    except PublishError as exc:  # another run took the directory over: nothing here is kept
+                        raise AirflowFailException(str(exc)) from exc
                 self.log.info("kept %s", ", ".join(result.published.values()))
                 self._drop_export(ti)
                 self._remove_staged_chunks(context)
@@ -422,7 +447,7 @@ class FinalizePublishOperator(_TargetOperator):
         restored: list[str] = []
         if kinds:
             with self.connections():
-                restored = roll_back_kinds(kinds, run, self.build_destination, log=self.log.info)
+                restored = roll_back_kinds(kinds, run, self.build_destination, lock=self.lock, log=self.log.info)
             if restored and self.target_table:
                 self._refresh_table()
         what = (f"restored what the run replaced ({', '.join(restored)})" if restored
@@ -444,9 +469,11 @@ class FinalizePublishOperator(_TargetOperator):
     def _remove_staged_chunks(self, context: Any) -> None:
         if not self.staged_chunks_path or local_path(self.staged_chunks_path) is not None:
             return
+        mask_in_task_logs(self.staged_chunks_path)
         directory = run_directory(self.staged_chunks_path, context["ti"].dag_id, context["run_id"])
         try:
-            remove_staged(directory, self._hadoop().hdfs_shell(self.log.info, self.command_timeout),
+            shell = self._hadoop().hdfs_shell(self.log.info, self.command_timeout)
+            remove_staged(inside(directory, self.staged_chunks_path), shell,
                           storage_options=None if is_hadoop_uri(directory) else self._staging_options(directory))
         except ImpalaTransferError as exc:  # the run is published and kept; only the clean-up failed
             self.log.warning("could not remove the staged chunk files %s (remove them by hand): %s", directory, exc)

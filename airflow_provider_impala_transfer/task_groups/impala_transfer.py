@@ -28,10 +28,10 @@ from typing import Any
 
 from airflow.sdk import TaskGroup, get_current_context, task, task_group
 
-from airflow_provider_impala_transfer.core.common.partitions import clean_partition
+from airflow_provider_impala_transfer.core.common.partitions import clean_partition, partition_path
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
-from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path
+from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path, normalize_uri
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXTRACT_MODES, check_extract_mode
@@ -154,6 +154,8 @@ def impala_transfer_group(
     target = dict(target_path=target_path, partition=partition, **target_args)
 
     with TaskGroup(group_id) as group:
+        _refuse_a_shared_final_dir(group, target_path, target_args.get("target_cluster"), partition)
+        target["transfer_group_id"] = group.group_id  # its own staging, export and locks in every run
         if "client" in modes and not output_path:  # one directory per group: two groups of a DAG never mix
             output_path = join(target_args["source_hdfs_path"], CHUNKS_DIR, group.group_id)
         export = extract = None
@@ -162,7 +164,7 @@ def impala_transfer_group(
                 task_id="export", source_hdfs_path=target_args["source_hdfs_path"],
                 source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
                 compression=compression, hadoop_conn_id=target_args.get("hadoop_conn_id"),
-                hdfs_bin=target_args.get("hdfs_bin"), retries=retries, **query_args,
+                hdfs_bin=target_args.get("hdfs_bin"), transfer_group_id=group.group_id, retries=retries, **query_args,
             )
             manifests = export.output  # one manifest per chunk of the exported files
         if "client" in modes:
@@ -277,6 +279,29 @@ def _chunks(export_task_id: str, extract_task_id: str) -> list[dict]:
 def _server_not_ready() -> ConfigError:
     return ConfigError("extract_mode", "'server' needs source_hdfs_path (where the engine writes) and "
                        "source_webhdfs_conn_id (to read what it wrote)", "set both, or use extract_mode='client'")
+
+
+def _refuse_a_shared_final_dir(group: TaskGroup, target_path: str, target_cluster: str | None,
+                               partition: dict[str, str] | None) -> None:
+    """Two groups of one DAG that publish the same final directory would replace each other's
+    files within one run: refused when the DAG is parsed if both targets are literal (otherwise
+    the second group's publish refuses it in the run, by the lock and the publish record)."""
+    dag = group.dag
+    values = [target_path, target_cluster or "", *(partition or {}).keys(), *(partition or {}).values()]
+    if dag is None or not _literal(*values):
+        return
+    here = (normalize_uri(target_path, "target_path", cluster=target_cluster), clean_partition(partition))
+    for other in dag.tasks:
+        if not isinstance(other, PublishOperator) or other.transfer_group_id in (None, group.group_id):
+            continue
+        theirs = [other.target_path, other.target_cluster or "", *(other.partition or {}).keys(),
+                  *(other.partition or {}).values()]
+        if _literal(*theirs) and (normalize_uri(other.target_path, "target_path", cluster=other.target_cluster),
+                                  clean_partition(other.partition)) == here:
+            where = here[0] + (f" ({partition_path(here[1])})" if here[1] else "")
+            raise ConfigError("target_path", f"the task groups {other.transfer_group_id!r} and {group.group_id!r} of "
+                              f"DAG {dag.dag_id!r} both publish {where}, so in each run one would replace the "
+                              "other's files", "give each group its own target_path or partition")
 
 
 def _literal(*values: Any) -> bool:

@@ -180,11 +180,38 @@ def test_of_two_runs_racing_to_publish_one_partition_exactly_one_wins(store, tmp
     assert sorted(destination.list_names(loser_staging)) == names(manifests[failed[0]])
 
 
-@pytest.mark.parametrize("store", ["webhdfs", "local"], indirect=True)
-def test_a_crash_between_the_two_renames_is_repaired_by_the_runs_next_attempt(store, tmp_path):
-    """The publishing process died after moving the old partition aside and before renaming the
-    new one into place (as with SIGKILL): the partition is missing, the lock held. The run's retry
-    takes its lock back, restores, then publishes; a failure after that still restores."""
+class Killed(BaseException):
+    """The publishing process died (SIGKILL): nothing of it runs after this point."""
+
+
+def kill_at(destination: Destination, method: str, call: int) -> Callable[[], None]:
+    """From the ``call``-th call of ``destination.<method>`` on, every store operation of this
+    process fails: what it left is what a SIGKILL leaves. Returns what revives the destination."""
+    names = ("move", "remove", "makedirs", "write_text", "create_exclusive", "read_text", "is_dir", "list_names",
+             "touch", "move_object", "objects", "modified", "file_info")
+    originals = {name: getattr(destination, name) for name in names}
+    count = {"calls": 0, "dead": False}
+
+    def dead(*args, **kwargs):
+        raise Killed()
+
+    def counted(*args, **kwargs):
+        count["calls"] += 1
+        if count["calls"] >= call:
+            for name in names:
+                setattr(destination, name, dead)
+            raise Killed()
+        return originals[method](*args, **kwargs)
+    setattr(destination, method, counted)
+    return lambda: [setattr(destination, name, original) for name, original in originals.items()]
+
+
+@pytest.mark.parametrize("store", ["webhdfs", "local", "s3"], indirect=True)
+def test_a_publish_killed_between_the_two_moves_is_repaired_by_the_runs_next_attempt(store, tmp_path):
+    """The publishing process died after moving the old partition aside and before moving the new
+    one into place (SIGKILL: no clean-up ran): the partition is missing, the lock held, the publish
+    record open. The run's retry takes its lock back, restores, then publishes; a failure after
+    that still restores."""
     method = store()
     destination = method.destination
     run = Run("scheduled__crash", DS)
@@ -194,15 +221,18 @@ def test_a_crash_between_the_two_renames_is_repaired_by_the_runs_next_attempt(st
     new = make_chunk(tmp_path / "new", parts=1)
     deliver_chunk(method, new, run, overwrite=True, verify_mode="sha256")
     layout = run.at(destination.root)
-    # What the killed process left: its lock, and the old partition moved aside.
-    destination.makedirs(layout.lock_path.rsplit("/", 1)[0])
-    assert destination.create_exclusive(layout.lock_path, f"{run.key} worker-1 2026-11-24T00:00:00+00:00")
-    destination.makedirs(layout.previous_dir.rsplit("/", 1)[0])
-    destination.move(layout.final_dir, layout.previous_dir)
+    moving = "move_object" if destination.moves_objects else "move"
+    aside = len(names(old)) if destination.moves_objects else 1  # the old partition's own moves
+    revive = kill_at(destination, moving, aside + 1)
+    with pytest.raises(Killed):
+        publish(destination, run, names(new), names(new))
+    revive()
     # the crashed state: the old partition aside, the new one still in staging, the lock held
     assert not destination.is_dir(layout.final_dir) and destination.is_dir(layout.previous_dir)
-    assert destination.read_text(layout.lock_path).startswith(run.key + " ")
-    publish(destination, run, names(new), names(new))
+    assert destination.read_text(layout.lock_path).startswith(run.owner + " ")
+    messages: list[str] = []
+    publish(destination, run, names(new), names(new), log=messages.append)
+    assert any("an earlier attempt of this run did not finish" in m for m in messages)
     assert published(destination, run) == sha256s(new)
     roll_back(destination, run)
     assert published(destination, run) == sha256s(old)

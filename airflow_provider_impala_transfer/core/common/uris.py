@@ -13,6 +13,7 @@ import posixpath
 import re
 from urllib.parse import urlsplit
 
+from airflow_provider_impala_transfer.core.common.secrets import url_passwords
 from airflow_provider_impala_transfer.core.errors import ConfigError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -70,8 +71,13 @@ def normalize_uri(value: object, field: str, *, cluster: str | None = None,
 
 def directory_uri(value: object, field: str) -> str:
     """A full URI of a directory (not a filesystem's root) that is safe inside a SQL string
-    literal, as a table's ``LOCATION '...'`` needs: no quotes or backslashes, no empty segment."""
+    literal, as a table's ``LOCATION '...'`` needs: no quotes or backslashes, no empty segment, no
+    password (the metastore and every statement logged would show it)."""
     uri = normalize_uri(value, field)
+    if url_passwords(uri):  # also one redacted in XCom: the table would point at the wrong place
+        raise ConfigError(field, f"{uri!r} holds a password, which the table's LOCATION would show to every "
+                          "reader of the metastore and every log", "give the location without it and the credentials "
+                          "through the store's connection or environment")
     bad = sorted(set(uri) & _SQL_UNSAFE)
     if bad:
         raise ConfigError(field, f"{uri!r} holds {', '.join(map(repr, bad))}",
@@ -102,12 +108,12 @@ def _cluster_authority(cluster: str) -> str:
 
 # Hadoop's shell (FsShell) expands these in every path it is given, -rm and -mv included: a
 # directory named a[12] would address a1 and a2 instead.
-_HADOOP_GLOB = set("*?[]{}\\")
+HADOOP_GLOB = frozenset("*?[]{}\\")
 
 
 def check_hadoop_path(value: str, field: str) -> str:
     """A location the Hadoop shell is given: no glob characters; return ``value``."""
-    bad = sorted(set(value) & _HADOOP_GLOB)
+    bad = sorted(set(value) & HADOOP_GLOB)
     if bad:
         raise ConfigError(field, f"{value!r} holds {', '.join(map(repr, bad))}, which Hadoop's shell reads "
                           "as a glob pattern (a delete or rename would address other paths)",
@@ -129,11 +135,19 @@ def run_key(run_id: str) -> str:
     """A run id (or DAG id) as a path component every store accepts (Hadoop rejects ':' in names).
 
     Injective: an id that had to change keeps a hash of its original, so ``a:b`` and ``a_b`` (or
-    ``scheduled__...+00:00`` and ``scheduled__..._00_00``) never share a directory."""
+    ``scheduled__...+00:00`` and ``scheduled__..._00_00``) never share a directory. A key always
+    starts with a letter or digit (:data:`RUN_KEY`): never ``.``, ``..`` or empty (Airflow accepts
+    ``.`` as a manual run id, and ``<dir>/.`` is the whole directory), never hidden from readers
+    (``_x``, ``.x``), never read as an option (``-x``)."""
     key = re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
-    if key == run_id:
+    if key == run_id and RUN_KEY.fullmatch(key):
         return key
-    return f"{key}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+    plain = key.lstrip("._=-") or "run"
+    return f"{plain}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+# What :func:`run_key` returns, and nothing else: sweeps remove only names that match it exactly.
+RUN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")
 
 
 def join(base: str, *parts: str) -> str:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from glob import has_magic
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -74,8 +77,15 @@ class Destination(ABC):
     @abstractmethod
     def create_exclusive(self, path: str, text: str) -> bool:
         """Create the small file ``path`` holding ``text`` unless it exists: True if this call
-        created it. Atomic where the store can say "only if absent" (HDFS rename, a symlink over
-        ssh, O_EXCL locally, S3's If-None-Match); its parent directory exists."""
+        created it. Atomic: of two callers at once exactly one gets True (HDFS rename, WebHDFS
+        CREATE without overwrite, a symlink over ssh, O_EXCL locally, S3's If-None-Match); a
+        store that cannot say "only if absent" raises ConfigError naming ``publish_lock``. Its
+        parent directory exists."""
+
+    @abstractmethod
+    def write_text(self, path: str, text: str) -> None:
+        """Replace the small file ``path`` with ``text`` (only its owner writes it: a lock being
+        refreshed, a transaction record); readers see the old text or the new one."""
 
     @abstractmethod
     def read_text(self, path: str) -> str | None:
@@ -84,8 +94,27 @@ class Destination(ABC):
     @abstractmethod
     def modified(self, directory: str) -> dict[str, float]:
         """Every entry directly under ``directory`` (hidden ones too) -> when it was last modified
-        (POSIX seconds); {} if the directory does not exist. Entries the store keeps no time for
-        (an object store's prefixes) are left out."""
+        (POSIX seconds); {} if the directory does not exist. On an object store, whose prefixes
+        keep no time, a prefix's time is its newest object's. Names come from the store
+        unparsed or from a format no name can break (NUL-separated, JSON); a caller still keeps
+        only names it made (:mod:`~airflow_provider_impala_transfer.core.transfer.layout`)."""
+
+    def touch(self, directory: str) -> None:
+        """Mark ``directory`` as modified now: a rename keeps its old time, and a run's files moved
+        back to staging by a roll back must wait there a full :data:`LEFTOVER_AFTER` again."""
+
+    # Object stores have no directories: a directory "rename" is a copy and a delete per object,
+    # which a transaction must be able to resume (:meth:`objects`, :meth:`move_object`).
+    moves_objects: bool = False
+
+    def objects(self, directory: str) -> list[str]:
+        """Every object below ``directory``, relative to it (object stores only)."""
+        raise NotImplementedError
+
+    def move_object(self, source: str, target: str, *, keep_target: bool = False) -> None:
+        """Move one object, so that running it again after any failure finishes the move (object
+        stores only). ``keep_target``: if both exist, ``target`` is the one to keep."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -148,8 +177,14 @@ class HdfsDestination(Destination):
     def create_exclusive(self, path, text):
         return (self.metadata or self.shell).create_exclusive(path, text)
 
+    def write_text(self, path, text):
+        (self.metadata or self.shell).write_text(path, text)
+
     def modified(self, directory):
         return (self.metadata or self.shell).modified(directory)
+
+    def touch(self, directory):
+        (self.metadata or self.shell).touch(directory)
 
     def read_text(self, path):
         return (self.metadata or self.shell).read_text(path)
@@ -211,20 +246,30 @@ class SshDestination(Destination):
     def create_exclusive(self, path, text):
         return self._ssh("ln", "-s", "-T", "--", text, path, check=False).returncode == 0 or self._exists_or_fail(path)
 
+    def write_text(self, path, text):
+        # a new link under a unique name, renamed over the old one: rename(2) replaces atomically
+        candidate = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{uuid.uuid4().hex}"
+        self._ssh("ln", "-s", "-T", "--", text, candidate)
+        self._ssh("mv", "-f", "-T", "--", candidate, path)
+
+    def touch(self, directory):
+        self._ssh("touch", "-c", "-m", "--", directory)
+
     def _exists_or_fail(self, path: str) -> bool:
         if self.read_text(path) is None:
             raise TransferError(f"cannot create {self.describe(path)} on {self.target.destination}")
         return False
 
     def modified(self, directory):
-        # GNU find; the directory is absolute (ScpTarget checks), so it cannot read as an option
-        result = self._ssh("find", directory, "-mindepth", "1", "-maxdepth", "1", "-printf", "%T@ %f\\n",
+        # GNU find; the directory is absolute (ScpTarget checks), so it cannot read as an option.
+        # One NUL after each entry: a name may hold a newline, never a NUL.
+        result = self._ssh("find", directory, "-mindepth", "1", "-maxdepth", "1", "-printf", "%T@ %f\\0",
                            check=False, capture=True)
         if result.returncode == 255:
             raise TransferError(f"ssh to {self.target.destination} failed: "
                                 f"{result.stderr.decode('utf-8', 'replace').strip() or 'exit 255'}")
-        lines = result.stdout.decode("utf-8", "replace").splitlines() if result.returncode == 0 else []
-        return {name: float(when) for when, _, name in (line.partition(" ") for line in lines) if name}
+        entries = result.stdout.decode("utf-8", "surrogateescape").split("\0") if result.returncode == 0 else []
+        return {name: float(when) for when, _, name in (entry.partition(" ") for entry in entries) if name}
 
     def read_text(self, path):
         result = self._ssh("readlink", "--", path, check=False, capture=True)
@@ -260,38 +305,98 @@ class FsspecDestination(Destination):
         self.fs.makedirs(path, exist_ok=True)
 
     def list_names(self, directory):
-        return [posixpath.basename(p.rstrip("/")) for p in self.fs.ls(directory, detail=False)
-                if _visible(posixpath.basename(p.rstrip("/"))) and self.fs.isfile(p)]
+        names = (posixpath.basename(info["name"].rstrip("/")) for info in self.fs.ls(directory, detail=True)
+                 if info.get("type") == "file")  # one listing, no request per entry
+        return [name for name in names if _visible(name)]
+
+    @property
+    def moves_objects(self) -> bool:  # type: ignore[override]
+        return bool(_protocols(self.fs) & OBJECT_STORES)
 
     def move(self, source, target):
         if not self.fs.isdir(source):
             self.fs.mv(source, target)  # no recursive=: SFTP's mv does not take it
         elif isinstance(self.fs, LocalFileSystem):
             self.fs.mv(source, target, recursive=True)
-        elif not _protocols(self.fs) & OBJECT_STORES:
+        elif not self.moves_objects:
             self.fs.mv(source, target)  # a store with directories (WebHDFS, SFTP): one rename
         else:
             # Object stores (S3, GCS, ABFS) have no directories to rename: move object by object.
-            # Each object appears whole, but the set does not appear at once (documented).
-            prefix = source.rstrip("/") + "/"
-            for path in self.fs.find(source):
-                moved = posixpath.join(target, path[len(prefix):])
-                self.fs.mv(path, moved)
-                if not self.fs.exists(moved):
-                    raise TransferError(f"moving {self.describe(path)} to {self.describe(moved)} did not happen")
-            if self.fs.find(source):
-                raise TransferError(f"{self.describe(source)} still holds files after moving them")
-            if self.fs.exists(source):
-                self.fs.rm(source, recursive=True)
+            # Each object appears whole, but the set does not appear at once (publishing records
+            # the objects first and can resume: core.transfer.publish).
+            for name in self.objects(source):
+                self.move_object(posixpath.join(source, name), posixpath.join(target, name))
+            self._drop_empty(source)
         # Some stores answer a rename they did not do with "false", not an error (WebHDFS when the
         # target's parent is missing): never go on as if it had happened.
         if not self.fs.exists(target) or self.fs.exists(source):
             raise TransferError(f"renaming {self.describe(source)} to {self.describe(target)} did not happen")
 
+    def objects(self, directory):
+        prefix = directory.rstrip("/") + "/"
+        try:
+            found = self.fs.find(directory)  # by name, never a glob
+        except FileNotFoundError:
+            return []
+        return sorted(path[len(prefix):] for path in found if path.startswith(prefix))
+
+    def move_object(self, source, target, *, keep_target=False):
+        """Copy, check the copy's size, delete the source. Run again after a failure at any
+        point, it finishes the move: a source already gone with its target there was moved; a
+        source still there is copied (again: an object appears whole, so a copy made before
+        is replaced by an equal one), then deleted. Four requests per object."""
+        before = self._info(source)
+        if before is None:
+            if not self.fs.exists(target):
+                raise TransferError(f"neither {self.describe(source)} nor {self.describe(target)} exists")
+            return
+        if not (keep_target and self.fs.exists(target)):
+            self.fs.cp_file(source, target)
+            there = self._info(target)
+            if there is None or there.get("size") != before.get("size"):
+                raise TransferError(f"copying {self.describe(source)} to {self.describe(target)} did not happen")
+        self.fs.rm_file(source)
+
+    def _info(self, path: str) -> dict | None:
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        return info if info.get("type") != "directory" else None
+
+    def _drop_empty(self, directory: str) -> None:
+        """An in-memory filesystem keeps directories of its own; object stores keep none."""
+        if "memory" in _protocols(self.fs) and self.fs.isdir(directory) and not self.fs.find(directory):
+            self.fs.rm(directory, recursive=True)
+
     def remove(self, paths, *, recursive=False):
         for path in paths:
-            if self.fs.exists(path):
-                self.fs.rm(path, recursive=recursive)
+            if not self.fs.exists(path):
+                continue
+            if not has_magic(path):
+                self.fs.rm(path, recursive=recursive)  # what it finds below is removed by name
+            elif isinstance(self.fs, LocalFileSystem):  # fs.rm would read * ? [ as a glob
+                shutil.rmtree(path) if recursive and os.path.isdir(path) else os.remove(path)
+            else:
+                for name in self.objects(path) if recursive else []:
+                    self.fs.rm_file(posixpath.join(path, name))
+                if self._info(path) is not None:
+                    self.fs.rm_file(path)
+                self._drop_empty(path)
+
+    def _no_exclusive_create(self) -> str | None:
+        """Why :meth:`create_exclusive` cannot say "only if absent" in one step here, or None: it
+        can with O_EXCL on the local disk and over SFTP, S3's If-None-Match (checked once per
+        endpoint: some S3-compatible stores ignore it), the in-memory filesystem. GCS and ABFS
+        have such a precondition too, but their fsspec filesystems are not tested here, so they
+        are refused until they are."""
+        protocols = _protocols(self.fs)
+        if isinstance(self.fs, LocalFileSystem) or protocols & {"memory", "sftp", "ssh"}:
+            return None
+        if protocols & {"s3", "s3a"}:
+            return None if _honours_if_none_match(self.fs, self.root) else \
+                "this endpoint ignores If-None-Match (it wrote a probe file twice)"
+        return "cannot create a file only if it is absent in one step"
 
     def create_exclusive(self, path, text):
         data = text.encode("utf-8")
@@ -303,12 +408,36 @@ class FsspecDestination(Destination):
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             return True
-        # S3 (If-None-Match: *) is atomic; fsspec's generic "create" checks, then writes.
+        problem = self._no_exclusive_create()
+        if problem:
+            raise ConfigError("publish_lock", f"{self.describe(path)}: {problem}, so two runs publishing this target "
+                              "at once could both take its lock", "publish to HDFS, AWS S3, SFTP or a local path; or "
+                              "set publish_lock='none' (CLI: --publish-lock none) if only one run at a time ever "
+                              "publishes to this target")
         try:
-            self.fs.pipe_file(path, data, mode="create")
+            if _protocols(self.fs) & {"sftp", "ssh"}:
+                with self.fs.open(path, "xb") as handle:  # SFTP's O_EXCL
+                    handle.write(data)
+            else:
+                self.fs.pipe_file(path, data, mode="create")  # S3: If-None-Match: *
         except FileExistsError:
             return False
+        except OSError:
+            if self.read_text(path) is None:  # SFTP answers "Failure" for an existing file
+                raise
+            return False
         return True
+
+    def write_text(self, path, text):
+        data = text.encode("utf-8")
+        if isinstance(self.fs, LocalFileSystem):  # a private file renamed over the old one
+            candidate = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{uuid.uuid4().hex}"
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(candidate, path)
+            return
+        self.fs.pipe_file(path, data)  # one PUT on an object store: replaced whole
 
     def read_text(self, path):
         try:
@@ -316,7 +445,25 @@ class FsspecDestination(Destination):
         except FileNotFoundError:
             return None
 
+    def touch(self, directory):
+        if isinstance(self.fs, LocalFileSystem):
+            os.utime(directory)
+        # object stores: a moved object is a new one, with its own time; SFTP keeps the old time
+
     def modified(self, directory):
+        if self.moves_objects:  # a prefix keeps no time: its newest object's
+            prefix = directory.rstrip("/") + "/"
+            try:
+                found = self.fs.find(directory, detail=True)
+            except FileNotFoundError:
+                return {}
+            newest: dict[str, float] = {}
+            for path, info in found.items():
+                when = _mtime(info)
+                if path.startswith(prefix) and when is not None:
+                    name = path[len(prefix):].split("/", 1)[0]
+                    newest[name] = max(when, newest.get(name, when))
+            return newest
         try:
             entries = self.fs.ls(directory, detail=True)
         except FileNotFoundError:
@@ -329,9 +476,35 @@ class FsspecDestination(Destination):
         return found
 
 
+_IF_NONE_MATCH: dict[tuple[fsspec.AbstractFileSystem, str], bool] = {}
+
+
+def _honours_if_none_match(fs: fsspec.AbstractFileSystem, root: str) -> bool:
+    """Create one probe object twice "only if absent": a store that ignores If-None-Match lets the
+    second write through. Asked once per filesystem (endpoint and credentials) and bucket; the
+    probe is removed."""
+    key = (fs, root.split("/", 1)[0])
+    if key not in _IF_NONE_MATCH:
+        probe = f"{root.rstrip('/')}/_impala_transfer_locks/.if-none-match-{uuid.uuid4().hex}"
+        try:
+            fs.pipe_file(probe, b"probe", mode="create")
+        except Exception as exc:  # noqa: BLE001 - s3fs < 2024.12 passes mode= on to S3, which refuses it
+            raise ConfigError("publish_lock", f"{fs.unstrip_protocol(root)}: cannot write a lock file only if it is "
+                              f"absent ({type(exc).__name__}: {exc})",
+                              "install s3fs 2024.12 or later, and check the store answers") from None
+        try:
+            fs.pipe_file(probe, b"again", mode="create")
+            _IF_NONE_MATCH[key] = False
+        except FileExistsError:
+            _IF_NONE_MATCH[key] = True
+        finally:
+            fs.rm_file(probe)
+    return _IF_NONE_MATCH[key]
+
+
 def _mtime(info: dict) -> float | None:
     """An fsspec entry's modification time, under the name its filesystem uses."""
-    for key in ("mtime", "LastModified", "last_modified", "modificationTime", "updated"):
+    for key in ("mtime", "LastModified", "last_modified", "modificationTime", "updated", "created"):
         value = info.get(key)
         if value is None:
             continue

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from airflow_provider_impala_transfer.core.common.checksums import Digests
-from airflow_provider_impala_transfer.core.common.uris import local_path
+from airflow_provider_impala_transfer.core.common.uris import HADOOP_GLOB, check_hadoop_path, join, local_path
 from airflow_provider_impala_transfer.core.errors import CommandFailed, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 
@@ -99,13 +99,20 @@ class HdfsShell:
 
     def create_exclusive(self, path: str, text: str) -> bool:
         """Write ``text`` to a file of a unique name, then rename it to ``path``: the NameNode
-        refuses a rename onto an existing file, so of two writers exactly one succeeds."""
-        candidate = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}"
-        with tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:  # 0700
-            local = os.path.join(private, "text")
-            with open(local, "w", encoding="utf-8") as handle:
+        refuses a rename onto an existing file, so of two writers exactly one succeeds. A
+        ``file://`` path is this machine's disk, where Hadoop's rename replaces an existing file:
+        there the file is created with O_EXCL instead."""
+        local = _file_uri_path(path)
+        if local is not None:
+            try:
+                fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
-            self.run(self.argv("-put", f"file://{local}", candidate))
+            return True
+        candidate = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}"
+        self._put_text(text, candidate)
         renamed = self.run(self.argv("-mv", candidate, path), check=False)
         if renamed.returncode == 0:
             return True
@@ -113,6 +120,22 @@ class HdfsShell:
         if self.test("-e", path):
             return False
         raise CommandFailed(renamed.args, renamed.returncode, renamed.stderr.decode("utf-8", "replace")[-2000:])
+
+    def write_text(self, path: str, text: str) -> None:
+        """Replace ``path`` with ``text``: ``-put -f`` writes ``<path>._COPYING_`` and renames it
+        over ``path``, so a reader sees the old text or the new one."""
+        self._put_text(text, path, overwrite=True)
+
+    def _put_text(self, text: str, path: str, *, overwrite: bool = False) -> None:
+        with tempfile.TemporaryDirectory(prefix="impala-transfer-") as private:  # 0700
+            local = os.path.join(private, "text")
+            with open(local, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            self.run(self.argv("-put", *(["-f"] if overwrite else []), f"file://{local}", path))
+
+    def touch(self, path: str) -> None:
+        """Set ``path``'s modification time to now (directories too)."""
+        self.run(self.argv("-touch", "-m", "-c", path))
 
     def read_text(self, path: str) -> str | None:
         result = self.run(self.argv("-cat", path), capture=True, check=False)
@@ -124,18 +147,33 @@ class HdfsShell:
         raise CommandFailed(result.args, result.returncode, stderr[-2000:])
 
     def modified(self, directory: str) -> dict[str, float]:
-        """Entries under ``directory`` -> modification time, in one JVM (``-stat`` of ``dir/*``;
-        the directory itself holds no glob characters: uris.check_hadoop_path)."""
-        result = self.run(self.argv("-stat", "%Y %n", directory.rstrip("/") + "/*"), capture=True, check=False)
-        if result.returncode != 0:
-            stderr = result.stderr.decode("utf-8", "replace")
-            if "No such file or directory" in stderr:
-                return {}
+        """Entries under ``directory`` -> modification time (``-stat`` of ``dir/*``; the directory
+        itself holds no glob characters: uris.check_hadoop_path). ``-stat`` prints a line per
+        entry and a name may hold a newline, so ``x\\n0 ../y`` would read as two entries: the
+        names found are asked again by name, and only entries that exist under exactly that
+        name are returned. Names with whitespace or glob characters (which FsShell would
+        expand) are left out: nothing of ours is called that."""
+        listed = self._stat(directory.rstrip("/") + "/*")
+        names = [n for n in listed if n and not (set(n) & HADOOP_GLOB or any(c.isspace() for c in n))]
+        if not names:
+            return {}
+        return {n: when for n, when in self._stat(*(join(directory, n) for n in names)).items() if n in names}
+
+    def _stat(self, *paths: str) -> dict[str, float]:
+        """``-stat "%Y %n"`` in one JVM: name -> time; paths that do not exist are skipped."""
+        result = self.run(self.argv("-stat", "%Y %n", *paths), capture=True, check=False)
+        stderr = result.stderr.decode("utf-8", "replace")
+        said = [line for line in stderr.splitlines() if line.startswith("stat:")]
+        if result.returncode != 0 and not (said and all("No such file or directory" in line for line in said)):
             raise CommandFailed(result.args, result.returncode, stderr[-2000:])
         lines = result.stdout.decode("utf-8", "replace").splitlines()
-        return {name: int(ms) / 1000 for ms, _, name in (line.partition(" ") for line in lines) if name}
+        return {name: int(ms) / 1000 for ms, _, name in (line.partition(" ") for line in lines) if ms.isdigit()}
 
     def remove(self, *paths: str, recursive: bool = False) -> None:
+        """``-rm`` of exactly ``paths``: FsShell expands a glob in any path it is given, so a
+        path with a glob character is refused before anything runs."""
+        for path in paths:
+            check_hadoop_path(path, "path to remove")
         if paths:
             self.run(self.argv("-rm", *(["-r"] if recursive else []), "-f", "-skipTrash", *paths))
 

@@ -36,7 +36,8 @@ from airflow_provider_impala_transfer.core.transfer.destinations import (
     SshDestination,
 )
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
-from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STALE_AFTER, Run
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STAGING_NAME, STALE_AFTER, Run
+from airflow_provider_impala_transfer.core.transfer.sweep import stale_entries
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 METHODS = (*CHAIN, "fsspec")
@@ -196,8 +197,13 @@ class DistcpMethod(TransferMethod):
     copies_from_hdfs = True
 
     def staging_key(self, run: Run) -> str:
-        tag = hashlib.sha256(self.target_dir(run).encode()).hexdigest()[:8]
-        return f"{run.key}-{tag}"
+        """``<run's staging name>-<target tag>``: the run (its group, its partition) and a hash of
+        the target root, so one run sending to two targets keeps two sets of copies."""
+        return f"{run.staging_name}-{self._target_tag}"
+
+    @property
+    def _target_tag(self) -> str:
+        return hashlib.sha256(self.destination.root.encode()).hexdigest()[:8]
 
     def listing_path(self, run: Run, files: Sequence[FileEntry]) -> str:
         return os.path.join(self.listing_dir, f"distcp-{self.staging_key(run)}-{files_key(files)}.list")
@@ -265,11 +271,10 @@ class DistcpMethod(TransferMethod):
         """Staged copies a stopped job left on the source cluster (killed before its clean-up) for
         this target, by any run: removed once older than any job of ours can run."""
         root = join(self.source_hdfs_path, STAGING_DIR)
-        tag = "-" + self.staging_key(run).rsplit("-", 1)[1]
+        ours = re.compile(rf"(?:{STAGING_NAME.pattern})-{self._target_tag}")
         try:
-            ages = self.source_shell.modified(root)
-            stale = [join(root, n) for n, when in ages.items()
-                     if n.endswith(tag) and n != self.staging_key(run) and time.time() - when > STALE_AFTER]
+            stale = stale_entries(self.source_shell.modified(root), root, ours, older_than=STALE_AFTER,
+                                  keep={self.staging_key(run)})
             if stale:
                 self.runner.log(f"removing staged copies a stopped run left on the source cluster: {', '.join(stale)}")
                 self.source_shell.remove(*stale, recursive=True)

@@ -1,63 +1,124 @@
-"""Make a run's verified files visible: its staging directory becomes its final directory, by
-one rename per destination, so readers see all of a run's files or none of them.
+"""Make a run's verified files visible: its staging directory becomes its final directory, so
+readers see all of a run's files or none of them.
 
-Publishing is a small transaction per final directory: :func:`publish` takes its lock and swaps
-the directories, keeping what it replaced; after the later checks (the target table) the caller
-either :func:`commit`\ s (drop the replaced files) or :func:`roll_back`\ s (put them back). A
-crash in between is repaired by the run's next attempt, which finds its own lock."""
+Publishing is a small transaction per final directory, under the directory's lock
+(:mod:`~airflow_provider_impala_transfer.core.transfer.lock`): :func:`publish` moves what the
+final directory held aside and the staging directory into its place; after the later checks
+(the target table) the caller either :func:`commit`\ s (drop the replaced files) or
+:func:`roll_back`\ s (put them back).
+
+Before anything moves, a record names every move (``_impala_transfer_txn/<final>``, a
+:class:`Txn`) and says how far it got. On HDFS, the local disk and over ssh each move is one
+rename; on an object store (S3, GCS, ABFS) a directory moves one object at a time, and a failure
+half way (a 503 on the 2nd object, a killed worker) leaves part moved. Every move is idempotent
+(:meth:`Destination.move_object` finishes a move begun earlier), so the record lets any later
+attempt complete or undo it exactly: the run's retry, its finalize, or the run that breaks its lock
+after the lease. A failure undoes what the attempt moved; if even that fails, the lock stays and
+the record says what is left. Nothing is removed that the record does not prove is a copy or
+superseded. After :func:`commit` the record stays, saying who published the directory last.
+"""
 
 from __future__ import annotations
 
+import json
 import posixpath
-import socket
-import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field, replace
 
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.errors import PublishError, TransferError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
-from airflow_provider_impala_transfer.core.transfer.layout import (
-    LEFTOVER_AFTER,
-    STAGING_DIR,
-    STALE_AFTER,
-    Run,
-    RunLayout,
-    partition_key,
-)
+from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, Run, RunLayout, inside
+from airflow_provider_impala_transfer.core.transfer.lock import Holder, PublishLock, acquire, check_held, release
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
+from airflow_provider_impala_transfer.core.transfer.sweep import sweep_stale_staging
+
+Log = Callable[[str], None]
+
+OPEN_PHASES = ("aside", "swap")  # "aside": the old files move to previous; "swap": the new ones into place
 
 
-def publish(destination: Destination, run: Run, expected: Sequence[str], allowed: Sequence[str],
-            *, log: Callable[[str], None] = lambda message: None) -> str | None:
-    """Rename the run's staging directory to its final directory, under the final directory's lock.
+@dataclass
+class Txn:
+    """What one publish of a final directory moves, and how far it got: written before anything
+    moves, then at each phase. On an object store it lists every object (relative to its
+    directory); elsewhere each directory moves by one rename and the lists stay empty."""
+
+    owner: str  # Run.owner
+    run: str  # Run.key
+    staging: str  # the owner's staging directory name (under _impala_transfer_staging)
+    phase: str  # aside -> swap -> committed
+    replaced: bool  # the final directory existed and its files are (being) moved aside
+    replaced_objects: list[str] = field(default_factory=list)
+    incoming_objects: list[str] = field(default_factory=list)
+    before: dict | None = None  # the record this one replaced (who published the directory before)
+
+    @property
+    def open(self) -> bool:
+        return self.phase in OPEN_PHASES
+
+    def text(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def parse(cls, text: str) -> Txn:
+        try:
+            return cls(**json.loads(text))
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"unreadable publish record ({exc}): {text[:200]!r}") from None
+
+
+def read_txn(destination: Destination, layout: RunLayout) -> Txn | None:
+    text = destination.read_text(layout.txn_path)
+    return None if text is None else Txn.parse(text)
+
+
+def _write_txn(destination: Destination, layout: RunLayout, txn: Txn) -> None:
+    destination.write_text(layout.txn_path, txn.text())
+
+
+def publish(destination: Destination, run: Run, expected: Sequence[str], allowed: Sequence[str], *,
+            lock: PublishLock = PublishLock(), log: Log = lambda message: None) -> str | None:
+    """Move the run's staging directory into its final directory, under the final directory's lock.
 
     What the final directory held is moved aside (:attr:`RunLayout.previous_dir`), not deleted:
     :func:`commit` drops it once every later check passed, :func:`roll_back` puts it back. The
     lock stays held until then. ``expected``: names this destination delivered; ``allowed``: every
     name of the run (another destination may be the same physical place). Unknown files in staging
     (from an earlier, longer attempt of this run) are removed first; other runs' directories are
-    never touched. Idempotent: a retry after the rename finds the files in place. Returns where
+    never touched. Idempotent: a retry after the moves finds the files in place. Returns where
     the replaced files wait, or None.
     """
     layout = run.at(destination.root)
     staging, final, previous = layout.staging_dir, layout.final_dir, layout.previous_dir
-    acquire(destination, layout, log=log)
+    destination.makedirs(posixpath.dirname(layout.txn_path))
+    acquire(destination, layout, lock, restore=lambda holder: _restore_for(destination, layout, holder, log=log),
+            log=log)
+    txn = read_txn(destination, layout)
     try:
-        if destination.is_dir(previous):
-            if not destination.is_dir(staging) and _holds(destination, final, expected):
-                log(f"{destination.describe(final)} already published; the replaced files wait at "
-                    f"{destination.describe(previous)}")
-                return destination.describe(previous)
+        if txn is not None and txn.open:
+            if txn.owner == run.owner and _swapped(destination, layout, txn) and not destination.is_dir(staging) \
+                    and _holds(destination, final, expected):
+                log(f"{destination.describe(final)} already published" + (
+                    f"; the replaced files wait at {destination.describe(previous)}" if txn.replaced else ""))
+                return destination.describe(previous) if txn.replaced else None
+            if txn.owner != run.owner:  # only without a lock (publish_lock='none'): someone is at it
+                raise PublishError(f"{destination.describe(final)} is being published by run {txn.owner}; nothing "
+                                   "was changed (wait for that run and retry)")
             log(f"an earlier attempt of this run did not finish: restoring {destination.describe(final)}")
-            _restore(destination, layout, log=log)
+            txn = _undo(destination, layout, txn, log=log)
+        if txn is not None and txn.run == run.key and txn.owner != run.owner:
+            raise PublishError(f"{destination.describe(final)} was published by another task group of this run "
+                               f"({txn.owner}); nothing was changed (give each group its own target_path or partition)")
+        _finish_commit(destination, layout, txn, log=log)
         if not destination.is_dir(staging):
-            if not _holds(destination, final, expected):
+            if txn is None or txn.owner != run.owner or not _holds(destination, final, expected):
                 raise PublishError(f"nothing to publish: {destination.describe(staging)} is missing and "
-                                   f"{destination.describe(final)} lacks some of {', '.join(sorted(expected)[:5])}")
-            log(f"{destination.describe(final)} already published")
-            release(destination, layout)  # nothing was replaced: nothing to confirm or restore
+                                   f"{destination.describe(final)} does not hold this run's files")
+            log(f"{destination.describe(final)} already published by this run, and kept")
+            if lock.enabled:
+                release(destination, layout, lock)  # nothing was replaced: nothing to confirm or restore
             return None
         present = set(destination.list_names(staging))
         missing = sorted(set(expected) - present)
@@ -68,143 +129,195 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
         if stale:
             log(f"removing files of an earlier attempt: {', '.join(stale)}")
             destination.remove([join(staging, name) for name in stale])
+        if destination.is_dir(previous):
+            raise PublishError(f"{destination.describe(previous)} holds files that no publish record explains; nothing "
+                               f"was changed (they may be the only copy of {destination.describe(final)}'s earlier "
+                               "files: move them back or remove them by hand, then retry)")
         replaced = destination.is_dir(final)
+        objects = destination.moves_objects
+        txn = Txn(run.owner, run.key, run.staging_name, "aside", replaced,
+                  replaced_objects=destination.objects(final) if replaced and objects else [],
+                  incoming_objects=destination.objects(staging) if objects else [], before=_before(txn))
+        _write_txn(destination, layout, txn)  # before anything moves
+    except BaseException:
+        _release_after_failure(destination, layout, lock, log=log)
+        raise
+    try:
         if replaced:
-            destination.makedirs(posixpath.dirname(previous))
             log(f"replacing {destination.describe(final)}; its files wait at {destination.describe(previous)} "
                 "until the run's checks pass")
-            destination.move(final, previous)
-        destination.makedirs(posixpath.dirname(final))
+            _move_tree(destination, final, previous, txn.replaced_objects)
+        txn = replace(txn, phase="swap")
+        if destination.moves_objects:  # elsewhere the directories themselves say it (_swapped)
+            _write_txn(destination, layout, txn)
+        _move_tree(destination, staging, final, txn.incoming_objects)
+    except BaseException as exc:
+        log(f"publishing {destination.describe(final)} failed ({exc}); putting back what it held")
         try:
-            destination.move(staging, final)
-        except BaseException:
-            if replaced and not destination.is_dir(final):
-                destination.move(previous, final)
-            raise
-        log(f"published {destination.describe(final)}")
-        return destination.describe(previous) if replaced else None
-    except BaseException:
-        release(destination, layout)
+            _undo(destination, layout, txn, log=log)
+        except BaseException as again:  # noqa: BLE001 - the record stays: the next attempt finishes the undo
+            log(f"putting back {destination.describe(final)} failed too ({again}); the lock stays held and "
+                f"{destination.describe(layout.txn_path)} says what is left: the run's retry, its finalize or "
+                "the next run of this directory puts it back")
+            raise exc from again
+        _release_after_failure(destination, layout, lock, log=log)
         raise
+    log(f"published {destination.describe(final)}")
+    return destination.describe(previous) if replaced else None
 
 
-def commit(destination: Destination, run: Run, *, log: Callable[[str], None] = lambda message: None) -> None:
-    """The run passed every check: drop the files it replaced and release the lock."""
+def commit(destination: Destination, run: Run, *, lock: PublishLock = PublishLock(),
+           log: Log = lambda message: None) -> None:
+    """The run passed every check: drop the files it replaced and release the lock. Fails
+    loudly (PublishError) when the lock or the record is not this run's: another run took the
+    directory over, and nothing this run decided may be kept."""
     layout = run.at(destination.root)
-    if not _owns(destination, layout):
+    txn = read_txn(destination, layout)
+    if txn is not None and txn.owner == run.owner and txn.phase == "committed":
+        _finish_commit(destination, layout, txn, log=log)  # a retried finalize, or nothing was replaced
+        if _holds_lock(destination, layout, lock):
+            release(destination, layout, lock)
         return
-    if destination.is_dir(layout.previous_dir):
-        log(f"removing the replaced files at {destination.describe(layout.previous_dir)}")
-        destination.remove([layout.previous_dir], recursive=True)
-    release(destination, layout)
+    check_held(destination, layout, lock)
+    if txn is None or txn.owner != run.owner or not txn.open:
+        raise PublishError(f"{destination.describe(layout.final_dir)}: this run has nothing published to keep (the "
+                           f"publish record names {txn.owner if txn else 'no run'}); nothing was kept (re-run it)")
+    if not _swapped(destination, layout, txn):
+        raise PublishError(f"{destination.describe(layout.final_dir)}: this run's publish did not finish; nothing "
+                           "was kept (retry the publish)")
+    txn = replace(txn, phase="committed")
+    _write_txn(destination, layout, txn)  # from here on the replaced files are superseded
+    _finish_commit(destination, layout, txn, log=log)
+    if lock.enabled:
+        destination.remove([layout.lock_path])  # checked above; this run's last step
     try:
         sweep_stale_staging(destination, run, log=log)
     except TransferError as exc:  # housekeeping: the run itself is done and confirmed
         log(f"could not sweep old staging directories: {exc}")
 
 
-def roll_back(destination: Destination, run: Run, *, log: Callable[[str], None] = lambda message: None) -> bool:
+def roll_back(destination: Destination, run: Run, *, lock: PublishLock = PublishLock(),
+              log: Log = lambda message: None) -> bool:
     """A check after publishing failed: the final directory gets back what it held before this run
     (or disappears if it held nothing), the run's files go back to staging for a retry, and the
-    lock is released. Does nothing (False) unless this run holds the lock."""
+    lock is released. Does nothing (False) unless the record says this run's publish is open."""
     layout = run.at(destination.root)
-    if not _owns(destination, layout):
-        return False
-    _restore(destination, layout, log=log)
-    release(destination, layout)
-    return True
+    txn = read_txn(destination, layout)
+    undo = txn is not None and txn.owner == run.owner and txn.open
+    if undo:
+        check_held(destination, layout, lock)
+        _undo(destination, layout, txn, log=log)
+    if _holds_lock(destination, layout, lock):  # also when an earlier attempt undid all but the release
+        release(destination, layout, lock)
+    return undo
 
 
-def _restore(destination: Destination, layout: RunLayout, *, log: Callable[[str], None],
-             staging: str | None = None) -> None:
-    """Put ``previous`` back as the final directory; the unconfirmed files there go back to
-    ``staging`` (the run's own, unless the lock's owner was another run)."""
-    staging, final, previous = staging or layout.staging_dir, layout.final_dir, layout.previous_dir
-    had_previous = destination.is_dir(previous)
-    if destination.is_dir(final) and (had_previous or not destination.is_dir(staging)):
-        if destination.is_dir(staging):  # a newer delivery of this run waits there: keep that one
-            destination.remove([final], recursive=True)
-        else:
+def _undo(destination: Destination, layout: RunLayout, txn: Txn, *, log: Log) -> Txn | None:
+    """Put the final directory back as it was before ``txn``: its new files back into the owner's
+    staging directory (where a newer delivery of the run, if any, wins), then the replaced ones
+    back into place. Each step can be run again; the record says which are left. Returns the
+    record that is current afterwards (the one ``txn`` replaced)."""
+    final, previous = layout.final_dir, layout.previous_dir
+    staging = join(destination.root, STAGING_DIR, txn.staging)
+    if _swapped(destination, layout, txn):
+        if destination.is_dir(final):
             destination.makedirs(posixpath.dirname(staging))
-            destination.move(final, staging)
+            _move_tree(destination, final, staging, txn.incoming_objects, keep_target=True)
+            destination.touch(staging)  # waits a full week again for the run's retry
             log(f"unpublished {destination.describe(final)}: the run's files wait in {destination.describe(staging)}")
-    if had_previous:
-        destination.move(previous, final)
-        log(f"restored {destination.describe(final)} as it was before this run")
+        if destination.moves_objects:  # the old files may share the new ones' names: never undo this again
+            txn = replace(txn, phase="aside")
+            _write_txn(destination, layout, txn)
+    if txn.replaced:
+        _move_tree(destination, previous, final, txn.replaced_objects)
+        log(f"restored {destination.describe(final)} as it was before run {txn.owner}")
+    before = Txn(**txn.before) if txn.before else None
+    if before is not None:
+        _write_txn(destination, layout, before)
+    else:
+        destination.remove([layout.txn_path])
+    return before
+
+
+def _swapped(destination: Destination, layout: RunLayout, txn: Txn) -> bool:
+    """Whether ``txn``'s new files were (being) moved into place. An object store's record says
+    so (phase ``swap``); elsewhere each directory moves by one rename, so the directories say it:
+    the final directory is there again after the old one went aside (or there was none)."""
+    if txn.phase != "aside" or destination.moves_objects:
+        return txn.phase == "swap"
+    return destination.is_dir(layout.final_dir) and (not txn.replaced or destination.is_dir(layout.previous_dir))
+
+
+def _finish_commit(destination: Destination, layout: RunLayout, txn: Txn | None, *, log: Log) -> None:
+    """A committed publish's replaced files are superseded: remove what is left of them."""
+    if txn is None or txn.phase != "committed" or not txn.replaced or not destination.is_dir(layout.previous_dir):
+        return
+    log(f"removing the replaced files at {destination.describe(layout.previous_dir)}")
+    previous = inside(layout.previous_dir, destination.root)
+    if destination.moves_objects:
+        destination.remove([join(previous, name) for name in txn.replaced_objects])
+    destination.remove([previous], recursive=True)
+
+
+def _restore_for(destination: Destination, layout: RunLayout, holder: Holder, *, log: Log) -> None:
+    """Breaking the lock of a run that is gone: undo the publish it left open, if any."""
+    txn = read_txn(destination, layout)
+    if txn is not None and txn.open:
+        if txn.owner != holder.owner:
+            raise PublishError(f"{destination.describe(layout.txn_path)} names run {txn.owner}, the lock run "
+                               f"{holder.owner}; nothing was changed (inspect both by hand)")
+        _undo(destination, layout, txn, log=log)
+
+
+def _release_after_failure(destination: Destination, layout: RunLayout, lock: PublishLock, *, log: Log) -> None:
+    """The attempt failed: another run may publish now, unless a publish of this run is still
+    open (the record says what is left to put back): then the lock stays for the run's retry."""
+    if not lock.enabled:
+        return
+    try:
+        txn = read_txn(destination, layout)
+        if txn is not None and txn.open and txn.owner == layout.run.owner:
+            log(f"keeping {destination.describe(layout.lock_path)}: {destination.describe(layout.txn_path)} "
+                "says what is left to put back")
+            return
+        release(destination, layout, lock)
+    except (TransferError, PublishError) as exc:  # the publish's own error is the one to report
+        log(f"could not release {destination.describe(layout.lock_path)}: {exc}")
+
+
+def _holds_lock(destination: Destination, layout: RunLayout, lock: PublishLock) -> bool:
+    return lock.enabled and Holder.parse(destination.read_text(layout.lock_path)).owner == layout.run.owner
+
+
+def _before(txn: Txn | None) -> dict | None:
+    """The last closed record, kept inside the next one (one level: who published before)."""
+    return None if txn is None or txn.open else {**asdict(txn), "before": None}
+
+
+def _move_tree(destination: Destination, source: str, target: str, objects: Sequence[str], *,
+               keep_target: bool = False) -> None:
+    """Move directory ``source`` to ``target``, resuming a move begun earlier. One rename where
+    the store has directories; object by object (``objects``, as recorded) on an object store.
+    ``keep_target``: where both exist, ``target`` holds the newer files (a newer delivery of the run)."""
+    if destination.moves_objects:
+        for name in objects:
+            destination.move_object(join(source, name), join(target, name), keep_target=keep_target)
+        return
+    if not destination.is_dir(source):
+        if not destination.is_dir(target):
+            raise TransferError(f"neither {destination.describe(source)} nor {destination.describe(target)} exists")
+        return  # moved by an earlier attempt
+    if destination.is_dir(target):
+        if not keep_target:
+            raise TransferError(f"cannot move {destination.describe(source)}: {destination.describe(target)} exists")
+        destination.remove([inside(source, destination.root)], recursive=True)
+        return
+    destination.makedirs(posixpath.dirname(target))
+    destination.move(source, target)
 
 
 def _holds(destination: Destination, final: str, expected: Sequence[str]) -> bool:
     return destination.is_dir(final) and not set(expected) - set(destination.list_names(final))
-
-
-# The lock -------------------------------------------------------------------------------------
-# One small file per final directory names the run publishing it. Two runs of the same partition
-# (another DAG, a manual run next to the scheduled one) cannot both rename into it: the second
-# fails and changes nothing. The same run (a retry after a crash) takes its own lock back.
-
-def _owner_text(run: Run) -> str:
-    return f"{run.key} {socket.gethostname()} {datetime.now(timezone.utc).isoformat(timespec='seconds')}"
-
-
-def acquire(destination: Destination, layout: RunLayout, *, log: Callable[[str], None] = lambda message: None) -> None:
-    destination.makedirs(posixpath.dirname(layout.lock_path))
-    if destination.create_exclusive(layout.lock_path, _owner_text(layout.run)):
-        return
-    held = destination.read_text(layout.lock_path)
-    if held is not None and held.split(" ", 1)[0] == layout.run.key:
-        log(f"taking back the lock an earlier attempt of this run left ({held.strip()})")
-        return
-    owner, _, rest = (held or "?").strip().partition(" ")
-    since = _since(rest)
-    if since is not None and time.time() - since > STALE_AFTER:
-        # Its run died between publish and finalize long ago (every step of ours is bounded far
-        # below this): do what that run's retry would have done, then take the directory over.
-        log(f"the lock of run {owner} is from {rest.split()[-1]}: that run is long gone; restoring what it replaced")
-        owner_run = owner + (f"+{partition_key(layout.run.partition)}" if layout.run.partition else "")
-        _restore(destination, layout, log=log, staging=join(destination.root, STAGING_DIR, owner_run))
-        destination.remove([layout.lock_path])
-        if destination.create_exclusive(layout.lock_path, _owner_text(layout.run)):
-            return
-        held = destination.read_text(layout.lock_path) or "?"
-        owner, _, rest = held.strip().partition(" ")
-    raise PublishError(
-        f"{destination.describe(layout.final_dir)} is being published by run {owner} ({rest or 'just now'}); "
-        f"nothing was changed (wait for that run and retry; if it is no longer running, remove "
-        f"{destination.describe(layout.lock_path)} and retry: a retry restores what it replaced)")
-
-
-def _since(rest: str) -> float | None:
-    """The time in a lock's text (``<run key> <host> <ISO time>``), or None if unreadable."""
-    try:
-        return datetime.fromisoformat(rest.split()[-1]).timestamp()
-    except (IndexError, ValueError):
-        return None
-
-
-def sweep_stale_staging(destination: Destination, run: Run, *,
-                        log: Callable[[str], None] = lambda message: None) -> list[str]:
-    """Remove the staging directories of runs that never published and were last touched more
-    than :data:`LEFTOVER_AFTER` ago (a failed run's delivered chunks wait there for its retry,
-    but not forever). Called after a successful publish; this run's own directory is never touched."""
-    staging_root = join(destination.root, STAGING_DIR)
-    now = time.time()
-    stale = sorted(name for name, when in destination.modified(staging_root).items()
-                   if name != run.staging_name and now - when > LEFTOVER_AFTER)
-    if stale:
-        log(f"removing staging directories of runs that never published, untouched for "
-            f"{LEFTOVER_AFTER // 86400:.0f} days: {', '.join(stale)}")
-        destination.remove([join(staging_root, name) for name in stale], recursive=True)
-    return stale
-
-
-def release(destination: Destination, layout: RunLayout) -> None:
-    if _owns(destination, layout):
-        destination.remove([layout.lock_path])
-
-
-def _owns(destination: Destination, layout: RunLayout) -> bool:
-    held = destination.read_text(layout.lock_path)
-    return held is not None and held.split(" ", 1)[0] == layout.run.key
 
 
 def publish_files(destination: Destination, staging_dir: str, final_dir: str, names: Sequence[str], *,
@@ -232,7 +345,7 @@ def publish_files(destination: Destination, staging_dir: str, final_dir: str, na
 
 def publish_deliveries(records: Sequence[DeliveryRecord], run: Run,
                        destination_of: Callable[[str], Destination], *, allow_split: bool = False,
-                       log: Callable[[str], None] = lambda message: None) -> PublishResult:
+                       lock: PublishLock = PublishLock(), log: Log = lambda message: None) -> PublishResult:
     """Publish a run whose chunks may have arrived by different methods: one rename per kind of
     destination (hdfs, ssh, fsspec), each told every name of the run (they may be one place).
 
@@ -255,12 +368,12 @@ def publish_deliveries(records: Sequence[DeliveryRecord], run: Run,
     try:
         for kind, names in sorted(by_kind.items()):
             destination = destination_of(kind)
-            previous = publish(destination, run, names, all_names, log=log)
+            previous = publish(destination, run, names, all_names, lock=lock, log=log)
             published[kind] = destination.describe(run.at(destination.root).final_dir)
             if previous:
                 replaced[kind] = previous
     except BaseException:
-        roll_back_kinds(list(published), run, destination_of, log=log)
+        roll_back_kinds(list(published), run, destination_of, lock=lock, log=log)
         raise
     return PublishResult(published=published, rows=sum(r.rows for r in records),
                          bytes=sum(r.bytes for r in records), files=len(all_names),
@@ -268,20 +381,20 @@ def publish_deliveries(records: Sequence[DeliveryRecord], run: Run,
 
 
 def commit_kinds(kinds: Sequence[str], run: Run, destination_of: Callable[[str], Destination], *,
-                 log: Callable[[str], None] = lambda message: None) -> None:
+                 lock: PublishLock = PublishLock(), log: Log = lambda message: None) -> None:
     """:func:`commit` on every kind of destination the run published to."""
     for kind in kinds:
-        commit(destination_of(kind), run, log=log)
+        commit(destination_of(kind), run, lock=lock, log=log)
 
 
 def roll_back_kinds(kinds: Sequence[str], run: Run, destination_of: Callable[[str], Destination], *,
-                    log: Callable[[str], None] = lambda message: None) -> list[str]:
+                    lock: PublishLock = PublishLock(), log: Log = lambda message: None) -> list[str]:
     """:func:`roll_back` on every kind; returns the kinds restored. Tries every kind even if one
     fails, then raises the first failure."""
     restored, failure = [], None
     for kind in kinds:
         try:
-            if roll_back(destination_of(kind), run, log=log):
+            if roll_back(destination_of(kind), run, lock=lock, log=log):
                 restored.append(kind)
         except Exception as exc:  # noqa: BLE001 - the others must still be restored
             log(f"restoring the {kind} target failed: {exc}")

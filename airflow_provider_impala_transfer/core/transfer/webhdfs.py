@@ -13,6 +13,7 @@ are the URI's path on that cluster (its scheme and authority are the Hadoop clie
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -106,6 +107,13 @@ class WebHdfsMetadata:
                 raise
             return False
         return True
+
+    def write_text(self, uri: str, text: str) -> None:
+        self._call("create", uri, lambda c: c.write(self.path(uri), data=text.encode("utf-8"), overwrite=True))
+
+    def touch(self, uri: str) -> None:
+        now = int(time.time() * 1000)
+        self._call("settimes", uri, lambda c: c.set_times(self.path(uri), modification_time=now))
 
     def read_text(self, uri: str) -> str | None:
         if not self.exists(uri):
