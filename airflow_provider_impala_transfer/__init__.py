@@ -80,6 +80,7 @@ def get_provider_info() -> dict:
             {"integration-name": "Impala Transfer",
              "python-modules": ["airflow_provider_impala_transfer.operators.impala_extract",
                                 "airflow_provider_impala_transfer.operators.transfer",
+                                "airflow_provider_impala_transfer.operators.reconcile",
                                 "airflow_provider_impala_transfer.operators.target_table"]}
         ],
         "config": _CONFIG,

@@ -238,6 +238,67 @@ def test_table_lineage_reads_the_files_and_writes_the_table_with_its_columns(hom
     assert table["outputFacets"]["outputStatistics"]["rowCount"] == EVENTS_ROWS
 
 
+LINEAGE_SQL_DAG = "lineage_sql_off"
+SECRET = "secret-literal-42"  # the literal in that DAG's query
+
+
+@pytest.fixture(scope="module")
+def run_without_sql(home):
+    """One run of tests/dags/lineage_sql_off.py: the query, with SECRET in it, through a client group
+    and a server group with ``lineage_sql=False`` and a server group with the default."""
+    (home["home"] / "dags" / f"{LINEAGE_SQL_DAG}.py").symlink_to(repo_root() / "tests" / "dags" / f"{LINEAGE_SQL_DAG}.py")
+    env = {**home["env"], "AIRFLOW_CONN_SOURCE_WEBHDFS": home["hadoop"].webhdfs_connection_json(home["hadoop"].source),
+           "IMPALA_TRANSFER_LINEAGE_SQL_TARGET": f"{home['target']}-lineage-sql"}
+    result = airflow(env, "dags", "test", LINEAGE_SQL_DAG, DATE, check=False)
+    output = result.stdout + result.stderr
+    run_state, _ = latest_run(home["db"], LINEAGE_SQL_DAG)
+    assert run_state == "success", output[-3000:]
+    with sqlite3.connect(home["db"]) as db:
+        [run_id] = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ?", (LINEAGE_SQL_DAG,)).fetchone()
+        xcoms = db.execute("SELECT task_id, map_index, key, value FROM xcom WHERE dag_id = ? AND run_id = ?",
+                           (LINEAGE_SQL_DAG, run_id)).fetchall()
+    lines = (home["home"] / "lineage.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    events = [e for e in events if e["job"]["name"].split(".")[0] == LINEAGE_SQL_DAG]  # its one run: the DAG's too
+    return {"output": output, "run_id": run_id, "events": events,
+            "xcoms": {(task, index, key): str(value) for task, index, key, value in xcoms}}
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_with_lineage_sql_false_no_lineage_event_and_no_xcom_value_holds_the_query_text(home, run_without_sql):
+    """``lineage_sql=False`` on the group: plan, extract and export send no SQL job facet (their
+    input tables are still read from the query), and neither an event nor an XCom value of those
+    groups holds the query's literal; the export's XCom keeps what finalize needs to drop it (table
+    and directory), without its statements. The default group beside them shows where the text
+    goes when it is on: the SQL facet and the export's statements."""
+    port = home["hiveserver"].port
+    events, xcoms = run_without_sql["events"], run_without_sql["xcoms"]
+
+    def completed(task_id: str) -> list[dict]:
+        return [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"{LINEAGE_SQL_DAG}.{task_id}"]
+
+    for task_id in ("client.plan", "client.extract", "server.export"):
+        [event] = completed(task_id)
+        assert "sql" not in event["job"]["facets"], task_id
+    for task_id in ("client.extract", "server.export"):  # the plan writes nothing: it has no datasets
+        [event] = completed(task_id)
+        assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [(f"impala://127.0.0.1:{port}",
+                                                                          "default.events")], task_id
+    assert [e for e in completed("client.extract") if e["outputs"]]  # the chunk files, as before
+    control = f"{LINEAGE_SQL_DAG}.server_sql."
+    assert [e["job"]["name"] for e in events if SECRET in json.dumps(e) and not e["job"]["name"].startswith(control)] \
+        == []  # nor the DAG's own events
+    assert [k for k, value in xcoms.items() if not k[0].startswith("server_sql.") and SECRET in value] == []
+    export = json.loads(xcoms[("server.export", -1, "export")])
+    assert export["statements"] == [] and export["table"] and export["location"].startswith("hdfs://cluster1/")
+    assert re.search(r"dropped \S+ and removed hdfs://cluster1/\S+_server-[0-9a-f]{12}\b", run_without_sql["output"])
+    # the control, lineage_sql left on: the query text is in its SQL facet and its export's statements
+    [on] = completed("server_sql.export")
+    assert SECRET in on["job"]["facets"]["sql"]["query"]
+    assert SECRET in xcoms[("server_sql.export", -1, "export")]
+
+
 def downstream_run(db: Path) -> str | None:
     with sqlite3.connect(db) as conn:
         row = conn.execute("SELECT state FROM dag_run WHERE dag_id = ?", (DOWNSTREAM,)).fetchone()

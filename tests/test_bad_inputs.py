@@ -566,7 +566,32 @@ CASES = [
          "underscores, starting with a letter or underscore)",
          lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage", "--staging-db",
                          "tmp; DROP", "--target-hdfs-path", "hdfs://nn2/t")),
+    # --- publishing ------------------------------------------------------------------------------
+    Case("publish-lock-unknown",
+         "impala-transfer: --publish-lock: 'optimistic' is not allowed (use one of atomic, none)",
+         lambda g: g.cli("--publish-lock", "optimistic")),
+    Case("publish-lock-lease-zero",
+         "impala-transfer: --publish-lock-lease: 0 is not > 0 (give a whole number > 0)",
+         lambda g: g.cli("--publish-lock-lease", "0")),
+    Case("publish-lock-store-cannot-lock",
+         "publish_lock: gs://bucket/events: cannot create a file only if it is absent in one step, so two runs "
+         "publishing this target at once could both take its lock (publish to HDFS, AWS S3, SFTP or a local path; "
+         "or set publish_lock='none' (CLI: --publish-lock none) if only one run at a time ever publishes to this "
+         "target)",
+         lambda g: refused(lambda: TransferOperator(task_id="t", method="fsspec", manifest={},
+                                                    target_path="gs://bucket/events"))),
+    Case("two-groups-one-final-directory",
+         "target_path: the task groups 'orders' and 'refunds' of DAG 'bad_inputs' both publish hdfs://nn/x "
+         "(ds=2026-12-07), so in each run one would replace the other's files (give each group its own "
+         "target_path or partition)",
+         lambda g: refused(lambda: two_groups(partition={"ds": "2026-12-07"}))),
 ]
+
+
+def two_groups(**arguments):
+    with DAG("bad_inputs", schedule=None):
+        for group in ("orders", "refunds"):
+            impala_transfer_group(group, target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1", **arguments)
 
 
 def matches(message: str, printed: str) -> bool:

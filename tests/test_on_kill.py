@@ -49,21 +49,23 @@ def airflow_home(tmp_path_factory, server):
                AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"), IMPALA_TRANSFER_OUTPUT_DIR=str(home / "out"),
                AIRFLOW_CONN_IMPALA_DEFAULT=server.airflow_connection_json())
     (home / "dags").mkdir()
-    (home / "dags" / "long_query.py").symlink_to(repo_root() / "tests" / "dags" / "long_query.py")
+    for dag in ("long_query.py", "long_reconcile.py"):
+        (home / "dags" / dag).symlink_to(repo_root() / "tests" / "dags" / dag)
     airflow(env, "db", "migrate")
     return {"env": env, "home": home}
 
 
-@pytest.mark.parametrize("task", ["extract", "plan"])
-def test_sigterm_to_a_running_task_cancels_its_query_on_the_server(airflow_home, server, task):
+@pytest.mark.parametrize("dag, task", [("long_query", "extract"), ("long_query", "plan"),
+                                       ("long_reconcile", "reconcile")])
+def test_sigterm_to_a_running_task_cancels_its_query_on_the_server(airflow_home, server, dag, task):
     """extract: the job runs inside the fetches of a finished statement (Spark's incremental
     collect), which only closing the operation stops; plan: the MIN/MAX/COUNT statement is still
-    executing. Either way the server's job ends within seconds of the signal, while the task
-    process is still alive, and the task fails saying why."""
+    executing; reconcile: so is the source's COUNT(*). Either way the server's job ends within
+    seconds of the signal, while the task process is still alive, and the task fails saying why."""
     assert server.running_jobs() == []
     log_path = airflow_home["home"] / f"{task}.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "tasks", "test", "long_query", task],
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "tasks", "test", dag, task],
                                 env=airflow_home["env"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(server.running_jobs, 120, "the query's Spark job started", interval=0.2)

@@ -274,13 +274,16 @@ def test_distcp_stages_local_files_on_cluster1_then_one_real_job_to_cluster2(had
     runner = CommandRunner(timeout=300, log=lines.append)
     method = DistcpMethod(destination=hdfs_destination(target_root, runner=runner), source_shell=HdfsShell(runner=runner),
                           runner=runner, source_hdfs_path=source_root, options=DistcpOptions(maps=2))
-    # Copies a killed job left on cluster1 for this target: the old one goes, the others stay.
-    tag = method.staging_key(Run(RUN)).rsplit("-", 1)[1]
+    # Copies killed jobs of other runs left on cluster1 for this target: the old one goes; one still
+    # running, one for another target and names no run of ours has are left alone.
+    killed, running = (method.staging_key(Run(run_id, {"ds": "2026-12-07"})) for run_id in ("scheduled__k", "manual__r"))
+    other_target = DistcpMethod(destination=hdfs_destination(unique_dir("elsewhere")), source_shell=HdfsShell(),
+                                runner=runner, source_hdfs_path=source_root).staging_key(Run("scheduled__k"))
     cluster1 = InsecureClient(f"http://{hadoop_env.source.webhdfs_address}", user=hadoop_env.user)
     leftovers = f"{urlsplit(source_root).path}/_impala_transfer_staging"
-    for name in (f"killed-{tag}", f"running-{tag}", "killed-othertarget"):
+    for name in (killed, running, other_target, "*", "x\n0 .."):
         cluster1.makedirs(f"{leftovers}/{name}/chunk-00004")
-    for name in (f"killed-{tag}", "killed-othertarget"):
+    for name in (killed, other_target, "*", "x\n0 .."):
         cluster1.set_times(f"{leftovers}/{name}", modification_time=int((time.time() - 2 * 86400) * 1000))
     record = deliver_chunk(method, manifest, Run(RUN), overwrite=False)
     assert record.counters["Files Copied"] == 3
@@ -290,7 +293,7 @@ def test_distcp_stages_local_files_on_cluster1_then_one_real_job_to_cluster2(had
     assert sum(1 for line in lines if line.startswith("running:") and " distcp " in line) == 1
     assert any(re.search(r"Running job: job_local\d+_\d+", line) for line in lines)  # streamed as it ran
     staged = hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging")
-    assert staged == sorted([method.staging_key(Run(RUN)), f"running-{tag}", "killed-othertarget"])
+    assert staged == sorted([method.staging_key(Run(RUN)), running, other_target, "*", "x\n0 .."])
     assert hdfs_names(hadoop_env, f"{source_root}/_impala_transfer_staging/{method.staging_key(Run(RUN))}") == []
 
 

@@ -31,7 +31,7 @@ from airflow_provider_impala_transfer.core.export import ExportPlan, plan_export
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
-from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination
+from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination, refuse_without_exclusive_create
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.lock import PublishLock
 from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
@@ -102,6 +102,8 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     if set(chain) & set(HADOOP_METHODS):
         check_hadoop_path(temp_dir, "--temp-dir")
     lock = PublishLock(mode=s.publish_lock, lease=s.publish_lock_lease)
+    if targets.fsspec is not None:  # a store that can never take the lock: refused before anything runs
+        refuse_without_exclusive_create(targets.fsspec.describe(targets.fsspec.root), lock.mode)
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
               run=run, lock=lock, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp, notes=notes)
     _table_step(job, password)

@@ -1,5 +1,8 @@
-"""The last check of a run: the source query's ``COUNT(*)``, the rows in the extracted files, the
-rows published and the target table's ``COUNT(*)`` must all be the same number."""
+"""A run's row counts must all be the same number: the source query's ``COUNT(*)``, the rows in
+the extracted files and the rows delivered, checked before anything at the target changes (the
+reconcile task, the CLI); then the rows published and the target table's ``COUNT(*)`` (finalize).
+``count_rows`` runs its ``COUNT(*)`` through the connector's session, so a connector given a
+``RunningQueries`` has it cancelled by the task's ``on_kill``."""
 
 from __future__ import annotations
 

@@ -63,6 +63,7 @@ class _ImpalaQueryOperator(BaseOperator):
         empty_result: str = "file",
         allow_non_select: bool = False,
         connect_timeout: float | None = None,
+        lineage_sql: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +76,7 @@ class _ImpalaQueryOperator(BaseOperator):
         self.empty_result = empty_result
         self.allow_non_select = allow_non_select
         self.connect_timeout = connect_timeout
+        self.lineage_sql = lineage_sql
         self._running = RunningQueries()  # the queries on_kill cancels
         self._shell: HdfsShell | None = None  # the Hadoop client whose running command on_kill stops
         self._lineage: tuple[Any, list[Manifest]] | None = None  # (connector, manifests) for OpenLineage
@@ -101,7 +103,7 @@ class _ImpalaQueryOperator(BaseOperator):
         from airflow_provider_impala_transfer.operators.lineage import extract_lineage
 
         connector, manifests = self._lineage
-        return extract_lineage(connector, self.sql, self.table, manifests)
+        return extract_lineage(connector, self.sql, self.table, manifests, sql_facet=self.lineage_sql)
 
     def build_spec(self, **overrides: Any) -> ExtractSpec:
         return ExtractSpec.build(
@@ -116,6 +118,10 @@ class ImpalaChunkPlanOperator(_ImpalaQueryOperator):
 
     Without ``split_by`` there is one chunk: a single streamed query (files still roll over every
     ``chunk_size`` rows). Never ``LIMIT ... OFFSET``.
+
+    :param lineage_sql: accepted as by :class:`ImpalaExtractOperator`; the plan sends no
+        OpenLineage datasets or SQL facet of its own, and its chunks (XCom) hold only the key
+        bounds it read, never the query text.
     """
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
@@ -154,6 +160,10 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
     :param storage_options: fsspec options for ``output_path`` (credentials belong in a connection).
     :param output_fsspec_conn_id: ``fsspec`` connection of an object-store ``output_path`` (its
         credentials and endpoint; the transfer tasks read the files through the same connection).
+    :param lineage_sql: ``True`` (default): the query text, literals included, is the OpenLineage
+        SQL job facet. ``False`` leaves that facet out (the tables the query reads are still the
+        inputs, parsed on the worker; a ``table`` extract has no facet either way). No XCom value of
+        the extract holds the query text (Airflow still records the rendered ``sql`` field).
     :return: the manifest (files with rows, bytes, sha256; the Arrow schema) through XCom.
     """
 
@@ -246,6 +256,11 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
     :param dialect: ``impala`` or ``hive`` (Spark Thrift Server).
     :param transfer_group_id: set by ``impala_transfer_group``: two groups of one DAG run export into
         tables and directories of their own.
+    :param lineage_sql: ``True`` (default): the query text is the OpenLineage SQL job facet, and the
+        export's plan in XCom (key ``export``) holds its statements, the ``CREATE ... AS <query>``
+        included. ``False``: no SQL facet (the input tables are still sent), and the plan in XCom
+        keeps only the staging table and directory, all :class:`FinalizePublishOperator` needs to
+        drop the export; the statements are still logged as they run.
     """
 
     template_fields: Sequence[str] = (*_ImpalaQueryOperator.template_fields, "source_hdfs_path", "staging_db")
@@ -269,7 +284,9 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         mask_in_task_logs(self.source_hdfs_path)
         plan = plan_export(spec, run, source_hdfs_path=self.source_hdfs_path, staging_db=self.staging_db,
                            dialect=self.dialect)
-        context["ti"].xcom_push(key=EXPORT_KEY, value=plan.to_dict())  # before it runs: finalize drops it
+        # Without lineage_sql no XCom holds the query: finalize drops the export by its table and location only.
+        recorded = plan.to_dict() if self.lineage_sql else {**plan.to_dict(), "statements": []}
+        context["ti"].xcom_push(key=EXPORT_KEY, value=recorded)  # before it runs: finalize drops it
         connector = self.hook().connector()
         metadata = webhdfs_metadata(self.source_webhdfs_conn_id)
         run_export(connector, plan, metadata, log=self.log.info)

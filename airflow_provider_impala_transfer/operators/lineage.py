@@ -13,8 +13,9 @@ Datasets:
   for Airflow assets (``hdfs://cluster2`` + ``data/events``, ``file`` + ``/tmp/x``), so the publish
   task's output is the very dataset a downstream DAG's ``Asset`` of the same URI stands for;
   schemes without a converter become ``scheme://authority`` + path;
-* a query that is not a plain table is the job's ``sql`` facet; the tables the provider's SQL parser
-  finds in it are the inputs.
+* a query that is not a plain table is the job's ``sql`` facet (unless the operator's
+  ``lineage_sql`` is False: its text holds the query's literals); the tables the provider's SQL
+  parser finds in it are the inputs either way.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ DEFAULT_DATABASE = "default"
 
 
 def extract_lineage(connector: SourceConnector, sql: str | None, table: str | None,
-                    manifests: Sequence[Manifest]) -> OperatorLineage:
-    """Source table(s) -> the directory of chunk files, with their schema, rows, bytes and files."""
+                    manifests: Sequence[Manifest], *, sql_facet: bool = True) -> OperatorLineage:
+    """Source table(s) -> the directory of chunk files, with their schema, rows, bytes and files.
+    ``sql_facet=False``: the query's text (and its literals) stays out; only the table names read from it go."""
     job_facets: dict[str, Any] = {}
     if table:
         inputs = [table_dataset(connector, table, "impala", InputDataset)]
     else:
-        job_facets["sql"] = sql_job.SQLJobFacet(query=str(sql), dialect="impala")
+        if sql_facet:
+            job_facets["sql"] = sql_job.SQLJobFacet(query=str(sql), dialect="impala")
         inputs = query_inputs(connector, str(sql))
     by_directory: dict[str, list[FileEntry]] = {}
     for manifest in manifests:

@@ -11,10 +11,15 @@ from airflow_provider_impala_transfer.core.common.connection import RunningQueri
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import normalize_uri
+from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
-from airflow_provider_impala_transfer.core.table.publish import publish_table
+from airflow_provider_impala_transfer.core.table.publish import publish_table, switch_back_sql, switch_table_back
 from airflow_provider_impala_transfer.core.transfer.records import PublishResult
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+
+# XCom: where the table (or its partition) read before this task switched it, pushed before the
+# switch, so that FinalizePublishOperator switches it back if the run is rolled back.
+TABLE_SWITCH_KEY = "table_switch"
 
 
 class TargetTableOperator(BaseOperator):
@@ -62,7 +67,15 @@ class TargetTableOperator(BaseOperator):
                              partition=self.partition or None, dialect=self.dialect,
                              file_format=self.file_format)
         connector = ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id, running=self._running).connector()
-        result = publish_table(connector, target, manifest.schema, manifest.rows)
+
+        def before_switch(previous: str) -> None:
+            # Said before the switch: if this task is killed after it, the finalize task switches back.
+            context["ti"].xcom_push(key=TABLE_SWITCH_KEY, value={
+                "table": target.table, "partition": target.partition, "dialect": target.dialect,
+                "root": target.location, "previous": previous, "switched_to": target.data_location})
+            self.log.info("switching %s from %s to %s", target.table, previous, target.data_location)
+
+        result = publish_table(connector, target, manifest.schema, manifest.rows, on_switch=before_switch)
         for sql in result.statements:
             self.log.info("ran: %s", sql)
         self.log.info("%s shows %s rows at %s", result.table, f"{result.rows:,}", result.location)
@@ -81,3 +94,40 @@ class TargetTableOperator(BaseOperator):
 
         connector, target, manifest, result = self._lineage
         return table_lineage(connector, target, result, manifest)
+
+
+def switch_tables_back(ti: Any, task_ids: Sequence[str], impala_conn_id: str | None, log: Any) -> list[str]:
+    """For a run being rolled back: point each table (or partition) that a
+    :class:`TargetTableOperator` among ``task_ids`` switched (its :data:`TABLE_SWITCH_KEY`) back
+    where it read before, and refresh it. A task killed after the switch never switched back
+    itself; one that failed did, and switching again changes nothing.
+
+    Never raises: a failure is logged with the statements to run by hand, and the run's verdict
+    stays the error the caller reports. Returns what was switched back.
+    """
+    done: list[str] = []
+    for task_id in task_ids:
+        switched = ti.xcom_pull(task_ids=task_id, key=TABLE_SWITCH_KEY)
+        if not switched:
+            continue
+        previous = switched.get("previous")
+        where = str(switched.get("table"))
+        if switched.get("partition"):
+            where += " partition " + ", ".join(f"{c}={v}" for c, v in switched["partition"].items())
+        try:
+            target = TableTarget(table=switched["table"], location=switched["root"],
+                                 partition=switched.get("partition") or None, dialect=switched.get("dialect", "impala"))
+            by_hand = "; ".join(switch_back_sql(target, previous))
+        except (ImpalaTransferError, KeyError, TypeError) as exc:
+            log.warning("could not switch %s back to %s (set its location by hand): %s", where, previous, exc)
+            continue
+        try:
+            connector = ImpalaTransferHook(impala_conn_id=impala_conn_id or ImpalaTransferHook.default_conn_name
+                                           ).connector()
+            switch_table_back(connector, target, previous)
+        except Exception as exc:  # noqa: BLE001 - the run's verdict must not hide behind its clean-up
+            log.warning("could not switch %s back to %s (run it by hand: %s): %s", where, previous, by_hand, exc)
+            continue
+        log.info("switched %s back from %s to %s: %s", where, switched.get("switched_to"), previous, by_hand)
+        done.append(where)
+    return done

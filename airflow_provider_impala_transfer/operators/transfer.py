@@ -24,7 +24,13 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_impala_transfer.core.common.records import Manifest
-from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, local_path, normalize_uri
+from airflow_provider_impala_transfer.core.common.uris import (
+    HADOOP_SCHEMES,
+    is_hadoop_uri,
+    local_path,
+    normalize_uri,
+    scheme_of,
+)
 from airflow_provider_impala_transfer.core.common.values import positive_seconds
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, PublishError, TransferError
 from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
@@ -34,7 +40,7 @@ from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.table.publish import refresh_table
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
-from airflow_provider_impala_transfer.core.transfer.destinations import Destination
+from airflow_provider_impala_transfer.core.transfer.destinations import Destination, refuse_without_exclusive_create
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, inside
 from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, PublishLock
@@ -48,6 +54,7 @@ from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 from airflow_provider_impala_transfer.operators.assets import record_published
 from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY, run_directory
+from airflow_provider_impala_transfer.operators.target_table import switch_tables_back
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
 
 # Label mapped task instances in the grid by their chunk's key range (pass as map_index_template).
@@ -115,6 +122,8 @@ class _TargetOperator(BaseOperator):
         DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
         self.command_timeout = None if command_timeout is None else positive_seconds(command_timeout, "command_timeout")
         self.lock = PublishLock(mode=publish_lock, lease=publish_lock_lease)  # bad values fail when the DAG is parsed
+        if "{{" not in str(target_path) and scheme_of(str(target_path)) not in (*HADOOP_SCHEMES, "file", ""):
+            refuse_without_exclusive_create(str(target_path), self.lock.mode)  # an fsspec store that cannot lock
         self.transfer_group_id = transfer_group_id
         self._runner: CommandRunner | None = None  # the running tool, which ``on_kill`` stops
         self._open_hooks: ExitStack | None = None  # hooks holding files the running commands use
@@ -380,7 +389,9 @@ class FinalizePublishOperator(_TargetOperator):
     """The run's last task (trigger rule ALL_DONE, the leaf that decides the run's state): if the
     publish and every check after it succeeded, drop the files the run replaced and release the
     final directory's lock; otherwise put back what the run replaced (the previous partition, the
-    table's files), refresh the target table, and fail the run.
+    table's files), switch a table whose location a check task switched back where it read before
+    (that task's ``TABLE_SWITCH_KEY``: it may have been killed before it could), refresh the target
+    table, and fail the run.
 
     A task's success is read as its XCom return value, as the chunk joins do. A kept run gives each
     ``Asset`` among its outlets one event whose extras name what it published
@@ -448,10 +459,15 @@ class FinalizePublishOperator(_TargetOperator):
         if kinds:
             with self.connections():
                 restored = roll_back_kinds(kinds, run, self.build_destination, lock=self.lock, log=self.log.info)
-            if restored and self.target_table:
-                self._refresh_table()
+        # A table step killed after switching the table's (or partition's) location never switched
+        # it back: it would read the run's directory, just moved back to staging. Logged, not raised.
+        switched = switch_tables_back(ti, self.check_task_ids, self.target_impala_conn_id, self.log)
+        if restored and self.target_table:
+            self._refresh_table()
         what = (f"restored what the run replaced ({', '.join(restored)})" if restored
                 else "nothing the run published is visible")
+        if switched:
+            what += f"; switched {', '.join(switched)} back to where it read before"
         step = ", ".join(t.rsplit(".", 1)[-1] for t in failed) if published else "publishing or a task before it"
         # The run's verdict, not a flaky step: retrying it would decide the same.
         raise AirflowFailException(str(PublishError(f"the run failed at {step}: {what}; see those tasks' logs")))
@@ -481,7 +497,10 @@ class FinalizePublishOperator(_TargetOperator):
     def _refresh_table(self) -> None:
         target = TableTarget(table=self.target_table, location=self._target_uri(), partition=self.partition or None,
                              dialect=self.table_dialect)
-        refresh_table(ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id).connector(), target)
+        try:
+            refresh_table(ImpalaTransferHook(impala_conn_id=self.target_impala_conn_id).connector(), target)
+        except Exception as exc:  # noqa: BLE001 - as for the switch back: the run's verdict must not hide behind it
+            self.log.warning("could not refresh %s after the roll back (refresh it by hand): %s", target.table, exc)
 
 
 PUBLISHING_KEY = "publishing"  # XCom: the kinds of destination a publish is about to change

@@ -22,24 +22,19 @@ not delivered, a count differs or the table step failed, and then the target is 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import TaskGroup, get_current_context, task, task_group
 
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition, partition_path
-from airflow_provider_impala_transfer.core.common.records import Manifest
-from airflow_provider_impala_transfer.core.common.sql import resolve_query
 from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path, normalize_uri
 from airflow_provider_impala_transfer.core.common.values import parse_bool
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXTRACT_MODES, check_extract_mode
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
-from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
 from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
-from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
     ImpalaChunkPlanOperator,
@@ -47,6 +42,7 @@ from airflow_provider_impala_transfer.operators.impala_extract import (
     ImpalaExtractOperator,
 )
 from airflow_provider_impala_transfer.operators.assets import target_asset
+from airflow_provider_impala_transfer.operators.reconcile import ReconcileOperator
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
 from airflow_provider_impala_transfer.operators.transfer import (
     MANIFEST_LABEL_TEMPLATE,
@@ -55,10 +51,8 @@ from airflow_provider_impala_transfer.operators.transfer import (
     FinalizePublishOperator,
     PublishOperator,
     TransferOperator,
-    delivery_records,
 )
 
-log = logging.getLogger(__name__)
 CHUNKS_DIR = "_impala_transfer_chunks"  # under source_hdfs_path: the client extract's default output_path
 
 
@@ -91,6 +85,7 @@ def impala_transfer_group(
     retries: int = 1,
     method_retries: int = 0,
     outlets: Sequence[Any] | None = None,
+    lineage_sql: bool = True,
     **target_args: Any,
 ) -> TaskGroup:
     """Build extract (or export) -> per-chunk fallback transfer -> reconcile -> publish -> target table
@@ -116,6 +111,9 @@ def impala_transfer_group(
     run. Default: the ``Asset`` of ``target_path`` (the table root) when it is literal; none when it
     is a template, whose value is only known in the run: then pass the one you expect, e.g.
     ``outlets=[Asset("hdfs://nn:8020/data/orders")]``. ``outlets=[]`` declares none.
+    ``lineage_sql=False``: plan, extract and export send no OpenLineage SQL job facet (the query
+    text with its literals; the tables it reads are still sent as inputs), and the export keeps
+    its statements out of XCom (see :class:`ImpalaExtractOperator`).
     Returns the TaskGroup; wire ``upstream >> group >> downstream``.
     """
     unknown = set(target_args) - set(TARGET_ARGUMENTS)
@@ -150,7 +148,8 @@ def impala_transfer_group(
     if outlets is None and _literal(target_path, target_args.get("target_cluster") or ""):  # a template's
         asset = target_asset(target_path, target_args.get("target_cluster"))               # value comes in the run
         assets = [asset] if asset is not None else []
-    query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size)
+    query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size,
+                      lineage_sql=lineage_sql)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
     with TaskGroup(group_id) as group:
@@ -217,21 +216,9 @@ def impala_transfer_group(
 
         delivered = deliver.expand(manifest=manifests)
 
-        @task(task_id="reconcile")
-        def reconcile(sql: str | None, table: str | None, manifests: Sequence[dict], deliveries: Sequence[dict]) -> dict:
-            """Before anything is replaced: source COUNT(*) == rows in the files == rows delivered."""
-            manifest = Manifest.merge(manifests)
-            records = delivery_records(deliveries)
-            source = count_rows(ImpalaTransferHook(impala_conn_id=impala_conn_id).connector(),
-                                resolve_query(sql or None, table or None))
-            counts = {"source": source, "files": manifest.rows, "delivered": sum(r.rows for r in records)}
-            for record in sorted(records, key=lambda r: r.chunk):
-                log.info("%-14s delivered by %s", record.chunk, record.method)
-            log.info("counts: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-            check_counts(counts)
-            return counts
-
-        checked = reconcile(sql, table, manifests, delivered.output)
+        # Before anything is replaced: source COUNT(*) == rows in the files == rows delivered.
+        checked = ReconcileOperator(task_id="reconcile", sql=sql, table=table, impala_conn_id=impala_conn_id,
+                                    manifests=manifests, deliveries=delivered.output)
         publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
                                   allow_split_publish=allow_split_publish, hold_until_finalized=True, **target)
         checked >> publish
@@ -246,7 +233,7 @@ def impala_transfer_group(
             ))
         finalize = FinalizePublishOperator(
             task_id="finalize", publish_task_id=publish.task_id, check_task_ids=[t.task_id for t in checks],
-            counts_task_id=checked.operator.task_id, export_task_id=export.task_id if export else None,
+            counts_task_id=checked.task_id, export_task_id=export.task_id if export else None,
             source_impala_conn_id=impala_conn_id, source_webhdfs_conn_id=source_webhdfs_conn_id,
             target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
             table_dialect=table_dialect, staged_chunks_path=output_path if extract is not None else None,

@@ -4,6 +4,7 @@ it with a ``COUNT(*)``. Idempotent, and an existing table that differs from the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +50,18 @@ class TableResult:
 
 
 def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Schema,
-                  expected_rows: int) -> TableResult:
+                  expected_rows: int, *, on_switch: Callable[[str], None] | None = None) -> TableResult:
     """Create/update the table so it shows exactly the published files, then check the count.
 
     Idempotent: publishing the same partition again changes nothing; a second partition adds its
     rows; a plain table whose location changed is switched to the new directory. If a step fails
     after a location was switched, it is switched back (a new partition stays, and shows what its
     directory holds).
+
+    ``on_switch(previous_location)`` is called before the table's (or the partition's) location is
+    switched, with the location it reads now: a process killed after the switch never runs the
+    switch back, so whoever decides the run's fate later needs it (:func:`switch_table_back`). If
+    it raises, nothing is switched.
     """
     if isinstance(expected_rows, bool) or not isinstance(expected_rows, int) or expected_rows < 0:
         raise ConfigError("expected_rows", f"{expected_rows!r} is not a row count", "give the manifest's rows")
@@ -84,11 +90,17 @@ def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Sc
                 else:
                     current = partition_location_from_show(cursor.description, rows, target)
                 if not same_location(current, target.data_location):
+                    switch = set_partition_location_sql(target)
+                    if on_switch is not None:
+                        on_switch(current)
                     undo.append(set_partition_location_sql(target, current))
-                    execute(set_partition_location_sql(target), "moving the partition")
+                    execute(switch, "moving the partition")
             elif not same_location(desc.location, target.location):
+                switch = set_location_sql(target)
+                if on_switch is not None:
+                    on_switch(desc.location)
                 undo.append(set_location_sql(target, desc.location))
-                execute(set_location_sql(target), "switching the table's location")
+                execute(switch, "switching the table's location")
             for sql in refresh_sql(target):
                 execute(sql, "refreshing the table")
             [[count]] = query(count_sql(target), "counting the table's rows")
@@ -111,6 +123,30 @@ def publish_table(connector: SourceConnector, target: TableTarget, schema: pa.Sc
 
 def _partition_text(target: TableTarget) -> str:
     return ", ".join(f"{c}={v}" for c, v in (target.partition or {}).items())
+
+
+def switch_back_sql(target: TableTarget, location: str) -> list[str]:
+    """What points the table (or ``target``'s partition) back at ``location`` and lists its files
+    again: the statements :func:`switch_table_back` runs, and the ones to run by hand if it cannot."""
+    if not isinstance(location, str) or not location.strip():
+        raise TargetTableError(f"the location {target.table} read before is unknown ({location!r}); "
+                               "set it by hand")
+    return [set_location_sql(target, location), *refresh_sql(target)]
+
+
+def switch_table_back(connector: SourceConnector, target: TableTarget, location: str) -> list[str]:
+    """Point the table (with ``target.partition``: that partition) back at ``location``, the one
+    :func:`publish_table` reported through ``on_switch`` before switching it, and refresh it.
+
+    For a run whose table step was killed after the switch and whose files were then rolled back:
+    the table would read a directory that no longer exists. Idempotent: a table that already reads
+    ``location`` is set to it again and refreshed, which changes nothing. Returns the statements run.
+    """
+    statements = switch_back_sql(target, location)
+    with connector.session() as cursor:
+        for sql in statements:
+            run_server_call(connector, f"switching the table back ({target.table})", lambda: cursor.execute(sql))
+    return statements
 
 
 def refresh_table(connector: SourceConnector, target: TableTarget) -> None:

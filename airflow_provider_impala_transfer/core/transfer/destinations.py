@@ -385,18 +385,14 @@ class FsspecDestination(Destination):
                 self._drop_empty(path)
 
     def _no_exclusive_create(self) -> str | None:
-        """Why :meth:`create_exclusive` cannot say "only if absent" in one step here, or None: it
-        can with O_EXCL on the local disk and over SFTP, S3's If-None-Match (checked once per
-        endpoint: some S3-compatible stores ignore it), the in-memory filesystem. GCS and ABFS
-        have such a precondition too, but their fsspec filesystems are not tested here, so they
-        are refused until they are."""
+        """Why :meth:`create_exclusive` cannot say "only if absent" in one step here, or None."""
         protocols = _protocols(self.fs)
-        if isinstance(self.fs, LocalFileSystem) or protocols & {"memory", "sftp", "ssh"}:
+        if isinstance(self.fs, LocalFileSystem) or protocols & EXCLUSIVE_CREATE:
             return None
-        if protocols & {"s3", "s3a"}:
+        if protocols & PROBED_EXCLUSIVE_CREATE:
             return None if _honours_if_none_match(self.fs, self.root) else \
                 "this endpoint ignores If-None-Match (it wrote a probe file twice)"
-        return "cannot create a file only if it is absent in one step"
+        return NO_EXCLUSIVE_CREATE
 
     def create_exclusive(self, path, text):
         data = text.encode("utf-8")
@@ -410,10 +406,7 @@ class FsspecDestination(Destination):
             return True
         problem = self._no_exclusive_create()
         if problem:
-            raise ConfigError("publish_lock", f"{self.describe(path)}: {problem}, so two runs publishing this target "
-                              "at once could both take its lock", "publish to HDFS, AWS S3, SFTP or a local path; or "
-                              "set publish_lock='none' (CLI: --publish-lock none) if only one run at a time ever "
-                              "publishes to this target")
+            raise _lock_refused(self.describe(path), problem)
         try:
             if _protocols(self.fs) & {"sftp", "ssh"}:
                 with self.fs.open(path, "xb") as handle:  # SFTP's O_EXCL
@@ -500,6 +493,29 @@ def _honours_if_none_match(fs: fsspec.AbstractFileSystem, root: str) -> bool:
         finally:
             fs.rm_file(probe)
     return _IF_NONE_MATCH[key]
+
+
+# Stores whose fsspec filesystem creates a file only if it is absent, in one step (publish locks):
+# O_EXCL on the local disk and over SFTP, the in-memory filesystem; and S3's If-None-Match, which
+# some S3-compatible stores ignore: probed per endpoint when first used. GCS and ABFS have such a
+# precondition too, but their fsspec filesystems are not tested here, so they are refused until
+# they are; fsspec's webhdfs checks, then writes.
+EXCLUSIVE_CREATE = frozenset({"file", "local", "memory", "sftp", "ssh"})
+PROBED_EXCLUSIVE_CREATE = frozenset({"s3", "s3a"})
+NO_EXCLUSIVE_CREATE = "cannot create a file only if it is absent in one step"
+
+
+def refuse_without_exclusive_create(url: str, lock_mode: str) -> None:
+    """Before anything runs: a ConfigError naming ``publish_lock`` when ``url``'s store can never
+    take a publish lock only if absent (S3 endpoints are probed when first used)."""
+    if lock_mode != "none" and fsspec.utils.get_protocol(url) not in EXCLUSIVE_CREATE | PROBED_EXCLUSIVE_CREATE:
+        raise _lock_refused(mask_secrets(url), NO_EXCLUSIVE_CREATE)
+
+
+def _lock_refused(where: str, problem: str) -> ConfigError:
+    return ConfigError("publish_lock", f"{where}: {problem}, so two runs publishing this target at once could both "
+                       "take its lock", "publish to HDFS, AWS S3, SFTP or a local path; or set publish_lock='none' "
+                       "(CLI: --publish-lock none) if only one run at a time ever publishes to this target")
 
 
 def _mtime(info: dict) -> float | None:
