@@ -566,6 +566,11 @@ CASES = [
          "underscores, starting with a letter or underscore)",
          lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage", "--staging-db",
                          "tmp; DROP", "--target-hdfs-path", "hdfs://nn2/t")),
+    Case("hadoop-path-password",
+         "impala-transfer: --target-hdfs-path: 'hdfs://etl:***@nn/data' holds a password, which would be on the "
+         "Hadoop tools' command lines (give the location without it: Hadoop authenticates through its own "
+         "configuration (Kerberos, delegation tokens))",
+         lambda g: g.cli("--target-hdfs-path", "hdfs://etl:pw1234@nn/data")),
     # --- publishing ------------------------------------------------------------------------------
     Case("publish-lock-unknown",
          "impala-transfer: --publish-lock: 'optimistic' is not allowed (use one of atomic, none)",

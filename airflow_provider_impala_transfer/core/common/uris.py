@@ -112,7 +112,12 @@ HADOOP_GLOB = frozenset("*?[]{}\\")
 
 
 def check_hadoop_path(value: str, field: str) -> str:
-    """A location the Hadoop shell is given: no glob characters; return ``value``."""
+    """A location the Hadoop shell is given: no glob characters, no password (it would be on the
+    tools' command lines, which every user of the machine can read); return ``value``."""
+    if url_passwords(value):
+        raise ConfigError(field, f"{value!r} holds a password, which would be on the Hadoop tools' command lines",
+                          "give the location without it: Hadoop authenticates through its own configuration "
+                          "(Kerberos, delegation tokens)")
     bad = sorted(set(value) & HADOOP_GLOB)
     if bad:
         raise ConfigError(field, f"{value!r} holds {', '.join(map(repr, bad))}, which Hadoop's shell reads "
