@@ -481,7 +481,9 @@ def _honours_if_none_match(fs: fsspec.AbstractFileSystem, root: str) -> bool:
         probe = f"{root.rstrip('/')}/_impala_transfer_locks/.if-none-match-{uuid.uuid4().hex}"
         try:
             fs.pipe_file(probe, b"probe", mode="create")
-        except Exception as exc:  # noqa: BLE001 - s3fs < 2024.12 passes mode= on to S3, which refuses it
+        except OSError:  # the store's own error (a 503, a refused key): as for any other request
+            raise
+        except Exception as exc:  # noqa: BLE001 - s3fs < 2024.12 passes mode= on to botocore, which refuses it
             raise ConfigError("publish_lock", f"{fs.unstrip_protocol(root)}: cannot write a lock file only if it is "
                               f"absent ({type(exc).__name__}: {exc})",
                               "install s3fs 2024.12 or later, and check the store answers") from None
