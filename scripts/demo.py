@@ -191,7 +191,8 @@ class StagingRefusal:
 
     def _refuse(self, run_id: str) -> None:
         distcp = TransferTargets(hdfs_root=TARGET, source_hdfs_path=SOURCE_STAGING).method("distcp", CommandRunner())
-        uri = distcp.source_staging_dir(Run(run_id, self.partition, dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
+        run = Run(run_id, self.partition, dag_id=DAG_ID, group_id="events")  # the example DAG's task group
+        uri = distcp.source_staging_dir(run, [FileEntry(path="x", bytes=0, sha256="", chunk=REFUSED_CHUNK)])
         path = uri.removeprefix("hdfs://cluster1")
         source = self.hadoop.source
         source.webhdfs("PUT", path.rsplit("/", 1)[0], "MKDIRS", permission="755")

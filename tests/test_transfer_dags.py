@@ -311,7 +311,8 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
     target = target_dir("scheduled")
     staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
     distcp = TransferTargets(hdfs_root=target, source_hdfs_path=staging).method("distcp", CommandRunner())
-    chunk3 = distcp.source_staging_dir(Run("scheduled_fallback", {"ds": "2026-03-20"}, dag_id=DAG_ID), [FileEntry(path="x", bytes=0, sha256="", chunk=3)])
+    run = Run("scheduled_fallback", {"ds": "2026-03-20"}, dag_id=DAG_ID, group_id="events")  # the DAG's group
+    chunk3 = distcp.source_staging_dir(run, [FileEntry(path="x", bytes=0, sha256="", chunk=3)])
     local_hadoop.hdfs("dfs", "-mkdir", "-p", chunk3.rsplit("/", 1)[0], check=True)
     local_hadoop.hdfs("dfs", "-mkdir", chunk3, superuser=True, check=True)
     local_hadoop.hdfs("dfs", "-chmod", "555", chunk3, superuser=True, check=True)
