@@ -172,12 +172,15 @@ def test_the_event_triggers_the_downstream_dag_under_a_real_scheduler_and_it_log
     cli = str(Path(sys.executable).with_name("airflow"))
     procs = []
     try:
+        # The api-server first: the event is there already, so the scheduler queues the downstream
+        # task at once, and its supervisor fails if the Execution API does not answer yet.
         for name, args in (("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(port)]),
                            ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
             with open(tmp_path / f"{name}.log", "wb") as out:
                 procs.append(subprocess.Popen([cli, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
                                               start_new_session=True))
-        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v2/monitor/health"), 120, "the api-server")
+            if name == "api-server":
+                wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v2/monitor/health"), 120, "the api-server")
         wait_for(lambda: downstream_run(home["db"]) in ("success", "failed"), 600, "the downstream run")
     finally:
         for proc in procs:

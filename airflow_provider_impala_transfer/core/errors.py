@@ -11,6 +11,7 @@ module): ``except ImpalaTransferError`` catches them all, and each stage has its
     │   ├── Stopped            the transfer was cancelled: no further tool starts
     │   └── VerificationError  the bytes at the target differ from the extracted ones
     ├── PublishError           verified files could not be made visible at their final place
+    │   └── GroupConflict      two task groups of one run publish one final directory (a retry cannot help)
     ├── TargetTableError       the target table cannot safely show the published files
     └── ReconcileError         row counts of source, files, published data and table differ
 
@@ -96,6 +97,11 @@ class VerificationError(TransferError):
 
 class PublishError(ImpalaTransferError):
     """A run's files could not be made visible at their final location."""
+
+
+class GroupConflict(PublishError):
+    """Two task groups of one run publish one final directory: the DAG must give each its own
+    target_path or partition, and a retry would be refused the same way."""
 
 
 class TargetTableError(ImpalaTransferError):

@@ -32,7 +32,8 @@ from airflow_provider_impala_transfer.core.common.uris import (
     scheme_of,
 )
 from airflow_provider_impala_transfer.core.common.values import positive_seconds
-from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, PublishError, TransferError
+from airflow_provider_impala_transfer.core.errors import (ConfigError, GroupConflict, ImpalaTransferError, PublishError,
+                                                          TransferError)
 from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
 from airflow_provider_impala_transfer.core.staging import fetch_local, remove_staged
 from airflow_provider_impala_transfer.core.reconcile import count_mismatch
@@ -365,8 +366,11 @@ class PublishOperator(_TargetOperator):
         context["ti"].xcom_push(key=PUBLISHING_KEY, value=sorted({r.destination for r in records}))
         run = self.transfer_run(context)
         with self.connections():
-            result = publish_deliveries(records, run, self.build_destination, allow_split=self.allow_split_publish,
-                                        lock=self.lock, log=self.log.info)
+            try:
+                result = publish_deliveries(records, run, self.build_destination,
+                                            allow_split=self.allow_split_publish, lock=self.lock, log=self.log.info)
+            except GroupConflict as exc:  # the DAG's doing: a retry would be refused the same way
+                raise AirflowFailException(str(exc)) from exc
             if not self.hold_until_finalized:
                 commit_kinds(list(result.published), run, self.build_destination, lock=self.lock, log=self.log.info)
         for record in records:

@@ -5,6 +5,7 @@ registers such passwords with Airflow's secret masker, which hides them in its l
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -58,12 +59,16 @@ def test_show_config_never_prints_a_url_password():
     assert "sftp://etl:***@edge1/x" in result.stdout and "http://etl:***@nn:9870" in result.stdout
 
 
-def test_the_cli_never_prints_a_url_password_in_what_it_reports():
+def test_the_cli_never_prints_a_url_password_in_what_it_reports(sshd, tmp_path, monkeypatch):
     """Whatever writes (plans, notes, progress, the summary, logs), the CLI's streams show URLs without passwords."""
+    (tmp_path / ".ssh").mkdir(mode=0o700)
+    shutil.copy(sshd.key_file, tmp_path / ".ssh" / "id_ed25519")  # where paramiko looks: the key logs in
+    monkeypatch.setenv("HOME", str(tmp_path))
+    target = f"sftp://{sshd.user}:{PW}@{sshd.host}:{sshd.port}/tmp/x"
     result = run_cli("--validate-config", "--query", "SELECT 1", "--source-host", "impala1", "--skip-table",
-                     "--target-hdfs-path", f"hdfs://etl:{PW}@nn:8020/data/x")
+                     "--target-hdfs-path", target)
     assert result.returncode == 0, result.stderr
-    assert "configuration is valid: hdfs://etl:***@nn:8020/data/x" in result.stdout
+    assert "configuration is valid: sftp://" in result.stdout
     assert shows_no_password(result.stdout + result.stderr)
 
 

@@ -61,7 +61,8 @@ class Destination(ABC):
     def is_dir(self, path: str) -> bool: ...
 
     @abstractmethod
-    def makedirs(self, path: str) -> None: ...
+    def makedirs(self, *paths: str) -> None:
+        """Create each directory and its parents (one command where the store's tool takes several)."""
 
     @abstractmethod
     def list_names(self, directory: str) -> list[str]:
@@ -159,8 +160,12 @@ class HdfsDestination(Destination):
     def is_dir(self, path):
         return self.metadata.is_dir(path) if self.metadata else self.shell.test("-d", path)
 
-    def makedirs(self, path):
-        (self.metadata or self.shell).makedirs(path)
+    def makedirs(self, *paths):
+        if self.metadata:
+            for path in paths:
+                self.metadata.makedirs(path)
+        elif paths:
+            self.shell.makedirs(*paths)
 
     def list_names(self, directory):
         return [n for n in (self.metadata or self.shell).list_names(directory) if _visible(n)]
@@ -228,8 +233,9 @@ class SshDestination(Destination):
             raise TransferError(f"ssh to {self.target.destination} failed: {stderr or 'exit 255'}")
         return result.returncode == 0
 
-    def makedirs(self, path):
-        self._ssh("mkdir", "-p", "--", path)
+    def makedirs(self, *paths):
+        if paths:
+            self._ssh("mkdir", "-p", "--", *paths)
 
     def list_names(self, directory):
         out = self._ssh("ls", "-1A", "--", directory, capture=True).stdout.decode("utf-8")
@@ -301,8 +307,9 @@ class FsspecDestination(Destination):
     def is_dir(self, path):
         return self.fs.isdir(path)
 
-    def makedirs(self, path):
-        self.fs.makedirs(path, exist_ok=True)
+    def makedirs(self, *paths):
+        for path in paths:
+            self.fs.makedirs(path, exist_ok=True)
 
     def list_names(self, directory):
         names = (posixpath.basename(info["name"].rstrip("/")) for info in self.fs.ls(directory, detail=True)

@@ -40,8 +40,8 @@ class HdfsShell:
     def cp_argv(self, sources: Sequence[str], target_dir: str, *, overwrite: bool) -> list[str]:
         return self.argv("-cp", *(["-f"] if overwrite else []), *sources, target_dir + "/")
 
-    def mkdir_argv(self, directory: str) -> list[str]:
-        return self.argv("-mkdir", "-p", directory)
+    def mkdir_argv(self, *directories: str) -> list[str]:
+        return self.argv("-mkdir", "-p", *directories)
 
     def checksum_argv(self, paths: Sequence[str]) -> list[str]:
         return [self.hdfs_bin, "dfs", COMPOSITE_CRC, "-checksum", *paths]
@@ -51,8 +51,8 @@ class HdfsShell:
         argv = [resolve_binary(argv[0], "hdfs_bin"), *argv[1:]]
         return self.runner.run(argv, **kwargs)
 
-    def makedirs(self, directory: str) -> None:
-        self.run(self.mkdir_argv(directory))
+    def makedirs(self, *directories: str) -> None:
+        self.run(self.mkdir_argv(*directories))
 
     def test(self, flag: str, path: str) -> bool:
         """``-test -d|-e``: exit 0 yes, 1 no; anything else is an error worth raising."""

@@ -19,7 +19,6 @@ acts, and a lock refreshed in the meantime is never broken.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import socket
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from airflow_provider_impala_transfer.core.common.values import check_choice, positive_seconds
-from airflow_provider_impala_transfer.core.errors import PublishError
+from airflow_provider_impala_transfer.core.errors import GroupConflict, PublishError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import RunLayout
 
@@ -90,11 +89,11 @@ def lock_text(layout: RunLayout) -> str:
 def acquire(destination: Destination, layout: RunLayout, lock: PublishLock, *,
             restore: Callable[[Holder], None], log: Callable[[str], None] = lambda message: None) -> None:
     """Take the final directory's lock, or take back the one an earlier attempt of this run left.
-    A lock past its lease is broken after ``restore(holder)`` put back what its run replaced."""
+    A lock past its lease is broken after ``restore(holder)`` put back what its run replaced.
+    The lock's directory exists (:func:`~.publish.publish` makes it)."""
     if not lock.enabled:
         return
     path = layout.lock_path
-    destination.makedirs(posixpath.dirname(path))
     if _create(destination, layout):
         return
     holder = Holder.parse(destination.read_text(path))
@@ -142,7 +141,7 @@ def _break(destination: Destination, layout: RunLayout, holder: Holder, *,
 def _held_by(destination: Destination, layout: RunLayout, holder: Holder) -> PublishError:
     final = destination.describe(layout.final_dir)
     if holder.run == layout.run.key and holder.owner != layout.run.owner:
-        return PublishError(f"{final} is being published by another task group of this run ({holder.owner}); "
+        return GroupConflict(f"{final} is being published by another task group of this run ({holder.owner}); "
                             "nothing was changed (give each group its own target_path or partition)")
     return PublishError(
         f"{final} is being published by run {holder.owner} ({holder.rest or 'just now'}); nothing was changed (wait "

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from airflow_provider_impala_transfer.core.common.uris import join
-from airflow_provider_impala_transfer.core.errors import PublishError, TransferError
+from airflow_provider_impala_transfer.core.errors import GroupConflict, PublishError, TransferError
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, Run, RunLayout, inside
 from airflow_provider_impala_transfer.core.transfer.lock import Holder, PublishLock, acquire, check_held, release
@@ -92,7 +92,8 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
     """
     layout = run.at(destination.root)
     staging, final, previous = layout.staging_dir, layout.final_dir, layout.previous_dir
-    destination.makedirs(posixpath.dirname(layout.txn_path))
+    records = [layout.txn_path, *([layout.lock_path] if lock.enabled else [])]
+    destination.makedirs(*(posixpath.dirname(path) for path in records))  # one command
     acquire(destination, layout, lock, restore=lambda holder: _restore_for(destination, layout, holder, log=log),
             log=log)
     txn = read_txn(destination, layout)
@@ -109,7 +110,7 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
             log(f"an earlier attempt of this run did not finish: restoring {destination.describe(final)}")
             txn = _undo(destination, layout, txn, log=log)
         if txn is not None and txn.run == run.key and txn.owner != run.owner:
-            raise PublishError(f"{destination.describe(final)} was published by another task group of this run "
+            raise GroupConflict(f"{destination.describe(final)} was published by another task group of this run "
                                f"({txn.owner}); nothing was changed (give each group its own target_path or partition)")
         _finish_commit(destination, layout, txn, log=log)
         if not destination.is_dir(staging):
@@ -146,11 +147,11 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
         if replaced:
             log(f"replacing {destination.describe(final)}; its files wait at {destination.describe(previous)} "
                 "until the run's checks pass")
-            _move_tree(destination, final, previous, txn.replaced_objects)
+            _move_tree(destination, final, previous, txn.replaced_objects, seen=True)
         txn = replace(txn, phase="swap")
         if destination.moves_objects:  # elsewhere the directories themselves say it (_swapped)
             _write_txn(destination, layout, txn)
-        _move_tree(destination, staging, final, txn.incoming_objects)
+        _move_tree(destination, staging, final, txn.incoming_objects, seen=True)
     except BaseException as exc:
         log(f"publishing {destination.describe(final)} failed ({exc}); putting back what it held")
         try:
@@ -295,13 +296,21 @@ def _before(txn: Txn | None) -> dict | None:
 
 
 def _move_tree(destination: Destination, source: str, target: str, objects: Sequence[str], *,
-               keep_target: bool = False) -> None:
+               keep_target: bool = False, seen: bool = False) -> None:
     """Move directory ``source`` to ``target``, resuming a move begun earlier. One rename where
     the store has directories; object by object (``objects``, as recorded) on an object store.
-    ``keep_target``: where both exist, ``target`` holds the newer files (a newer delivery of the run)."""
+    ``keep_target``: where both exist, ``target`` holds the newer files (a newer delivery of the run).
+    ``seen``: the caller has just seen ``source`` there and ``target`` absent, under the lock
+    (each check is a JVM start on the ``hdfs dfs`` path)."""
     if destination.moves_objects:
         for name in objects:
             destination.move_object(join(source, name), join(target, name), keep_target=keep_target)
+        return
+    if seen:
+        parent = posixpath.dirname(target)
+        if posixpath.normpath(parent) != posixpath.normpath(destination.root):  # the root holds staging: it exists
+            destination.makedirs(parent)
+        destination.move(source, target)
         return
     if not destination.is_dir(source):
         if not destination.is_dir(target):
