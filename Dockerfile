@@ -22,7 +22,8 @@ FROM ${JAVA_IMAGE} AS java
 # ---- build: wheels of the provider and of everything it needs, in a writable directory ----
 FROM ${AIRFLOW_IMAGE} AS build
 USER root
-# gssapi and krb5 (the hdfs provider's Kerberos support) have no Linux wheels: they compile here.
+# gssapi and krb5 (the hdfs provider's Kerberos support) and kerberos (impyla's GSSAPI, the
+# provider's `kerberos` extra) have no Linux wheels: they compile here.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential libkrb5-dev \
  && apt-get clean \
@@ -37,7 +38,7 @@ COPY --chown=airflow:0 airflow_provider_impala_transfer/ src/airflow_provider_im
 # Celery executor with its Redis broker, the PostgreSQL drivers (sync and async) of the metadata
 # database, and s3fs for fsspec targets on S3 (MinIO in the stack).
 RUN pip wheel --no-cache-dir --wheel-dir wheels --constraint src/constraints.txt \
-      "apache-airflow==${AIRFLOW_VERSION}" ./src \
+      "apache-airflow==${AIRFLOW_VERSION}" "./src[kerberos]" \
       apache-airflow-providers-celery redis psycopg2-binary asyncpg s3fs
 
 # ---- the image ----
@@ -63,9 +64,9 @@ USER airflow
 RUN --mount=type=bind,from=build,source=/home/airflow/build,target=/tmp/build \
     pip install --no-cache-dir --no-index --find-links /tmp/build/wheels \
       --constraint /tmp/build/src/constraints.txt \
-      "apache-airflow==${AIRFLOW_VERSION}" airflow-provider-impala-transfer \
+      "apache-airflow==${AIRFLOW_VERSION}" "airflow-provider-impala-transfer[kerberos]" \
       apache-airflow-providers-celery redis psycopg2-binary asyncpg s3fs \
- && python -c "import airflow_provider_impala_transfer, airflow.providers.celery, s3fs" \
+ && python -c "import airflow_provider_impala_transfer, airflow.providers.celery, s3fs, kerberos" \
  && hdfs version >/dev/null \
  && ssh -V
 COPY --chown=airflow:0 dags_examples/ /opt/airflow/dags/

@@ -17,7 +17,11 @@ _IMPALA_FIELDS = {
     "http_path": {"label": "HTTP path", "schema": {"type": ["string", "null"]},
                   "description": "e.g. cliservice (only with HTTP transport)"},
     "kerberos_service_name": {"label": "Kerberos service name",
-                              "schema": {"type": ["string", "null"], "default": "impala"}},
+                              "schema": {"type": ["string", "null"], "default": "impala"},
+                              "description": "GSSAPI: the service of the daemons' principal (impala/<host>@REALM)."},
+    "krb_host": {"label": "Kerberos host", "schema": {"type": ["string", "null"]},
+                 "description": "GSSAPI: the host of the daemons' principal, when Host is an address or a load "
+                                "balancer (default: Host). Needs the provider's kerberos extra."},
     "connect_timeout": {"label": "Connect timeout (s)", "schema": {"type": ["number", "null"], "default": 30},
                         "description": "Bounds TCP connect, handshake and session open."},
 }

@@ -31,8 +31,10 @@ apt_install() {  # the given Debian packages that are not installed yet, quietly
 
 # PostgreSQL and Redis: the metadata database and Celery broker of the two-worker deployment test;
 # Chromium: the browser the UI test drives (Playwright never downloads one); docker-compose: checks
-# docker-compose.yaml offline (`docker-compose config -q`; no Docker engine runs here).
-apt_packages=(libkrb5-dev openssh-server openssh-client postgresql redis-server chromium docker-compose)
+# docker-compose.yaml offline (`docker-compose config -q`; no Docker engine runs here); MIT Kerberos:
+# the KDC the Kerberos tests start without root (tests/support/local_kdc.py), kinit and klist.
+apt_packages=(libkrb5-dev openssh-server openssh-client postgresql redis-server chromium docker-compose
+              krb5-kdc krb5-admin-server krb5-user)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 apt_install "${apt_packages[@]}"
 # Maven after Java: its dependency on a Java runtime is then met by the one installed, rather than

@@ -6,7 +6,7 @@
   test's PATH.
 * ``hiveserver``: a real HiveServer2-protocol server (Spark Thrift Server) whose warehouse, and so
   every seeded table, is on ``hdfs://cluster1/warehouse``; it resolves ``hdfs://cluster2`` too.
-* ``sshd`` and ``s3``: an OpenSSH server and moto's S3 server.
+* ``sshd``, ``s3`` and ``kdc``: an OpenSSH server, moto's S3 server and an MIT Kerberos KDC.
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-# --- Other local transfer targets: an sshd, an S3 endpoint (tests/support/local_sshd.py, local_s3.py) --
+# --- Other local servers: an sshd, an S3 endpoint, a KDC (tests/support/local_sshd.py, local_s3.py, local_kdc.py) --
 
+from tests.support.local_kdc import LocalKdc  # noqa: E402
 from tests.support.local_s3 import LocalS3  # noqa: E402
 from tests.support.local_sshd import LocalSshd  # noqa: E402
 
@@ -163,6 +164,23 @@ from tests.support.local_sshd import LocalSshd  # noqa: E402
 def sshd(tmp_path_factory):
     """A real sshd on 127.0.0.1 (key login for the current user), started once, stopped by PID."""
     with LocalSshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kdc(tmp_path_factory):
+    """A real MIT KDC for realm IMPALA-TRANSFER.TEST on 127.0.0.1, started once, stopped by PID."""
+    with LocalKdc(tmp_path_factory.mktemp("kdc")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kerberized_hiveserver(tmp_path_factory, kdc):
+    """A second HiveServer2-protocol server that authenticates sessions by Kerberos (GSSAPI) as
+    hive/localhost in the ``kdc``'s realm; local warehouse, 1 GiB driver; started once, stopped by PID."""
+    server = LocalHiveServer(workdir=tmp_path_factory.mktemp("hiveserver2-kerberos"), port=free_port(),
+                             driver_memory="1g", kdc=kdc)
+    with server:
         yield server
 
 

@@ -31,6 +31,7 @@ from airflow_provider_impala_transfer.core.transfer.publish import commit, publi
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 from airflow_provider_impala_transfer.operators.impala_extract import run_directory
 from tests.faults.test_publish_safety import published, sha256s
+from tests.support.races import at_once
 from tests.test_transfer_methods import hdfs_destination, make_chunk, names, unique_dir
 
 DS = {"ds": "2026-12-07"}
@@ -122,18 +123,8 @@ def test_of_two_runs_breaking_one_stale_lock_exactly_one_acts(store, tmp_path):
                 barrier.wait()
             return text
         method.destination.read_text = read_at_barrier  # type: ignore[method-assign]
-    outcomes: dict[int, object] = {}
-
-    def attempt(i: int) -> None:
-        try:
-            outcomes[i] = publish(methods[i + 1].destination, racers[i], names(files[i]), names(files[i]))
-        except PublishError as exc:
-            outcomes[i] = exc
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    outcomes = at_once([lambda i=i: publish(methods[i + 1].destination, racers[i], names(files[i]), names(files[i]))
+                        for i in range(2)], expected=PublishError, timeout=300)
     failed = [i for i in range(2) if isinstance(outcomes.get(i), PublishError)]
     assert len(outcomes) == 2 and len(failed) == 1, outcomes
     winner = 1 - failed[0]

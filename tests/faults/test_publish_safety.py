@@ -28,6 +28,7 @@ from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import FsspecMethod, HdfsPutMethod, TransferMethod
 from airflow_provider_impala_transfer.core.transfer.publish import commit, publish, roll_back
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
+from tests.support.races import at_once
 from tests.test_transfer_methods import hdfs_destination, make_chunk, names, scp_method, unique_dir
 
 STORES = ["webhdfs", "local", "s3", "ssh"]  # + "hdfs dfs" where its own lock and renames matter
@@ -150,7 +151,6 @@ def test_of_two_runs_racing_to_publish_one_partition_exactly_one_wins(store, tmp
     methods = [store(), store()]  # one each, as two workers
     manifests = [make_chunk(tmp_path / "x", parts=2), make_chunk(tmp_path / "y", parts=3)]
     barrier = threading.Barrier(2, timeout=60)
-    outcomes: dict[int, object] = {}
     for method, manifest, run in zip(methods, manifests, runs):
         deliver_chunk(method, manifest, run, overwrite=True, verify_mode="sha256")
         exclusive = method.destination.create_exclusive
@@ -160,16 +160,8 @@ def test_of_two_runs_racing_to_publish_one_partition_exactly_one_wins(store, tmp
             return exclusive(path, text)
         method.destination.create_exclusive = at_barrier  # type: ignore[method-assign]
 
-    def attempt(i: int) -> None:
-        try:
-            outcomes[i] = publish(methods[i].destination, runs[i], names(manifests[i]), names(manifests[i]))
-        except PublishError as exc:
-            outcomes[i] = exc
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=180)
+    outcomes = at_once([lambda i=i: publish(methods[i].destination, runs[i], names(manifests[i]), names(manifests[i]))
+                        for i in range(2)], expected=PublishError, timeout=180)
     failed = [i for i in range(2) if isinstance(outcomes.get(i), PublishError)]
     assert len(outcomes) == 2 and len(failed) == 1, outcomes
     winner = 1 - failed[0]

@@ -158,6 +158,16 @@ def finalize(target: Target, root: str | None = None, conn_id: str = "impala_tar
                                    **target.args(root))
 
 
+def kept_run(hiveserver, target: Target, dag_run: DagRun, manifest: Manifest) -> str:
+    """Run 1, kept: published, its table step done, finalized. Returns its final directory A,
+    which the table (or partition) reads."""
+    published = run_to_the_table_step(target, dag_run, manifest)
+    dag_run.run(table_step(target, manifest, published))
+    dag_run.run(finalize(target))
+    assert same_location(location(hiveserver, target), published["final_dir"])
+    return published["final_dir"]
+
+
 def location(hiveserver, target: Target) -> str:
     """Where the server reads the table (or the target's partition) from."""
     sql = f"DESCRIBE FORMATTED {target.table}"
@@ -193,13 +203,7 @@ def test_a_plain_table_switched_by_a_killed_table_step_reads_its_previous_direct
                     extra={"webhdfs_conn_id": "target_webhdfs"})
     hiveserver.execute(f"DROP TABLE IF EXISTS {target.table}")
 
-    # Run 1 is kept: the table reads A, its run directory.
-    first, first_manifest = DagRun("scheduled__2026-12-06"), extract(tmp_path / "run1", 1, 30)
-    published = run_to_the_table_step(target, first, first_manifest)
-    first.run(table_step(target, first_manifest, published))
-    first.run(finalize(target))
-    a = published["final_dir"]
-    assert same_location(location(hiveserver, target), a)
+    a = kept_run(hiveserver, target, DagRun("scheduled__2026-12-06"), extract(tmp_path / "run1", 1, 30))
 
     # Run 2's table step switches the table to B and is killed before anything else reaches the server.
     second, second_manifest = DagRun("scheduled__2026-12-07"), extract(tmp_path / "run2", 1000, 12)
@@ -232,13 +236,7 @@ def test_a_partition_moved_by_a_killed_table_step_is_moved_back_and_a_finalize_t
     new_root = f"file://{tmp_path}/new"
     hiveserver.execute(f"DROP TABLE IF EXISTS {target.table}")
 
-    # Run 1 is kept: the partition reads <old>/ds=2026-12-07.
-    first, first_manifest = DagRun("scheduled__2026-12-07"), extract(tmp_path / "run1", 1, 8)
-    published = run_to_the_table_step(target, first, first_manifest)
-    first.run(table_step(target, first_manifest, published))
-    first.run(finalize(target))
-    a = published["final_dir"]
-    assert same_location(location(hiveserver, target), a)
+    a = kept_run(hiveserver, target, DagRun("scheduled__2026-12-07"), extract(tmp_path / "run1", 1, 8))
 
     # Run 2 publishes the same date under a new root; its table step moves the partition there, then dies.
     second, second_manifest = DagRun("manual__2026-12-07"), extract(tmp_path / "run2", 500, 5)

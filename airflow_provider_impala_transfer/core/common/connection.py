@@ -75,6 +75,8 @@ class SourceConnector:
         """An open impyla connection; the session opens with the first cursor."""
         from impala.dbapi import connect
 
+        if self.auth_mechanism == "GSSAPI":
+            _check_gssapi_installed()
         if not self.options.get("use_http_transport"):
             self._check_reachable()
         try:
@@ -141,6 +143,10 @@ class SourceConnector:
 
     def _explain(self, exc: Exception) -> SourceError:
         text = str(exc) or type(exc).__name__
+        if self.auth_mechanism == "GSSAPI":
+            kerberos = self._explain_kerberos(text)
+            if kerberos is not None:
+                return kerberos
         if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in text or "timeout" in text.lower():
             return SourceError(
                 f"Impala at {self.address} accepted the connection but did not answer within "
@@ -154,6 +160,40 @@ class SourceConnector:
                 "server expects (PLAIN/LDAP for user+password, GSSAPI for Kerberos, NOSASL for none)"
             )
         return SourceError(f"Impala at {self.address}: {text}")
+
+    def _explain_kerberos(self, text: str) -> SourceError | None:
+        """What a GSSAPI failure means, from MIT krb5's own words in the error."""
+        if "No Kerberos credentials available" in text or "No credentials were supplied" in text:
+            return SourceError(
+                f"Impala at {self.address}: no Kerberos ticket ({text}): get one before the task runs "
+                "(Airflow's `airflow kerberos` with [kerberos] principal and keytab, or kinit -kt <keytab> "
+                "<principal>) and point KRB5CCNAME at its cache")
+        if "Ticket expired" in text:
+            return SourceError(f"Impala at {self.address}: the Kerberos ticket expired ({text}): renew it "
+                               "(`airflow kerberos` keeps it fresh) or kinit again")
+        if "not found in Kerberos database" in text:
+            service = self.options.get("kerberos_service_name", "impala")
+            host = self.options.get("krb_host") or self.host
+            return SourceError(
+                f"Impala at {self.address}: the KDC knows no service principal {service}/{host} ({text}): set "
+                f"the connection extras kerberos_service_name (now {service!r}) and krb_host (now {host!r}) "
+                "to the service and host of the daemons' principal, e.g. impala and the daemon's canonical "
+                "host name when you connect through an address or a load balancer")
+        if "Clock skew too great" in text:
+            return SourceError(f"Impala at {self.address}: this machine's clock and the KDC's differ too much "
+                               f"({text}): synchronise the clock (NTP)")
+        return None
+
+
+def _check_gssapi_installed() -> None:
+    """impyla's GSSAPI goes through pure-sasl, which needs the ``kerberos`` module (impyla's own
+    ``kerberos`` extra): without it every session fails with a riddle about mechanisms."""
+    try:
+        import kerberos  # noqa: F401
+    except ImportError:
+        raise ConfigError("auth_mechanism", "GSSAPI needs the Python module kerberos, which is not installed",
+                          "pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against "
+                          "libkrb5-dev)") from None
 
 
 class RunningQueries:
