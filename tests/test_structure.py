@@ -139,7 +139,7 @@ def _normalize(name: str) -> str:
 
 # The modules an optional extra serves, and the extra: only they may import its packages (or what
 # those packages install); the provider calls them only when the extra is installed.
-OPTIONAL_MODULES = {f"{NAME}.operators.lineage": "openlineage"}
+OPTIONAL_MODULES = {f"{NAME}.operators.lineage": "openlineage", f"{NAME}.core.common.gssapi": "kerberos"}
 
 
 def _requirement_name(req: str) -> str:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from airflow_provider_impala_transfer.core.common import gssapi
 from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, SourceError
 
@@ -76,7 +77,7 @@ class SourceConnector:
         from impala.dbapi import connect
 
         if self.auth_mechanism == "GSSAPI":
-            _check_gssapi_installed()
+            gssapi.check_installed()
         if not self.options.get("use_http_transport"):
             self._check_reachable()
         try:
@@ -183,17 +184,6 @@ class SourceConnector:
             return SourceError(f"Impala at {self.address}: this machine's clock and the KDC's differ too much "
                                f"({text}): synchronise the clock (NTP)")
         return None
-
-
-def _check_gssapi_installed() -> None:
-    """impyla's GSSAPI goes through pure-sasl, which needs the ``kerberos`` module (impyla's own
-    ``kerberos`` extra): without it every session fails with a riddle about mechanisms."""
-    try:
-        import kerberos  # noqa: F401
-    except ImportError:
-        raise ConfigError("auth_mechanism", "GSSAPI needs the Python module kerberos, which is not installed",
-                          "pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against "
-                          "libkrb5-dev)") from None
 
 
 class RunningQueries:
