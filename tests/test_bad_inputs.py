@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,20 @@ def extract(g: Given, **arguments) -> None:
 def hiveserver_args(g: Given) -> list[str]:
     server = g.fixture("hiveserver")
     return ["--source-port", str(server.port), "--auth-mechanism", "PLAIN", "--user", "airflow"]
+
+
+def kerberos_args(g: Given, host: str = "localhost", ticket: bool = True) -> list[str]:
+    """The CLI against the server that accepts only Kerberos, with a user's ticket (from its
+    keytab, in a cache of this case's own) or with none."""
+    server, kdc = g.fixture("kerberized_hiveserver"), g.fixture("kdc")
+    cache = g.tmp / "ccache"
+    if ticket:
+        principal = kdc.add_principal(f"etl{uuid.uuid4().hex[:6]}", g.tmp / "etl.keytab")
+        kdc.kinit(principal, g.tmp / "etl.keytab", cache)
+    for name, value in kdc.env(cache).items():  # the Kerberos library reads this process's environment
+        g.monkeypatch.setenv(name, value)
+    return ["--source-host", host, "--source-port", str(server.port), "--auth-mechanism", "GSSAPI",
+            "--kerberos-service-name", "hive", "--connect-timeout", "10"]
 
 
 def local_dir(g: Given, name: str, mode: int, owner: int | None = None) -> str:
@@ -540,6 +555,21 @@ CASES = [
          lambda g: g.cli("--source-port", str(g.fixture("hiveserver").port), "--auth-mechanism", "NOSASL",
                          "--table", "default.events", "--skip-table", "--connect-timeout", "5", code=1),
          server=True),
+    Case("gssapi-no-ticket",
+         "impala-transfer: FAILED: Impala at localhost:…: no Kerberos ticket (…): get one before the task runs "
+         "(Airflow's ticket renewer, airflow kerberos, with [kerberos] principal and keytab; or kinit -kt "
+         "<keytab> <principal>) and point KRB5CCNAME at its cache",
+         lambda g: g.cli(*kerberos_args(g, ticket=False), code=1), server=True),
+    Case("gssapi-unknown-service-principal",
+         "impala-transfer: FAILED: Impala at 127.0.0.1:…: the KDC knows no service principal hive/127.0.0.1 (…): "
+         "set kerberos_service_name (now 'hive') and krb_host (now '127.0.0.1') to the service and host of the "
+         "daemons' principal, e.g. impala and the daemon's canonical host name when you connect through an "
+         "address or a load balancer (connection extras; CLI --kerberos-service-name, --krb-host)",
+         lambda g: g.cli(*kerberos_args(g, host="127.0.0.1"), code=1), server=True),
+    Case("gssapi-module-missing",
+         "impala-transfer: --auth-mechanism: GSSAPI needs the Python module kerberos, which is not installed "
+         "(pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against libkrb5-dev))",
+         lambda g: (g.monkeypatch.setitem(sys.modules, "kerberos", None), g.cli("--auth-mechanism", "GSSAPI"))[1]),
     Case("empty-result",
          "counts: source 0, files 0, delivered 0, published 0",
          lambda g: next(line for line in g.cli(*hiveserver_args(g), "--table", "default.empty_table", "--split-by",

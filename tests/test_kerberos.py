@@ -63,8 +63,8 @@ def test_through_an_address_krb_host_names_the_host_of_the_servers_principal(ker
         cursor.execute("SELECT 1")
         assert cursor.fetchall() == [(1,)]
     without = SourceConnector(host="127.0.0.1", port=kerberized_hiveserver.port, options=gssapi())
-    with pytest.raises(SourceError, match=r"the KDC knows no service principal hive/127.0.0.1 .*set the connection "
-                                          r"extras kerberos_service_name \(now 'hive'\) and krb_host \(now "
+    with pytest.raises(SourceError, match=r"the KDC knows no service principal hive/127.0.0.1 .*set "
+                                          r"kerberos_service_name \(now 'hive'\) and krb_host \(now "
                                           r"'127.0.0.1'\)"):
         with without.session():
             pass

@@ -14,6 +14,7 @@ from fsspec.registry import known_implementations, registry
 
 from airflow_provider_impala_transfer.cli.settings import Resolved
 from airflow_provider_impala_transfer.cli.temp_dir import check_temp_dir
+from airflow_provider_impala_transfer.core.common import gssapi
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import (
@@ -168,7 +169,10 @@ def _impala_options(s: Resolved, password: str | None, *, database: str | None) 
         if s.ca_cert:
             options["ca_cert"] = s.ca_cert
     if s.auth_mechanism == "GSSAPI":
+        gssapi.check_installed()
         options["kerberos_service_name"] = s.kerberos_service_name
+        if s.krb_host:
+            options["krb_host"] = s.krb_host
     if s.use_http_transport:
         options["use_http_transport"] = True
         if s.http_path:

@@ -63,7 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("password_file", "file whose first line is the password (keep it mode 0600)", env="IMPALA_PASSWORD_FILE"),
     _s("use_ssl", "TLS to the Impala daemon", False, "bool", "IMPALA_USE_SSL"),
     _s("ca_cert", "CA bundle for TLS", env="IMPALA_CA_CERT"),
-    _s("kerberos_service_name", "Kerberos service name (GSSAPI)", "impala"),
+    _s("kerberos_service_name", "Kerberos service name (GSSAPI): the service of the daemons' principal", "impala"),
+    _s("krb_host", "Kerberos host (GSSAPI): the host of the daemons' principal, when --source-host is an address "
+                   "or a load balancer (default: --source-host)"),
     _s("use_http_transport", "HTTP transport (e.g. through a proxy)", False, "bool"),
     _s("http_path", "HTTP path, e.g. cliservice"),
     _s("connect_timeout", "seconds to connect and open a session", 30, "int"),
@@ -200,7 +202,7 @@ FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": 
                  "run_id": "--run-id", "scp host": "--scp-target-host", "scp user": "--scp-user",
                  "scp_target_path": "--scp-target-path", "source_hdfs_path": "--source-hdfs-path",
                  "staging_db": "--staging-db", "publish_lock": "--publish-lock",
-                 "publish_lock_lease": "--publish-lock-lease"}
+                 "publish_lock_lease": "--publish-lock-lease", "auth_mechanism": "--auth-mechanism"}
 QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
 
 

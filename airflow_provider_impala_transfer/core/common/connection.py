@@ -167,19 +167,19 @@ class SourceConnector:
         if "No Kerberos credentials available" in text or "No credentials were supplied" in text:
             return SourceError(
                 f"Impala at {self.address}: no Kerberos ticket ({text}): get one before the task runs "
-                "(Airflow's `airflow kerberos` with [kerberos] principal and keytab, or kinit -kt <keytab> "
-                "<principal>) and point KRB5CCNAME at its cache")
+                "(Airflow's ticket renewer, airflow kerberos, with [kerberos] principal and "
+                "keytab; or kinit -kt <keytab> <principal>) and point KRB5CCNAME at its cache")
         if "Ticket expired" in text:
             return SourceError(f"Impala at {self.address}: the Kerberos ticket expired ({text}): renew it "
-                               "(`airflow kerberos` keeps it fresh) or kinit again")
+                               "(Airflow's ticket renewer, airflow kerberos, keeps it fresh) or kinit again")
         if "not found in Kerberos database" in text:
             service = self.options.get("kerberos_service_name", "impala")
             host = self.options.get("krb_host") or self.host
             return SourceError(
                 f"Impala at {self.address}: the KDC knows no service principal {service}/{host} ({text}): set "
-                f"the connection extras kerberos_service_name (now {service!r}) and krb_host (now {host!r}) "
-                "to the service and host of the daemons' principal, e.g. impala and the daemon's canonical "
-                "host name when you connect through an address or a load balancer")
+                f"kerberos_service_name (now {service!r}) and krb_host (now {host!r}) to the service and host "
+                "of the daemons' principal, e.g. impala and the daemon's canonical host name when you connect "
+                "through an address or a load balancer (connection extras; CLI --kerberos-service-name, --krb-host)")
         if "Clock skew too great" in text:
             return SourceError(f"Impala at {self.address}: this machine's clock and the KDC's differ too much "
                                f"({text}): synchronise the clock (NTP)")
