@@ -29,7 +29,7 @@ _IMPALA_FIELDS = {
 
 _HADOOP_CLI_FIELDS = {
     "env": {"label": "Environment", "schema": {"type": ["object", "null"]},
-            "description": "Only HADOOP_CONF_DIR, HADOOP_USER_NAME, HADOOP_PROXY_USER, HADOOP_TOKEN_FILE_LOCATION, "
+            "description": "Only HADOOP_CONF_DIR, HADOOP_USER_NAME, HADOOP_TOKEN_FILE_LOCATION, "
                            "KRB5CCNAME, KRB5_CONFIG, TZ, LANG, LC_ALL, e.g. {\"HADOOP_CONF_DIR\": \"/etc/hadoop/conf\", "
                            "\"KRB5CCNAME\": \"/tmp/krb5cc_airflow\"}. Other variables (LD_PRELOAD, JAVA_HOME, "
                            "HADOOP_CLIENT_OPTS...) and the hadoop/hdfs binaries are refused here: set them in the DAG "

@@ -506,6 +506,16 @@ CASES = [
          "HADOOP_CONF_DIR, … (set other variables with the operator argument hadoop_env= (DAG code), or remove them)",
          lambda g: refused(lambda: HadoopCliHook(g.connection("hadoop", conn_type="hadoop_cli",
                                                               extra={"env": {"LD_PRELOAD": "/tmp/x.so"}})))),
+    Case("hadoop-connection-proxy-user",
+         "env: HADOOP_PROXY_USER in the env extra of connection 'hadoop' is not allowed: a connection cannot choose "
+         "whom the workers' Hadoop identity impersonates (pass proxy_user='<user>' to the operator or "
+         "impala_transfer_group (DAG code), or --proxy-user to the CLI; the cluster must allow it: "
+         "hadoop.proxyuser.<the workers' user>.hosts/groups/users)",
+         lambda g: refused(lambda: HadoopCliHook(g.connection("hadoop", conn_type="hadoop_cli",
+                                                              extra={"env": {"HADOOP_PROXY_USER": "hdfs"}})))),
+    Case("proxy-user-not-a-name",
+         "impala-transfer: --proxy-user: 'etl; id' is not a user name (give the short name of an HDFS user, e.g. etl)",
+         lambda g: g.cli("--proxy-user", "etl; id")),
     Case("hadoop-connection-binary",
          "hadoop_bin: is set in the extras of connection 'hadoop', but a connection cannot choose the program a "
          "worker runs (pass hadoop_bin='/path/to/hadoop' to the operator (or impala_transfer_group), or set "

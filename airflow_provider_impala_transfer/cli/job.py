@@ -17,6 +17,7 @@ from airflow_provider_impala_transfer.cli.temp_dir import check_temp_dir
 from airflow_provider_impala_transfer.core.common import gssapi
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
+from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.common.uris import (
     check_component,
     check_hadoop_path,
@@ -205,7 +206,7 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
     notes: list[str] = []
     targets = TransferTargets(
         source_hdfs_path=_hadoop_location(s.source_hdfs_path, "--source-hdfs-path") if s.source_hdfs_path else None,
-        hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin,
+        hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin, hadoop_env=proxy_user_env(s.proxy_user, "proxy_user") or None,
         distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy),
         command_timeout=float(s.command_timeout),
         withhold=(s.password_env,),

@@ -126,6 +126,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("method", "first method to try: distcp, hdfs_put, hdfs_cp, scp or fsspec", env="TRANSFER_METHOD",
        choices=METHODS, group="target"),
     _s("hadoop_bin", "hadoop executable", "hadoop", env="HADOOP_BIN", group="target"),
+    _s("proxy_user", "HDFS user the Hadoop clients act for (HADOOP_PROXY_USER); the cluster must allow it "
+                     "(hadoop.proxyuser.*)", group="target"),
     _s("hdfs_bin", "hdfs executable", "hdfs", env="HDFS_BIN", group="target"),
     _s("distcp_maps", "distcp -m", 20, "int", "DISTCP_MAPS", group="target"),
     _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", "DISTCP_BANDWIDTH_MB", group="target"),
@@ -202,7 +204,8 @@ FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": 
                  "run_id": "--run-id", "scp host": "--scp-target-host", "scp user": "--scp-user",
                  "scp_target_path": "--scp-target-path", "source_hdfs_path": "--source-hdfs-path",
                  "staging_db": "--staging-db", "publish_lock": "--publish-lock",
-                 "publish_lock_lease": "--publish-lock-lease", "auth_mechanism": "--auth-mechanism"}
+                 "publish_lock_lease": "--publish-lock-lease", "auth_mechanism": "--auth-mechanism",
+                 "proxy_user": "--proxy-user"}
 QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
 
 

@@ -16,8 +16,10 @@ the operator argument ``hadoop_env=`` (DAG code) may still set any variable.
 
 What remains with a connection: ``HADOOP_CONF_DIR``/``KRB5_CONFIG`` choose among files already on
 the worker (the Hadoop scripts source ``hadoop-env.sh`` from the conf dir), so a worker must not
-let strangers create such directories; ``HADOOP_USER_NAME``/``HADOOP_PROXY_USER`` choose the HDFS
-identity, as on any cluster without Kerberos.
+let strangers create such directories; ``HADOOP_USER_NAME`` chooses the HDFS identity, as on any
+cluster without Kerberos (a Kerberized cluster ignores it). ``HADOOP_PROXY_USER`` is refused
+there: on a Kerberized cluster it makes the workers' principal impersonate any user it may proxy,
+so only DAG code chooses it (``proxy_user=``).
 
 A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
 Kerberos/SSL extras) of the *target* cluster moves the metadata steps (exists, list, mkdir,
@@ -32,6 +34,7 @@ from typing import Any
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
+from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
@@ -39,8 +42,8 @@ from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetada
 
 CONFIG_SECTION = "impala_transfer"
 # The only variables a hadoop_cli connection may set: none of them loads code or picks a program.
-CONNECTION_ENV = ("HADOOP_CONF_DIR", "HADOOP_USER_NAME", "HADOOP_PROXY_USER", "HADOOP_TOKEN_FILE_LOCATION",
-                  "KRB5CCNAME", "KRB5_CONFIG", "TZ", "LANG", "LC_ALL")
+CONNECTION_ENV = ("HADOOP_CONF_DIR", "HADOOP_USER_NAME", "HADOOP_TOKEN_FILE_LOCATION", "KRB5CCNAME", "KRB5_CONFIG",
+                  "TZ", "LANG", "LC_ALL")
 BINARIES = ("hadoop_bin", "hdfs_bin")
 
 
@@ -49,7 +52,8 @@ class HadoopCliHook(BaseHook):
 
     Binaries: arguments, then ``[impala_transfer]`` in the Airflow config, then PATH; a connection
     extra ``hadoop_bin``/``hdfs_bin`` is refused. Environment: the connection's ``env`` (only
-    :data:`CONNECTION_ENV`), overridden by ``env`` (the operator's ``hadoop_env``: any variable).
+    :data:`CONNECTION_ENV`), overridden by ``env`` (the operator's ``hadoop_env``: any variable),
+    then ``proxy_user`` (``HADOOP_PROXY_USER``).
     """
 
     conn_name_attr = "hadoop_conn_id"
@@ -58,7 +62,8 @@ class HadoopCliHook(BaseHook):
     hook_name = "Hadoop CLI (distcp, hdfs dfs)"
 
     def __init__(self, hadoop_conn_id: str | None = None, *, hadoop_bin: str | None = None,
-                 hdfs_bin: str | None = None, env: dict[str, str] | None = None, **kwargs: Any) -> None:
+                 hdfs_bin: str | None = None, env: dict[str, str] | None = None, proxy_user: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         extras: dict[str, Any] = {}
         if hadoop_conn_id:
@@ -71,7 +76,8 @@ class HadoopCliHook(BaseHook):
                                   f"set [{CONFIG_SECTION}] {name} in the Airflow config; remove the extra")
         self.hadoop_bin: str = hadoop_bin or _configured("hadoop_bin") or "hadoop"
         self.hdfs_bin: str = hdfs_bin or _configured("hdfs_bin") or "hdfs"
-        merged = {**connection_env(extras.get("env"), hadoop_conn_id), **(env or {})}
+        merged = {**connection_env(extras.get("env"), hadoop_conn_id), **(env or {}),
+                  **proxy_user_env(proxy_user, "proxy_user")}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
 
     def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:
@@ -87,6 +93,12 @@ def connection_env(env: Any, conn_id: str | None = None) -> dict[str, str]:
     if not isinstance(env, dict):
         raise ConfigError("env", f"{where} is {type(env).__name__}, not an object",
                           'write {"HADOOP_CONF_DIR": "/etc/hadoop/conf"}')
+    if "HADOOP_PROXY_USER" in env:
+        raise ConfigError("env", f"HADOOP_PROXY_USER in {where} is not allowed: a connection cannot choose whom the "
+                          "workers' Hadoop identity impersonates",
+                          "pass proxy_user='<user>' to the operator or impala_transfer_group (DAG code), or "
+                          "--proxy-user to the CLI; the cluster must allow it: hadoop.proxyuser.<the workers' "
+                          "user>.hosts/groups/users")
     refused = sorted(str(name) for name in env if name not in CONNECTION_ENV)
     if refused:
         raise ConfigError("env", f"{', '.join(refused)} in {where} is not allowed: a connection may set only "

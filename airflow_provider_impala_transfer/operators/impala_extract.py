@@ -92,8 +92,9 @@ class _ImpalaQueryOperator(BaseOperator):
         if self._shell is not None:
             self._shell.runner.stop()
 
-    def hdfs_shell(self, hadoop_conn_id: str | None, hdfs_bin: str | None) -> HdfsShell:
-        self._shell = HadoopCliHook(hadoop_conn_id, hdfs_bin=hdfs_bin).hdfs_shell(self.log.info)
+    def hdfs_shell(self, hadoop_conn_id: str | None, hdfs_bin: str | None, proxy_user: str | None) -> HdfsShell:
+        hook = HadoopCliHook(hadoop_conn_id, hdfs_bin=hdfs_bin, proxy_user=proxy_user)
+        self._shell = hook.hdfs_shell(self.log.info)
         return self._shell
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -183,6 +184,7 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         run_subdirectory: bool = True,
         hadoop_conn_id: str | None = None,
         hdfs_bin: str | None = None,
+        proxy_user: str | None = None,
         output_fsspec_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -191,6 +193,7 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         self.output_fsspec_conn_id = output_fsspec_conn_id
         self.hadoop_conn_id = hadoop_conn_id
         self.hdfs_bin = hdfs_bin
+        self.proxy_user = proxy_user
         self.output_format = output_format
         self.compression = compression
         self.chunk = chunk
@@ -222,7 +225,8 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
         manifests = []
         options = {**FsspecHook(self.output_fsspec_conn_id).options_for(directory, "output_path")[1],
                    **(self.storage_options or {})}
-        shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin) if is_hadoop_uri(directory) else None
+        shell = (self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin, self.proxy_user) if is_hadoop_uri(directory)
+                 else None)
         for chunk in chunks:
             self.log.info("chunk %d (%s) -> %s", chunk.index, chunk.description, directory)
             progress = Progress(label=f"chunk {chunk.index}", sink=self.log.info)
@@ -267,7 +271,8 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
 
     def __init__(self, *, source_hdfs_path: str, source_webhdfs_conn_id: str, staging_db: str = DEFAULT_STAGING_DB,
                  dialect: str = "impala", compression: str | None = None, hadoop_conn_id: str | None = None,
-                 hdfs_bin: str | None = None, transfer_group_id: str | None = None, **kwargs: Any) -> None:
+                 hdfs_bin: str | None = None, proxy_user: str | None = None, transfer_group_id: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.transfer_group_id = transfer_group_id
         self.source_hdfs_path = source_hdfs_path
@@ -277,6 +282,7 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         self.compression = compression
         self.hadoop_conn_id = hadoop_conn_id
         self.hdfs_bin = hdfs_bin
+        self.proxy_user = proxy_user
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         spec = self.build_spec(output_format="parquet", compression=self.compression)
@@ -290,7 +296,7 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         connector = self.hook().connector()
         metadata = webhdfs_metadata(self.source_webhdfs_conn_id)
         run_export(connector, plan, metadata, log=self.log.info)
-        shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin)
+        shell = self.hdfs_shell(self.hadoop_conn_id, self.hdfs_bin, self.proxy_user)
         manifests = export_manifests(connector, spec, plan, metadata, shell, log=self.log.info)
         for manifest in manifests:
             self.log.info("%s: %s", manifest.label, manifest.chunks[0].description)

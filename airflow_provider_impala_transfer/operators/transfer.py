@@ -83,6 +83,7 @@ class _TargetOperator(BaseOperator):
         hadoop_bin: str | None = None,
         hdfs_bin: str | None = None,
         hadoop_env: dict[str, str] | None = None,
+        proxy_user: str | None = None,
         ssh_conn_id: str | None = None,
         scp_target_path: str | None = None,
         scp_target_host: str | None = None,
@@ -110,6 +111,7 @@ class _TargetOperator(BaseOperator):
         self.hadoop_bin = hadoop_bin
         self.hdfs_bin = hdfs_bin
         self.hadoop_env = hadoop_env
+        self.proxy_user = proxy_user
         self.ssh_conn_id = ssh_conn_id
         self.scp_target_path = scp_target_path
         self.scp_target_host = scp_target_host
@@ -154,7 +156,7 @@ class _TargetOperator(BaseOperator):
 
     def _hadoop(self) -> HadoopCliHook:
         return HadoopCliHook(self.hadoop_conn_id, hadoop_bin=self.hadoop_bin, hdfs_bin=self.hdfs_bin,
-                             env=self.hadoop_env)
+                             env=self.hadoop_env, proxy_user=self.proxy_user)
 
     def _scp(self) -> ScpHook:
         """The ssh connection's hook, open until :meth:`connections` ends."""
@@ -236,6 +238,10 @@ class TransferOperator(_TargetOperator):
     :param hadoop_bin, hdfs_bin: the Hadoop clients to run (default: ``[impala_transfer]`` in the
         Airflow config, then ``hadoop``/``hdfs`` on PATH); never from a connection.
     :param hadoop_env: more environment for the Hadoop clients (DAG code: any variable).
+    :param proxy_user: the HDFS user the Hadoop clients act for (``HADOOP_PROXY_USER``): the workers'
+        identity impersonates it, which the cluster must allow (``hadoop.proxyuser.*``). Not
+        templated, and never from a connection: whoever may trigger a run or edit a connection
+        does not choose whom to impersonate.
     :param webhdfs_conn_id: ``webhdfs`` connection of the target cluster (the hdfs provider's): exists,
         list, mkdir, rename and delete over HTTP instead of a JVM per call. Copies and checksums
         always go through the Hadoop client.

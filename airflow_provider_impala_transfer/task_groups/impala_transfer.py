@@ -163,7 +163,8 @@ def impala_transfer_group(
                 task_id="export", source_hdfs_path=target_args["source_hdfs_path"],
                 source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
                 compression=compression, hadoop_conn_id=target_args.get("hadoop_conn_id"),
-                hdfs_bin=target_args.get("hdfs_bin"), transfer_group_id=group.group_id, retries=retries, **query_args,
+                hdfs_bin=target_args.get("hdfs_bin"), proxy_user=target_args.get("proxy_user"),
+                transfer_group_id=group.group_id, retries=retries, **query_args,
             )
             manifests = export.output  # one manifest per chunk of the exported files
         if "client" in modes:
@@ -173,7 +174,8 @@ def impala_transfer_group(
                 order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
                 map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries,
                 hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"),
-                output_fsspec_conn_id=target_args.get("output_fsspec_conn_id"), **query_args,
+                proxy_user=target_args.get("proxy_user"), output_fsspec_conn_id=target_args.get("output_fsspec_conn_id"),
+                **query_args,
             ).expand(chunk=plan.output)
             manifests = extract.output
         if export is not None and extract is not None:

@@ -129,6 +129,7 @@ HADOOP_DIST = Path(os.environ.get("HADOOP_DIST_DIR", REPO / ".hadoop"))
 MiB = 1024 * 1024
 
 SUPERUSER = "hdfs"  # the daemons' user: the NameNode's superuser
+PROXIED_USER = "etl-proxied"  # the one user the clients' user may impersonate (HADOOP_PROXY_USER)
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
 STATE_FILE = "hadoop.json"
@@ -337,6 +338,9 @@ class LocalHdfsCluster:
         core = {
             "fs.defaultFS": self.direct_uri,
             "hadoop.tmp.dir": str(w / "tmp"),
+            # The clients' user may act for PROXIED_USER only, from loopback (impersonation tests).
+            f"hadoop.proxyuser.{client_user()}.hosts": "127.0.0.1",
+            f"hadoop.proxyuser.{client_user()}.users": PROXIED_USER,
         }
         hdfs = {
             "dfs.namenode.name.dir": f"file://{w / 'name'}",

@@ -1,8 +1,10 @@
 """Plain values from settings (operator arguments, connection extras, flags, environment
 variables, config files), one rule each: whole numbers, port numbers, seconds, yes/no flags,
-one-of choices."""
+one-of choices, a Hadoop proxy user."""
 
 from __future__ import annotations
+
+import re
 
 from collections.abc import Sequence
 from typing import Any
@@ -74,3 +76,17 @@ def check_choice(value: Any, field: str, choices: Sequence[str], what: str = "al
     if value not in choices:
         raise ConfigError(field, f"{value!r} is not {what}", f"use one of {', '.join(choices)}")
     return str(value)
+
+
+PROXY_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def proxy_user_env(value: Any, field: str) -> dict[str, str]:
+    """``HADOOP_PROXY_USER`` for the Hadoop clients: the user they act for, as the workers' own
+    identity (a Kerberos principal) impersonates it. Only DAG code or the CLI's caller chooses it;
+    the cluster must allow it (``hadoop.proxyuser.<that identity>.hosts/groups/users``)."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, str) or not PROXY_USER.fullmatch(value):
+        raise ConfigError(field, f"{value!r} is not a user name", "give the short name of an HDFS user, e.g. etl")
+    return {"HADOOP_PROXY_USER": value}
