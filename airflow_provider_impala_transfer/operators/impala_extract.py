@@ -143,7 +143,8 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
     :param table: ``db.table`` to extract whole.
     :param output_path: where the chunk files are handed to the transfer tasks (templated):
         ``hdfs://`` on the source cluster (written to a private temp dir first, then staged there,
-        CRC32C-checked, by the Hadoop client of ``hadoop_conn_id``/``hdfs_bin``), an object store
+        CRC32C-checked, by the Hadoop client of ``hadoop_conn_id``/``hdfs_bin``, acting for
+        ``proxy_user`` if given: see :class:`~.transfer.TransferOperator`), an object store
         (``s3://bucket/prefix``, written directly), or a local directory, which only works when every
         task of the run shares that disk (one machine, or a shared volume). Files go to
         ``<output_path>/<dag_id>/<run_id>/chunk-CCCCC-part-PPPPP.<ext>`` unless ``run_subdirectory``

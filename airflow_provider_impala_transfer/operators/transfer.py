@@ -31,7 +31,7 @@ from airflow_provider_impala_transfer.core.common.uris import (
     normalize_uri,
     scheme_of,
 )
-from airflow_provider_impala_transfer.core.common.values import positive_seconds
+from airflow_provider_impala_transfer.core.common.values import positive_seconds, proxy_user_env
 from airflow_provider_impala_transfer.core.errors import (ConfigError, GroupConflict, ImpalaTransferError, PublishError,
                                                           TransferError)
 from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
@@ -112,6 +112,7 @@ class _TargetOperator(BaseOperator):
         self.hdfs_bin = hdfs_bin
         self.hadoop_env = hadoop_env
         self.proxy_user = proxy_user
+        proxy_user_env(proxy_user, "proxy_user")  # a bad name fails the DAG's parse, before any run
         self.ssh_conn_id = ssh_conn_id
         self.scp_target_path = scp_target_path
         self.scp_target_host = scp_target_host

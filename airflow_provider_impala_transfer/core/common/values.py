@@ -5,7 +5,6 @@ one-of choices, a Hadoop proxy user."""
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from typing import Any
 

@@ -142,7 +142,7 @@ def _held_by(destination: Destination, layout: RunLayout, holder: Holder) -> Pub
     final = destination.describe(layout.final_dir)
     if holder.run == layout.run.key and holder.owner != layout.run.owner:
         return GroupConflict(f"{final} is being published by another task group of this run ({holder.owner}); "
-                            "nothing was changed (give each group its own target_path or partition)")
+                             "nothing was changed (give each group its own target_path or partition)")
     return PublishError(
         f"{final} is being published by run {holder.owner} ({holder.rest or 'just now'}); nothing was changed (wait "
         f"for that run and retry; if it is no longer running, remove {destination.describe(layout.lock_path)} and "

@@ -111,7 +111,8 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
             txn = _undo(destination, layout, txn, log=log)
         if txn is not None and txn.run == run.key and txn.owner != run.owner:
             raise GroupConflict(f"{destination.describe(final)} was published by another task group of this run "
-                               f"({txn.owner}); nothing was changed (give each group its own target_path or partition)")
+                                f"({txn.owner}); nothing was changed (give each group its own target_path or "
+                                "partition)")
         _finish_commit(destination, layout, txn, log=log)
         if not destination.is_dir(staging):
             if txn is None or txn.owner != run.owner or not _holds(destination, final, expected):
