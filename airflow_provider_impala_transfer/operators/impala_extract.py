@@ -92,7 +92,7 @@ class _ImpalaQueryOperator(BaseOperator):
         if self._shell is not None:
             self._shell.runner.stop()
 
-    def hdfs_shell(self, hadoop_conn_id: str | None, hdfs_bin: str | None, proxy_user: str | None) -> HdfsShell:
+    def hdfs_shell(self, hadoop_conn_id: str | None, hdfs_bin: str | None, proxy_user: str | None = None) -> HdfsShell:
         hook = HadoopCliHook(hadoop_conn_id, hdfs_bin=hdfs_bin, proxy_user=proxy_user)
         self._shell = hook.hdfs_shell(self.log.info)
         return self._shell
