@@ -121,7 +121,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import alive, free_port, stop_process_group
+from tests.support.processes import alive, free_port, stop_process_group, tail
 
 REPO = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO / "tests" / "support" / "hadoop" / "fetch.sh"
@@ -272,13 +272,6 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # --- one cluster ----------------------------------------------------------------------------------
 
 @dataclass
@@ -415,10 +408,10 @@ class LocalHdfsCluster:
                     stderr=subprocess.STDOUT, timeout=timeout, check=False)
             except subprocess.TimeoutExpired:
                 raise RuntimeError(f"{self.name}: NameNode -format took over {timeout:.0f}s:\n"
-                                   f"{_tail(log_path, 30)}") from None
+                                   f"{tail(log_path, 30)}") from None
         if result.returncode != 0 or not self.formatted:
             raise RuntimeError(f"{self.name}: NameNode -format failed (exit {result.returncode}):\n"
-                               f"{_tail(log_path, 30)}")
+                               f"{tail(log_path, 30)}")
 
     # processes
     def _launch(self, role: str) -> None:
@@ -513,7 +506,7 @@ class LocalHdfsCluster:
         for role in ("format", "namenode", "datanode"):
             path = self.log_dir / f"{role}.log"
             if path.exists():
-                parts.append(f"--- {path} ---\n{_tail(path, lines)}")
+                parts.append(f"--- {path} ---\n{tail(path, lines)}")
         return "\n".join(parts) or "(no logs)"
 
     # WebHDFS (no JVM): the cluster's own defaults (block size!) apply, as for its own clients

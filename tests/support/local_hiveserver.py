@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.support.processes import alive, free_port, stop_process_group
+from tests.support.processes import alive, free_port, stop_process_group, tail
 
 if TYPE_CHECKING:
     from tests.support.local_hdfs import LocalHadoop
@@ -255,10 +255,7 @@ class LocalHiveServer:
         )
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_path, lines)
 
     def running_jobs(self) -> list[dict]:
         """The Spark jobs running now, from the UI's REST API (``ui_port`` must be set): what the

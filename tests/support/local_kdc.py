@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import free_port, stop_process_group
+from tests.support.processes import free_port, stop_process_group, tail
 
 KRB5KDC = "/usr/sbin/krb5kdc"
 KDB5_UTIL = "/usr/sbin/kdb5_util"
@@ -175,10 +175,7 @@ class LocalKdc:
         self.stop()
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return tail(self.log_path, lines)
 
     # --- principals ---------------------------------------------------------------------------
     def principal(self, name: str) -> str:

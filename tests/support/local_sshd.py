@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.support.processes import free_port, stop_process_group
+from tests.support.processes import free_port, stop_process_group, tail
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself, so it must be started by absolute path
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without its privilege-separation dir
@@ -150,10 +150,7 @@ class LocalSshd:
                 "-T", f"{self.user}@{self.host}", *remote_command]
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
-        except OSError:
-            return "(no log)"
+        return tail(self.log_path, lines) or "(empty log)"
 
     def airflow_connection(self) -> dict:
         """An Airflow ``ssh`` connection to this server, as the scp method reads it."""

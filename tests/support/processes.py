@@ -65,6 +65,14 @@ def descendants_running(fragment: str) -> list:
     return found
 
 
+def tail(path, lines: int) -> str:
+    """The last ``lines`` lines of a server's log file, for an error message; "(no log)" if unreadable."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def wait_for(condition, timeout: float, what: str = "the condition", interval: float = 1.0):
     """Poll ``condition`` until it returns something true (returned), for at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
