@@ -41,12 +41,20 @@ apt_install "${apt_packages[@]}"
 # by Debian's default-jre-headless (another JDK where the default is not 17).
 command -v mvn >/dev/null 2>&1 || apt_install maven
 
+# Hadoop's jars into .hadoop/ (a no-op when they match tests/support/hadoop/pom.xml), from Maven
+# Central while pip downloads from PyPI: the two fetches overlap (about a minute less on a fresh
+# machine); fetch.sh replaces .hadoop/ only when it succeeded, and its failure fails the setup. It
+# runs as its own process group (setsid), so a failing pip stops it with its Maven child.
+setsid bash tests/support/hadoop/fetch.sh &
+hadoop_fetch=$!
+trap 'kill -- "-$hadoop_fetch" 2>/dev/null || true' EXIT
+
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[test]'
 
-# Hadoop's jars into .hadoop/ (a no-op when they match tests/support/hadoop/pom.xml).
-bash tests/support/hadoop/fetch.sh
+wait "$hadoop_fetch"
+trap - EXIT
 echo "setup: done ($("$VENV/bin/python" -c 'import airflow; print("airflow", airflow.__version__)'), hadoop 3.5.0)"

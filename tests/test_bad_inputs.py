@@ -97,6 +97,13 @@ class Given:
         self.monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
         return self
 
+    def file(self, name: str, *, mode: int) -> str:
+        """A file ``<tmp>/<name>`` with ``mode`` (its contents do not matter to the case)."""
+        path = self.tmp / name
+        path.write_bytes(b"\x05\x02")
+        path.chmod(mode)
+        return str(path)
+
     def key(self, name: str, *, mode: int = 0o600, passphrase: str = "") -> str:
         path = self.tmp / name
         keygen(path, passphrase)
@@ -145,6 +152,24 @@ def kerberos_args(g: Given, host: str = "localhost", ticket: bool = True) -> lis
         g.monkeypatch.setenv(name, value)
     return ["--source-host", host, "--source-port", str(server.port), "--auth-mechanism", "GSSAPI",
             "--kerberos-service-name", "hive", "--connect-timeout", "10"]
+
+
+def keytab_args(g: Given, *, principal: str | None = None, stale: bool = False, kdc_port: int | None = None
+                ) -> list[str]:
+    """``--principal``/``--keytab`` with a user's keytab from the session's KDC: for ``principal``
+    (another one) if given, with keys changed since if ``stale``, or behind a krb5.conf that
+    names ``kdc_port`` (nothing listening) as the KDC."""
+    kdc = g.fixture("kdc")
+    keytab = g.tmp / "etl.keytab"
+    user = kdc.add_principal(f"etl{uuid.uuid4().hex[:6]}", keytab)
+    if stale:
+        kdc.kadmin("cpw", "-randkey", user)
+    config = kdc.krb5_conf
+    if kdc_port is not None:
+        config = g.tmp / "krb5.conf"
+        config.write_text(kdc.krb5_conf.read_text().replace(f":{kdc.port}", f":{kdc_port}"))
+    g.monkeypatch.setenv("KRB5_CONFIG", str(config))  # kinit runs with this process's environment
+    return ["--principal", principal or user, "--keytab", str(keytab)]
 
 
 def local_dir(g: Given, name: str, mode: int, owner: int | None = None) -> str:
@@ -580,6 +605,28 @@ CASES = [
          "impala-transfer: --auth-mechanism: GSSAPI needs the Python module kerberos, which is not installed "
          "(pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against libkrb5-dev))",
          lambda g: (g.monkeypatch.setitem(sys.modules, "kerberos", None), g.cli("--auth-mechanism", "GSSAPI"))[1]),
+    Case("keytab-half-a-login",
+         "impala-transfer: --keytab: principal is set in the command's settings but keytab is not (give both "
+         "principal and keytab (the path of a keytab on the worker), or neither to use the worker's own ticket cache)",
+         lambda g: g.cli("--principal", "etl@IMPALA-TRANSFER.TEST")),
+    Case("keytab-readable-by-others",
+         "impala-transfer: --keytab: …/etl.keytab may be read by its group or others (mode 0640): whoever reads "
+         "it can act as etl@IMPALA-TRANSFER.TEST (chmod 600 …/etl.keytab)",
+         lambda g: g.cli("--principal", "etl@IMPALA-TRANSFER.TEST", "--keytab", g.file("etl.keytab", mode=0o640))),
+    Case("keytab-without-the-principal",
+         "impala-transfer: --principal: …/etl.keytab holds no key for other…@IMPALA-TRANSFER.TEST (kinit: Keytab "
+         "contains no suitable keys for other…@IMPALA-TRANSFER.TEST while getting initial credentials) (klist -kt "
+         "…/etl.keytab lists the principals it holds; give one of them, or export this principal's key into it)",
+         lambda g: g.cli(*keytab_args(g, principal=g.fixture("kdc").add_principal(f"other{uuid.uuid4().hex[:6]}"))),
+         server=True),
+    Case("keytab-stale-key",
+         "impala-transfer: FAILED: kinit for etl…@IMPALA-TRANSFER.TEST: the key in …/etl.keytab is not the "
+         "principal's current key (…): its keys were changed after the keytab was made; export a fresh keytab",
+         lambda g: g.cli(*keytab_args(g, stale=True), code=1), server=True),
+    Case("kdc-unreachable",
+         "impala-transfer: FAILED: kinit for etl…@IMPALA-TRANSFER.TEST: no KDC of its realm answered (…): check "
+         "[realms] kdc in krb5.conf (KRB5_CONFIG) and that the KDC is up and reachable from this worker",
+         lambda g: g.cli(*keytab_args(g, kdc_port=g.fixture("closed_port")), code=1), server=True),
     Case("empty-result",
          "counts: source 0, files 0, delivered 0, published 0",
          lambda g: next(line for line in g.cli(*hiveserver_args(g), "--table", "default.empty_table", "--split-by",

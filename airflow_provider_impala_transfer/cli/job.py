@@ -17,6 +17,7 @@ from airflow_provider_impala_transfer.cli.temp_dir import check_temp_dir
 from airflow_provider_impala_transfer.core.common import gssapi
 from airflow_provider_impala_transfer.core.common.connection import SourceConnector
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.common.uris import (
     check_component,
@@ -62,6 +63,7 @@ class Job:
     export: ExportPlan | None = None  # server mode: what the source engine writes, and where
     source_webhdfs: WebHdfsMetadata | None = None
     notes: list[str] = field(default_factory=list)  # decisions a person should see (skipped steps)
+    login: KeytabLogin | None = None  # --principal/--keytab: the run's own ticket (cli.main opens it)
 
     def table_at(self, published_dir: str) -> TableTarget:
         """The table step for a published run: a partitioned table keeps its root and gains the
@@ -106,8 +108,12 @@ def build_job(settings: Resolved, password: str | None, *, now: dt.datetime | No
     lock = PublishLock(mode=s.publish_lock, lease=s.publish_lock_lease)
     if targets.fsspec is not None:  # a store that can never take the lock: refused before anything runs
         refuse_without_exclusive_create(targets.fsspec.describe(targets.fsspec.root), lock.mode)
+    login = KeytabLogin.from_settings(s.principal, s.keytab, "the command's settings")
+    if login is not None:
+        login.check_keytab()  # a missing or open keytab is refused before anything runs
     job = Job(settings=s, connector=connector, spec=spec, target_table=target_table, chain=chain, targets=targets,
-              run=run, lock=lock, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp, notes=notes)
+              run=run, lock=lock, work_dir=os.path.join(temp_dir, run_key(run_id)), default_temp_dir=default_temp,
+              notes=notes, login=login)
     _table_step(job, password)
     if s.extract_mode == "server":
         _export_step(job)

@@ -135,14 +135,15 @@ def main(argv: Sequence[str] | None = None, *, environ: dict[str, str] | None = 
             for note in job.notes:
                 stdout.write(f"note: {note}\n")
             return EXIT_OK
-        if args.test_connection:
-            return run.test_connection(job, stdout)
-        if args.dry_run:
-            return run.dry_run(job, stdout)
-        from airflow_provider_impala_transfer.cli.report import make_reporter
+        with run.own_ticket(job):
+            if args.test_connection:
+                return run.test_connection(job, stdout)
+            if args.dry_run:
+                return run.dry_run(job, stdout)
+            from airflow_provider_impala_transfer.cli.report import make_reporter
 
-        reporter = make_reporter(stderr, progress=args.progress, verbose=args.verbose)
-        return run.run_job(job, reporter, stdout)
+            reporter = make_reporter(stderr, progress=args.progress, verbose=args.verbose)
+            return run.run_job(job, reporter, stdout)
     except ConfigError as exc:
         stderr.write(f"impala-transfer: {named_by_flag(exc, '--query-file' if args.query_file else '--query')}\n")
         return EXIT_USAGE

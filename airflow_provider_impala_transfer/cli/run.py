@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import IO
 
@@ -20,6 +21,7 @@ from airflow_provider_impala_transfer.cli.job import Job
 from airflow_provider_impala_transfer.cli.report import ChunkOutcome, Reporter, print_summary
 from airflow_provider_impala_transfer.cli.temp_dir import open_temp_dir, resolved
 from airflow_provider_impala_transfer.core.common.connection import run_server_call
+from airflow_provider_impala_transfer.core.common.kerberos import TicketCache, in_environ, ticket_summary
 from airflow_provider_impala_transfer.core.common.records import Chunk, FileEntry, Manifest
 from airflow_provider_impala_transfer.core.errors import ImpalaTransferError
 from airflow_provider_impala_transfer.core.export import drop_export, export_manifests, run_export
@@ -56,6 +58,17 @@ class _ReportedProgress(Progress):
             self.reporter.extracted(self.index, rows, written)
         else:
             self.reporter.extracting(self.index, rows, written)
+
+
+@contextmanager
+def own_ticket(job: Job) -> Iterator[None]:
+    """With --principal/--keytab, the whole run (the Impala session, hdfs, distcp, WebHDFS) acts
+    as that principal through a private ticket cache, removed at the end; else nothing changes."""
+    if job.login is None:
+        yield
+        return
+    with TicketCache(job.login) as cache, in_environ(cache):
+        yield
 
 
 def run_job(job: Job, reporter: Reporter, out: IO[str]) -> int:
@@ -335,6 +348,9 @@ def test_connection(job: Job, out: IO[str]) -> int:
         checks.append((f"target ({kind})", lambda d=destination: _probe_destination(d)))
     if job.table_connector is not None:
         checks.append(("target impala", lambda: _ping(job.table_connector)))
+    if job.login is not None or "GSSAPI" in {job.connector.auth_mechanism,
+                                             getattr(job.table_connector, "auth_mechanism", None)}:
+        out.write(f"kerberos: {ticket_summary()}\n")  # who this run is, before what it reaches
     failures = 0
     for name, check in checks:
         try:

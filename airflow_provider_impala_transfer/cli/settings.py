@@ -66,6 +66,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("kerberos_service_name", "Kerberos service name (GSSAPI): the service of the daemons' principal", "impala"),
     _s("krb_host", "Kerberos host (GSSAPI): the host of the daemons' principal, when --source-host is an address "
                    "or a load balancer (default: --source-host)"),
+    _s("principal", "Kerberos principal this run kinits as from --keytab, into a private ticket cache removed "
+                    "at the end (without both: your own ticket cache, KRB5CCNAME)", env="KERBEROS_PRINCIPAL"),
+    _s("keytab", "the principal's keytab file (mode 0600); used for the Impala session and every Hadoop client",
+       env="KERBEROS_KEYTAB"),
     _s("use_http_transport", "HTTP transport (e.g. through a proxy)", False, "bool"),
     _s("http_path", "HTTP path, e.g. cliservice"),
     _s("connect_timeout", "seconds to connect and open a session", 30, "int"),
@@ -205,7 +209,7 @@ FLAG_OF_FIELD = {"table": "--table", "split_by": "--split-by", "output_format": 
                  "scp_target_path": "--scp-target-path", "source_hdfs_path": "--source-hdfs-path",
                  "staging_db": "--staging-db", "publish_lock": "--publish-lock",
                  "publish_lock_lease": "--publish-lock-lease", "auth_mechanism": "--auth-mechanism",
-                 "proxy_user": "--proxy-user"}
+                 "proxy_user": "--proxy-user", "principal": "--principal", "keytab": "--keytab"}
 QUERY_FIX = "give one read-only query: SELECT, WITH ... SELECT or VALUES (or --table db.table)"
 
 

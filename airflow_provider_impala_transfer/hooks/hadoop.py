@@ -21,6 +21,11 @@ cluster without Kerberos (a Kerberized cluster ignores it). ``HADOOP_PROXY_USER`
 there: on a Kerberized cluster it makes the workers' principal impersonate any user it may proxy,
 so only DAG code chooses it (``proxy_user=``).
 
+Kerberos: the connection's ``env`` may point ``KRB5CCNAME`` at a cache someone keeps fresh
+(Airflow's ``airflow kerberos`` renewer), or its extras ``principal`` and ``keytab`` (a path on the
+worker, mode 0600) make the task ``kinit -kt`` into a private cache that every Hadoop client of
+the task uses and that is removed when the task ends (``core/common/kerberos.py``).
+
 A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
 Kerberos/SSL extras) of the *target* cluster moves the metadata steps (exists, list, mkdir,
 rename, delete) from a JVM per call to HTTP.
@@ -34,6 +39,7 @@ from typing import Any
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin, ticket_cache
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
@@ -53,7 +59,8 @@ class HadoopCliHook(BaseHook):
     Binaries: arguments, then ``[impala_transfer]`` in the Airflow config, then PATH; a connection
     extra ``hadoop_bin``/``hdfs_bin`` is refused. Environment: the connection's ``env`` (only
     :data:`CONNECTION_ENV`), overridden by ``env`` (the operator's ``hadoop_env``: any variable),
-    then ``proxy_user`` (``HADOOP_PROXY_USER``).
+    then ``proxy_user`` (``HADOOP_PROXY_USER``). Extras ``principal`` + ``keytab``: a private ticket
+    cache (``KRB5CCNAME``), opened when the hook is made and closed when the task ends.
     """
 
     conn_name_attr = "hadoop_conn_id"
@@ -76,8 +83,17 @@ class HadoopCliHook(BaseHook):
                                   f"set [{CONFIG_SECTION}] {name} in the Airflow config; remove the extra")
         self.hadoop_bin: str = hadoop_bin or _configured("hadoop_bin") or "hadoop"
         self.hdfs_bin: str = hdfs_bin or _configured("hdfs_bin") or "hdfs"
-        merged = {**connection_env(extras.get("env"), hadoop_conn_id), **(env or {}),
-                  **proxy_user_env(proxy_user, "proxy_user")}
+        from_connection = connection_env(extras.get("env"), hadoop_conn_id)
+        login = KeytabLogin.from_settings(extras.get("principal"), extras.get("keytab"),
+                                          f"connection {hadoop_conn_id!r}")
+        if login is not None:
+            if "KRB5CCNAME" in from_connection:
+                raise ConfigError("env", f"connection {hadoop_conn_id!r} sets both KRB5CCNAME in env and a principal "
+                                  "and keytab: the clients can use one ticket cache",
+                                  "remove KRB5CCNAME (the keytab's ticket goes to a private cache) or principal "
+                                  "and keytab")
+            from_connection.update(ticket_cache(login).env())
+        merged = {**from_connection, **(env or {}), **proxy_user_env(proxy_user, "proxy_user")}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
 
     def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:

@@ -12,6 +12,7 @@ from airflow_provider_impala_transfer.core.common.connection import (
     RunningQueries,
     SourceConnector,
 )
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_seconds
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
@@ -45,6 +46,8 @@ class ImpalaTransferHook(ImpalaHook):
         # Our own extras; every other one goes to impala.dbapi.connect unchanged, exactly as
         # ImpalaHook does, so an existing `impala` connection works as it is.
         extra_connect, extra_rpc = extras.pop("connect_timeout", None), extras.pop("rpc_timeout", None)
+        login = KeytabLogin.from_settings(extras.pop("principal", None), extras.pop("keytab", None),
+                                          f"connection {conn_id!r}")
         if self.connect_timeout is not None:  # the operator's argument wins over the extra
             connect_timeout = positive_seconds(self.connect_timeout, "connect_timeout")
         elif extra_connect is not None:
@@ -66,6 +69,7 @@ class ImpalaTransferHook(ImpalaHook):
             connect_timeout=connect_timeout,
             rpc_timeout=rpc_timeout,
             options=options,
+            login=login,
             running=self.running,
         )
 

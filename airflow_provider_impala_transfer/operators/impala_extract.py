@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.extract.extract import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FETCH_SIZE,
@@ -125,6 +126,7 @@ class ImpalaChunkPlanOperator(_ImpalaQueryOperator):
         bounds it read, never the query text.
     """
 
+    @closes_tickets
     def execute(self, context: Any) -> list[dict[str, Any]]:
         spec = self.build_spec()
         chunks = plan_chunks(self.hook().connector(), spec)
@@ -210,6 +212,7 @@ class ImpalaExtractOperator(_ImpalaQueryOperator):
             return self.output_path
         return run_directory(self.output_path, context["dag"].dag_id, context["run_id"])
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, Any]:
         spec = self.build_spec(
             output_format=self.output_format, compression=self.compression, order_by=self.order_by,
@@ -285,6 +288,7 @@ class ImpalaExportOperator(_ImpalaQueryOperator):
         self.hdfs_bin = hdfs_bin
         self.proxy_user = proxy_user
 
+    @closes_tickets
     def execute(self, context: Any) -> list[dict[str, Any]]:
         spec = self.build_spec(output_format="parquet", compression=self.compression)
         run = Run(run_id=context["run_id"], dag_id=context["ti"].dag_id, group_id=self.transfer_group_id)

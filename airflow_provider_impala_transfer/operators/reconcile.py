@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
@@ -47,6 +48,7 @@ class ReconcileOperator(BaseOperator):
         self.connect_timeout = connect_timeout
         self._running = RunningQueries()  # the COUNT(*) on_kill cancels
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, int]:
         manifest = Manifest.merge(self.manifests)
         records = delivery_records(self.deliveries)

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
@@ -57,6 +58,7 @@ class TargetTableOperator(BaseOperator):
         self._running = RunningQueries()  # the statements on_kill cancels
         self._lineage: tuple[Any, ...] | None = None  # what execute learnt, for OpenLineage
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, Any]:
         manifest = Manifest.merge(self.manifests)
         if self.partition:

@@ -23,6 +23,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.uris import (
     HADOOP_SCHEMES,
@@ -277,6 +278,7 @@ class TransferOperator(_TargetOperator):
         self.route_task_id = route_task_id
         self.skip_if_delivered_by = list(skip_if_delivered_by)
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         manifest = Manifest.from_dict(self.manifest)
@@ -367,6 +369,7 @@ class PublishOperator(_TargetOperator):
         self.hold_until_finalized = hold_until_finalized
         self._lineage: PublishResult | None = None  # for OpenLineage
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, Any]:
         records = delivery_records(self.deliveries)
         # Said before anything moves: if this task dies mid-way, the finalize task knows where to look.
@@ -440,6 +443,7 @@ class FinalizePublishOperator(_TargetOperator):
         self.target_impala_conn_id = target_impala_conn_id
         self.table_dialect = table_dialect
 
+    @closes_tickets
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         run = self.transfer_run(context)

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_provider_impala_transfer.core.common import gssapi
+from airflow_provider_impala_transfer.core.common import gssapi, kerberos
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin
 from airflow_provider_impala_transfer.core.common.secrets import mask_secrets
 from airflow_provider_impala_transfer.core.errors import ConfigError, ImpalaTransferError, SourceError
 
@@ -37,6 +38,7 @@ class SourceConnector:
     connect_timeout: float = 30.0  # TCP connect + handshake + session open
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT  # every later call (execute, each fetch, close)
     options: dict[str, Any] = field(default_factory=dict)  # passed to impala.dbapi.connect
+    login: KeytabLogin | None = None  # GSSAPI: a ticket from this keytab, in a cache of the task's own
     running: RunningQueries | None = field(default=None, compare=False, repr=False)  # cancels on kill
 
     def __post_init__(self) -> None:
@@ -56,13 +58,18 @@ class SourceConnector:
                 f"{mechanism!r} is not supported",
                 f"set the connection extra auth_mechanism to one of {', '.join(AUTH_MECHANISMS)}",
             )
+        if self.login is not None and self.auth_mechanism != "GSSAPI":
+            raise ConfigError("principal", f"a principal and keytab are set but auth_mechanism is "
+                              f"{self.auth_mechanism}: a keytab serves Kerberos only",
+                              "set auth_mechanism to GSSAPI, or remove principal and keytab")
         for name in ("connect_timeout", "rpc_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(name, f"{value!r} is not a number of seconds > 0", "give seconds, e.g. 30")
 
     def __repr__(self) -> str:
-        return f"SourceConnector(host={self.host!r}, port={self.port}, options={mask_secrets(self.options)})"
+        login = f", principal={self.login.principal!r}" if self.login else ""
+        return f"SourceConnector(host={self.host!r}, port={self.port}, options={mask_secrets(self.options)}{login})"
 
     @property
     def address(self) -> str:
@@ -80,8 +87,11 @@ class SourceConnector:
             gssapi.check_installed()
         if not self.options.get("use_http_transport"):
             self._check_reachable()
-        try:
-            return connect(host=self.host, port=self.port, timeout=self.connect_timeout, **self.options)
+        try:  # the GSSAPI handshake happens here, with the login's ticket if there is one
+            return kerberos.as_login(self.login, lambda: connect(host=self.host, port=self.port,
+                                                                 timeout=self.connect_timeout, **self.options))
+        except ImpalaTransferError:
+            raise
         except Exception as exc:
             raise self._explain(exc) from exc
 

@@ -1,0 +1,194 @@
+"""Tickets from a keytab (issue 19 §2): a connection's (or the CLI's) ``principal`` + ``keytab`` make
+the task ``kinit -kt`` into a private ticket cache that its Impala session and Hadoop clients use,
+kept fresh while the task runs and removed when it ends. Against real parts: an MIT KDC
+(tests/support/local_kdc.py) and a Spark Thrift Server that accepts only GSSAPI sessions.
+
+Every test starts with a ``KRB5CCNAME`` that names no cache: a session that works got its ticket
+from the keytab, not from anything the test process had."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_impala_transfer.core.common import kerberos
+from airflow_provider_impala_transfer.core.common.connection import SourceConnector
+from airflow_provider_impala_transfer.core.common.kerberos import KerberosError, KeytabLogin, TicketCache
+from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook
+from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
+
+pytestmark = pytest.mark.server
+
+SCRIPT = str(Path(sys.executable).parent / "impala-transfer")
+
+
+@pytest.fixture
+def no_ticket(kdc, tmp_path, monkeypatch) -> Path:
+    """The realm's krb5.conf, and a KRB5CCNAME that names a cache nobody made; private temp dir."""
+    for name, value in kdc.env(tmp_path / "no-such-cache").items():
+        monkeypatch.setenv(name, value)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr("tempfile.tempdir", None)  # mkdtemp reads TMPDIR again
+    yield temp
+    kerberos.close_tickets()
+
+
+@pytest.fixture
+def etl(kdc, tmp_path) -> KeytabLogin:
+    """A user principal and its keytab (0600)."""
+    keytab = tmp_path / "etl.keytab"
+    principal = kdc.add_principal(f"etl{uuid.uuid4().hex[:6]}", keytab)
+    return KeytabLogin(principal, str(keytab))
+
+
+def private_caches(temp: Path) -> list[Path]:
+    return sorted(temp.glob("impala-transfer-krb5-*"))
+
+
+def test_a_connection_with_a_keytab_opens_its_session_as_that_principal_and_the_ticket_goes_with_the_task(
+        kerberized_hiveserver, no_ticket, etl, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_IMPALA_KEYTAB", json.dumps({
+        "conn_type": "impala_transfer", "host": "localhost", "port": kerberized_hiveserver.port,
+        "extra": {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive",
+                  "principal": etl.principal, "keytab": etl.keytab}}))
+    connector = ImpalaTransferHook(impala_conn_id="impala_keytab").connector()
+
+    @kerberos.closes_tickets
+    def execute():  # as an operator's execute
+        with connector.session() as cursor:
+            cursor.execute("SELECT current_user()")
+            user = cursor.fetchall()
+        (cache,) = private_caches(no_ticket)
+        assert oct(cache.stat().st_mode & 0o777) == "0o700"
+        return user
+
+    assert execute() == [(etl.principal.split("@")[0],)]
+    assert private_caches(no_ticket) == []  # removed when the task ended
+    assert os.environ["KRB5CCNAME"].endswith("no-such-cache")  # the process's own setting is back
+
+
+def test_the_hadoop_clients_of_a_connection_with_a_keytab_act_as_its_principal(no_ticket, etl, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HADOOP_KEYTAB", json.dumps({
+        "conn_type": "hadoop_cli", "extra": {"principal": etl.principal, "keytab": etl.keytab}}))
+    hook = HadoopCliHook("hadoop_keytab")
+    klist = subprocess.run(["klist"], env={**os.environ, **hook.env}, capture_output=True, text=True, check=True)
+    assert f"Default principal: {etl.principal}" in klist.stdout
+    assert "no-such-cache" not in hook.env["KRB5CCNAME"]
+    kerberos.close_tickets()
+    assert private_caches(no_ticket) == []
+
+
+def test_the_cli_with_principal_and_keytab_extracts_as_that_principal_and_leaves_no_ticket(
+        kerberized_hiveserver, no_ticket, etl, tmp_path, s3):
+    bucket = s3.create_bucket(f"keytab-{uuid.uuid4().hex[:6]}")
+    common = ["--source-host", "localhost", "--source-port", str(kerberized_hiveserver.port),
+              "--auth-mechanism", "GSSAPI", "--kerberos-service-name", "hive",
+              "--principal", etl.principal, "--keytab", etl.keytab, "--target-hdfs-path", f"s3://{bucket}/landing"]
+    env = {**os.environ, **s3.env(), "TMPDIR": str(no_ticket)}
+    checked = subprocess.run([SCRIPT, *common, "--query", "SELECT 1", "--test-connection"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"kerberos: {etl.principal}, ticket until " in checked.stdout
+    result = subprocess.run([SCRIPT, *common, "--query", "SELECT id FROM range(300)", "--split-by", "id",
+                             "--chunk-size", "100", "--skip-table", "--run-id", "k1",
+                             "--temp-dir", str(tmp_path / "work")],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len([k for k in keys if k.startswith("landing/query_result/k1/")]) == 3
+    assert private_caches(no_ticket) == []
+
+
+def test_a_ticket_shorter_than_the_task_is_renewed_from_the_keytab_while_the_task_runs(
+        kerberized_hiveserver, kdc, no_ticket, tmp_path):
+    keytab = tmp_path / "short.keytab"
+    principal = kdc.add_principal(f"short{uuid.uuid4().hex[:6]}", keytab, max_life=8)
+    login = KeytabLogin(principal, str(keytab))
+    connector = SourceConnector(host="localhost", port=kerberized_hiveserver.port, login=login,
+                                options={"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"})
+    cache = kerberos.ticket_cache(login)
+    first = cache.expires
+    assert cache.refresh_after == 5.0  # half of 8 s, but never more often than every 5 s
+    time.sleep(9)  # the first ticket has expired: a session can only open with a renewed one
+    with connector.session() as cursor:
+        cursor.execute("SELECT current_user()")
+        assert cursor.fetchall() == [(principal.split("@")[0],)]
+    assert cache.expires != first
+
+
+# --- bad settings and faults: refused before anything runs, or a message that says what to do ----------
+
+def test_a_keytab_others_may_read_is_refused_naming_chmod(etl):
+    os.chmod(etl.keytab, 0o640)
+    with pytest.raises(ConfigError, match=rf"keytab: {etl.keytab} may be read by its group or others \(mode 0640\)"
+                                          rf".*\(chmod 600 {etl.keytab}"):
+        TicketCache(etl).open()
+
+
+def test_half_a_login_and_a_relative_keytab_path_are_refused():
+    with pytest.raises(ConfigError, match=r"keytab: principal is set in connection 'c' but keytab is not"):
+        KeytabLogin.from_settings("etl@R", "", "connection 'c'")
+    with pytest.raises(ConfigError, match=r"keytab: 'etl.keytab' in connection 'c' is not an absolute path"):
+        KeytabLogin.from_settings("etl@R", "etl.keytab", "connection 'c'")
+    with pytest.raises(ConfigError, match=r"principal: a principal and keytab are set but auth_mechanism is PLAIN"):
+        SourceConnector(host="h", login=KeytabLogin("etl@R", "/k"), options={"auth_mechanism": "PLAIN"})
+
+
+def test_a_keytab_without_the_principal_names_both_and_how_to_list_it(kdc, etl, no_ticket):
+    other = kdc.add_principal(f"other{uuid.uuid4().hex[:6]}")
+    with pytest.raises(ConfigError, match=rf"principal: {etl.keytab} holds no key for {other} .*klist -kt"):
+        TicketCache(KeytabLogin(other, etl.keytab)).open()
+    assert private_caches(no_ticket) == []
+
+
+def test_a_keytab_whose_keys_were_changed_since_says_to_export_a_fresh_one(kdc, etl, no_ticket):
+    kdc.kadmin("cpw", "-randkey", etl.principal)
+    with pytest.raises(KerberosError, match=r"the key in .* is not the principal's current key.*export a fresh"):
+        TicketCache(etl).open()
+
+
+def test_an_unreachable_kdc_fails_within_the_bound_naming_krb5_conf(kdc, etl, no_ticket, tmp_path, closed_port):
+    refused = tmp_path / "krb5-refused.conf"
+    refused.write_text(kdc.krb5_conf.read_text().replace(f":{kdc.port}", f":{closed_port}"))
+    with pytest.raises(KerberosError, match=r"no KDC of its realm answered .*krb5.conf"):
+        TicketCache(etl, env={**os.environ, "KRB5_CONFIG": str(refused)}).open()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    hung = tmp_path / "krb5-silent.conf"
+    hung.write_text(kdc.krb5_conf.read_text().replace(f":{kdc.port}", f":{silent.getsockname()[1]}"))
+    started = time.monotonic()
+    try:
+        with pytest.raises(KerberosError, match=r"got no answer within 3s: the KDC of its realm is unreachable"):
+            TicketCache(etl, timeout=3, env={**os.environ, "KRB5_CONFIG": str(hung)}).open()
+    finally:
+        stop.set()
+        for conn in accepted:
+            conn.close()
+        silent.close()
+    assert time.monotonic() - started < 10
+    assert private_caches(no_ticket) == []
