@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -87,6 +88,23 @@ def test_the_hadoop_clients_of_a_connection_with_a_keytab_act_as_its_principal(n
     assert f"Default principal: {etl.principal}" in klist.stdout
     assert "no-such-cache" not in hook.env["KRB5CCNAME"]
     kerberos.close_tickets()
+    assert private_caches(no_ticket) == []
+
+
+def test_the_test_buttons_say_who_each_connection_is(kerberized_hiveserver, hadoop_env, no_ticket, etl,
+                                                     monkeypatch):
+    extras = {"principal": etl.principal, "keytab": etl.keytab}
+    monkeypatch.setenv("AIRFLOW_CONN_IMPALA_KEYTAB", json.dumps({
+        "conn_type": "impala_transfer", "host": "localhost", "port": kerberized_hiveserver.port,
+        "extra": {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive", **extras}}))
+    monkeypatch.setenv("AIRFLOW_CONN_HADOOP_KEYTAB", json.dumps({"conn_type": "hadoop_cli", "extra": extras}))
+    ok, message = ImpalaTransferHook(impala_conn_id="impala_keytab").test_connection()
+    assert ok, message
+    assert re.fullmatch(rf"localhost:\d+ answered SELECT 1 \(auth GSSAPI, as {etl.principal}, ticket until .+\)",
+                        message)
+    ok, message = HadoopCliHook("hadoop_keytab").test_connection()
+    assert ok, message
+    assert re.fullmatch(rf"hdfs dfs reached the default filesystem, as {etl.principal}, ticket until .+", message)
     assert private_caches(no_ticket) == []
 
 

@@ -337,7 +337,7 @@ def dry_run(job: Job, out: IO[str]) -> int:
 
 def test_connection(job: Job, out: IO[str]) -> int:
     """Reach the source, every configured target and the target Impala; exit 1 if any fails."""
-    checks: list[tuple[str, Callable[[], str]]] = [("source", lambda: _ping(job.connector))]
+    checks: list[tuple[str, Callable[[], str]]] = [("source", job.connector.ping)]
     runner = job.targets.runner(timeout=60)
     for kind in dict.fromkeys(DESTINATION_OF[m] for m in job.chain):
         try:
@@ -347,7 +347,7 @@ def test_connection(job: Job, out: IO[str]) -> int:
             continue
         checks.append((f"target ({kind})", lambda d=destination: _probe_destination(d)))
     if job.table_connector is not None:
-        checks.append(("target impala", lambda: _ping(job.table_connector)))
+        checks.append(("target impala", job.table_connector.ping))
     if job.login is not None or "GSSAPI" in {job.connector.auth_mechanism,
                                              getattr(job.table_connector, "auth_mechanism", None)}:
         out.write(f"kerberos: {ticket_summary()}\n")  # who this run is, before what it reaches
@@ -359,13 +359,6 @@ def test_connection(job: Job, out: IO[str]) -> int:
             failures += 1
             out.write(f"{name}: FAILED, {first_line(exc)}\n")
     return EXIT_FAILED if failures else EXIT_OK
-
-
-def _ping(connector) -> str:
-    with connector.session() as cursor:
-        run_server_call(connector, "SELECT 1", lambda: cursor.execute("SELECT 1"))
-        run_server_call(connector, "SELECT 1", cursor.fetchall)
-    return f"{connector.address} answered SELECT 1 (auth {connector.auth_mechanism})"
 
 
 def _probe_destination(destination) -> str:

@@ -33,13 +33,14 @@ rename, delete) from a JVM per call to HTTP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
-from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin, ticket_cache
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin, close_tickets, ticket_cache, ticket_summary
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
@@ -99,6 +100,20 @@ class HadoopCliHook(BaseHook):
     def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:
         """``hdfs dfs`` with this hook's binary and environment, each call bounded by ``timeout``."""
         return HdfsShell(hdfs_bin=self.hdfs_bin, runner=CommandRunner(timeout=timeout, env=self.env, log=log))
+
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's Test button: ``hdfs dfs -test -d /`` on the default filesystem of the
+        connection's configuration (60 s at most), and who the clients are with Kerberos."""
+        try:
+            self.hdfs_shell(log=lambda line: None, timeout=60).test("-d", "/")
+            env = {**os.environ, **(self.env or {})}
+            who = f", as {ticket_summary(env['KRB5CCNAME'])}" if env.get("KRB5CCNAME") else ""
+            return True, f"{self.hdfs_bin} dfs reached the default filesystem{who}"
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
+        finally:
+            close_tickets()
 
 
 def connection_env(env: Any, conn_id: str | None = None) -> dict[str, str]:

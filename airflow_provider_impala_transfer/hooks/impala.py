@@ -12,7 +12,7 @@ from airflow_provider_impala_transfer.core.common.connection import (
     RunningQueries,
     SourceConnector,
 )
-from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin
+from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin, close_tickets
 from airflow_provider_impala_transfer.core.common.values import parse_bool, port_number, positive_seconds
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 
@@ -75,6 +75,15 @@ class ImpalaTransferHook(ImpalaHook):
 
     def get_conn(self):
         return self.connector().connect()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's Test button: ``SELECT 1`` within the connect timeout, and who the session is."""
+        try:
+            return True, self.connector().ping()
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
+        finally:
+            close_tickets()
 
 
 

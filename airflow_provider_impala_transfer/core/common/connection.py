@@ -128,6 +128,19 @@ class SourceConnector:
         finally:
             _close_quietly(connection)
 
+    def ping(self) -> str:
+        """``SELECT 1`` in a session of its own; says who the session is (GSSAPI: the ticket's
+        principal and end, from the login's cache or the process's own)."""
+        with self.session() as cursor:
+            run_server_call(self, "SELECT 1", lambda: cursor.execute("SELECT 1"))
+            run_server_call(self, "SELECT 1", cursor.fetchall)
+        who = ""
+        if self.auth_mechanism == "GSSAPI":
+            who = ", as " + kerberos.ticket_summary(kerberos.ticket_cache(self.login).name if self.login else None)
+        elif self.options.get("user"):
+            who = f", as {self.options['user']}"
+        return f"{self.address} answered SELECT 1 (auth {self.auth_mechanism}{who})"
+
     def cursor(self, connection, *, fetch_size: int = 10240, columnar: bool = True):
         """A cursor whose results arrive as raw columns (no per-value Python conversion)."""
         try:
