@@ -132,15 +132,24 @@ def _export_step(job: Job) -> None:
     if scheme_of(url) not in ("http", "https"):
         raise ConfigError("--source-webhdfs-url", f"{url!r} is not an http(s):// URL",
                           "give http://<source-namenode>:9870")
-    job.source_webhdfs = source_webhdfs(url)
+    kerberos = (s.webhdfs_auth or ("kerberos" if job.login or s.auth_mechanism == "GSSAPI" else "simple")) == "kerberos"
+    job.source_webhdfs = source_webhdfs(url, kerberos=kerberos, proxy_user=s.proxy_user)
 
 
-def source_webhdfs(url: str) -> WebHdfsMetadata:
-    """WebHDFS as the Hadoop client's user (HADOOP_USER_NAME, else the login), connected when first used."""
+def source_webhdfs(url: str, *, kerberos: bool = False, proxy_user: str | None = None) -> WebHdfsMetadata:
+    """WebHDFS of the source cluster, connected when first used: with ``kerberos``, by SPNEGO with
+    the run's ticket (``KRB5CCNAME``; a Kerberized NameNode answers 401 to anything else), acting
+    for ``proxy_user`` (``doas``) if given; otherwise as the Hadoop client's user (HADOOP_USER_NAME,
+    else the login), as on a cluster without Kerberos."""
+    if kerberos:
+        from hdfs.ext.kerberos import KerberosClient
+
+        return WebHdfsMetadata(connect=lambda: KerberosClient(url, proxy=proxy_user),
+                               name=f"WebHDFS {url} (Kerberos)")
     from hdfs import InsecureClient
 
     user = os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
-    return WebHdfsMetadata(connect=lambda: InsecureClient(url, user=user), name=f"WebHDFS {url}")
+    return WebHdfsMetadata(connect=lambda: InsecureClient(url, user=user, proxy=proxy_user), name=f"WebHDFS {url}")
 
 
 def _query_text(s: Resolved) -> str | None:

@@ -119,6 +119,9 @@ SETTINGS: tuple[Setting, ...] = (
        "impala", env="EXPORT_DIALECT", choices=EXPORT_DIALECTS, group="processing"),
     _s("source_webhdfs_url", "server mode: the source cluster's WebHDFS, e.g. http://source-namenode:9870 "
        "(lists the exported files and reads their Parquet footers)", env="SOURCE_WEBHDFS_URL", group="processing"),
+    _s("webhdfs_auth", "how --source-webhdfs-url authenticates: kerberos (SPNEGO with this run's ticket) or simple "
+       "(as HADOOP_USER_NAME, else your login); default kerberos with --principal/--keytab or --auth-mechanism "
+       "GSSAPI, else simple", env="WEBHDFS_AUTH", choices=("simple", "kerberos"), group="processing"),
     # target
     _s("target_hdfs_path", "target directory: hdfs://nn/path, /path (with --target-cluster, or the "
        "client's default filesystem), file:///path, s3://bucket/path ...", env="TARGET_HDFS_PATH", group="target"),
