@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,14 +141,17 @@ def hiveserver_args(g: Given) -> list[str]:
     return ["--source-port", str(server.port), "--auth-mechanism", "PLAIN", "--user", "airflow"]
 
 
-def kerberos_args(g: Given, host: str = "localhost", ticket: bool = True) -> list[str]:
+def kerberos_args(g: Given, host: str = "localhost", ticket: bool = True, expired: bool = False) -> list[str]:
     """The CLI against the server that accepts only Kerberos, with a user's ticket (from its
-    keytab, in a cache of this case's own) or with none."""
+    keytab, in a cache of this case's own), with one that has ``expired``, or with none."""
     server, kdc = g.fixture("kerberized_hiveserver"), g.fixture("kdc")
     cache = g.tmp / "ccache"
     if ticket:
-        principal = kdc.add_principal(f"etl{uuid.uuid4().hex[:6]}", g.tmp / "etl.keytab")
+        life = 2 if expired else None
+        principal = kdc.add_principal(f"etl{uuid.uuid4().hex[:6]}", g.tmp / "etl.keytab", max_life=life)
         kdc.kinit(principal, g.tmp / "etl.keytab", cache)
+        if expired:
+            time.sleep(3)
     for name, value in kdc.env(cache).items():  # the Kerberos library reads this process's environment
         g.monkeypatch.setenv(name, value)
     return ["--source-host", host, "--source-port", str(server.port), "--auth-mechanism", "GSSAPI",
@@ -605,6 +609,10 @@ CASES = [
          "impala-transfer: --auth-mechanism: GSSAPI needs the Python module kerberos, which is not installed "
          "(pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against libkrb5-dev))",
          lambda g: (g.monkeypatch.setitem(sys.modules, "kerberos", None), g.cli("--auth-mechanism", "GSSAPI"))[1]),
+    Case("gssapi-ticket-expired",
+         "impala-transfer: FAILED: Impala at localhost:…: the Kerberos ticket expired (…): renew it (Airflow's "
+         "ticket renewer, airflow kerberos, keeps it fresh) or kinit again",
+         lambda g: g.cli(*kerberos_args(g, expired=True), code=1), server=True),
     Case("keytab-half-a-login",
          "impala-transfer: --keytab: principal is set in the command's settings but keytab is not (give both "
          "principal and keytab (the path of a keytab on the worker), or neither to use the worker's own ticket cache)",
