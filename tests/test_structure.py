@@ -213,3 +213,22 @@ def test_the_wheel_holds_the_product_and_no_test_servers(tmp_path):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "impala-transfer = airflow_provider_impala_transfer.cli.main:console" in \
         zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+# Operators whose execute opens no connection (and so no ticket cache of a keytab login).
+OPENS_NO_CONNECTION = {"ChunkDeliveredOperator"}
+
+
+def test_every_operator_that_opens_connections_removes_its_keytab_tickets_when_execute_ends():
+    """A connection with ``principal`` + ``keytab`` opens a private ticket cache on first use
+    (core/common/kerberos.py); ``@closes_tickets`` on ``execute`` is what removes it with the task."""
+    missing = []
+    for dotted, tree in modules().items():
+        if not dotted.startswith(f"{NAME}.operators."):
+            continue
+        for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+            for method in cls.body:
+                if isinstance(method, ast.FunctionDef) and method.name == "execute" and cls.name not in OPENS_NO_CONNECTION:
+                    if not any(isinstance(d, ast.Name) and d.id == "closes_tickets" for d in method.decorator_list):
+                        missing.append(f"{dotted}.{cls.name}.execute")
+    assert missing == []
