@@ -66,7 +66,8 @@ RUN --mount=type=bind,from=build,source=/home/airflow/build,target=/tmp/build \
       --constraint /tmp/build/src/constraints.txt \
       "apache-airflow==${AIRFLOW_VERSION}" "airflow-provider-impala-transfer[kerberos]" \
       apache-airflow-providers-celery redis psycopg2-binary asyncpg s3fs \
- && python -c "import airflow_provider_impala_transfer, airflow.providers.celery, s3fs, kerberos" \
+ && python -c "import airflow_provider_impala_transfer, airflow.providers.celery, s3fs, kerberos, requests_kerberos, hdfs.ext.kerberos" \
+ && command -v kinit klist kvno >/dev/null \
  && hdfs version >/dev/null \
  && ssh -V
 COPY --chown=airflow:0 dags_examples/ /opt/airflow/dags/

@@ -34,11 +34,13 @@ def statements(text: str) -> list[str]:
     return [statement for statement in found if statement]
 
 
-def open_session(host: str, port: int, wait: float):
+def open_session(host: str, port: int, wait: float, auth_mechanism: str = "NOSASL",
+                 kerberos_service_name: str = "impala"):
     deadline = time.monotonic() + wait
     while True:
         try:
-            conn = connect(host=host, port=port, auth_mechanism="NOSASL", timeout=30)
+            conn = connect(host=host, port=port, auth_mechanism=auth_mechanism,
+                           kerberos_service_name=kerberos_service_name, timeout=30)
             conn.cursor().execute("SELECT 1")
             return conn
         except Exception as exc:  # the daemon is still starting: any connect/handshake error
@@ -54,10 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, default=21050)
     parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the daemon")
+    parser.add_argument("--auth-mechanism", default="NOSASL", choices=("NOSASL", "GSSAPI"),
+                        help="GSSAPI: Kerberos, with the ticket cache of KRB5CCNAME")
+    parser.add_argument("--kerberos-service-name", default="impala")
     args = parser.parse_args(argv)
     with open(args.sql_file, encoding="utf-8") as stream:
         todo = statements(stream.read())
-    conn = open_session(args.host, args.port, args.wait)
+    conn = open_session(args.host, args.port, args.wait, args.auth_mechanism, args.kerberos_service_name)
     cursor = conn.cursor()
     for number, statement in enumerate(todo, 1):
         print(f"run_sql: [{number}/{len(todo)}] {statement.splitlines()[0]}", flush=True)
