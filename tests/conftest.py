@@ -212,3 +212,22 @@ def airflow_deployment(tmp_path_factory, hiveserver, local_hadoop, sshd) -> Iter
                                    dag_files=[repo_root() / "dags_examples" / "impala_transfer_example.py"])
     with deployment:
         yield deployment
+
+
+# --- Kerberized HDFS (issue 19 §1): the same two clusters in Hadoop secure mode (tests/support/local_hdfs.py, kdc=) --
+
+@pytest.fixture(scope="session")
+def kerberized_hadoop(tmp_path_factory, kdc) -> Iterator[LocalHadoop]:
+    """cluster1 (realm IMPALA-TRANSFER.TEST, services ``nn|dn|HTTP/localhost``) and cluster2 (realm
+    TARGET.IMPALA-TRANSFER.TEST, which the session's ``kdc`` is made to serve too, with a two-way
+    trust; services ``nn|dn|HTTP/cluster2.target.impala-transfer.test``) in Hadoop secure mode:
+    Kerberos RPC, SASL data transfer, WebHDFS behind SPNEGO. Four more daemon JVMs (``-Xmx384m``),
+    started once per session for the tests that ask, stopped by PID. Clients need a ticket
+    (``KRB5CCNAME``); ``run(..., superuser=True)`` uses the ticket of ``hdfs@IMPALA-TRANSFER.TEST``."""
+    hadoop = LocalHadoop(tmp_path_factory.mktemp("hadoop-kerberos"),
+                         block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB}, kdc=kdc)
+    hadoop.start()
+    try:
+        yield hadoop
+    finally:
+        hadoop.stop()
