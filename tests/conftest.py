@@ -175,11 +175,12 @@ def kdc(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def kerberized_hiveserver(tmp_path_factory, kdc):
+def kerberized_hiveserver(tmp_path_factory, kdc, kerberized_hadoop):
     """A second HiveServer2-protocol server that authenticates sessions by Kerberos (GSSAPI) as
-    hive/localhost in the ``kdc``'s realm; local warehouse, 1 GiB driver; started once, stopped by PID."""
+    hive/localhost in the ``kdc``'s realm, with its warehouse on the Kerberized cluster1 (its own
+    HDFS access from the same keytab); 1 GiB driver; started once, stopped by PID."""
     server = LocalHiveServer(workdir=tmp_path_factory.mktemp("hiveserver2-kerberos"), port=free_port(),
-                             driver_memory="1g", kdc=kdc)
+                             driver_memory="1g", kdc=kdc, hadoop=kerberized_hadoop)
     with server:
         yield server
 

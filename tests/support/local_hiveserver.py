@@ -152,7 +152,10 @@ class LocalHiveServer:
     def kerberos_conf(self) -> list[str]:
         if self.kdc is None:
             return []
-        return ["--conf", "spark.hadoop.hadoop.security.authentication=kerberos",
+        # --principal/--keytab: the server's own HDFS access (its warehouse on a Kerberized cluster1)
+        # logs in from the keytab and renews from it, as a production HiveServer2 does.
+        return ["--principal", self.principal, "--keytab", str(self.keytab),
+                "--conf", "spark.hadoop.hadoop.security.authentication=kerberos",
                 "--hiveconf", f"hive.server2.authentication.kerberos.principal={self.principal}",
                 "--hiveconf", f"hive.server2.authentication.kerberos.keytab={self.keytab}"]
 
