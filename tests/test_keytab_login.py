@@ -108,24 +108,33 @@ def test_the_test_buttons_say_who_each_connection_is(kerberized_hiveserver, hado
     assert private_caches(no_ticket) == []
 
 
-def test_the_cli_with_principal_and_keytab_extracts_as_that_principal_and_leaves_no_ticket(
-        kerberized_hiveserver, no_ticket, etl, tmp_path, s3):
-    bucket = s3.create_bucket(f"keytab-{uuid.uuid4().hex[:6]}")
+def test_the_cli_with_principal_and_keytab_delivers_by_distcp_across_the_realms_and_leaves_no_ticket(
+        kerberized_hiveserver, kerberized_hadoop, no_ticket, etl, tmp_path, monkeypatch):
+    """Its own ticket for everything the run does: the GSSAPI session, hdfs dfs, DistCp from the
+    Kerberized cluster1 to cluster2 (the other realm), the checks, the publish, the table step."""
+    for name, value in kerberized_hadoop.env().items():
+        monkeypatch.setenv(name, value)
+    key = uuid.uuid4().hex[:8]
+    target = f"hdfs://cluster2/cli-kerberos/{key}"
     common = ["--source-host", "localhost", "--source-port", str(kerberized_hiveserver.port),
               "--auth-mechanism", "GSSAPI", "--kerberos-service-name", "hive",
-              "--principal", etl.principal, "--keytab", etl.keytab, "--target-hdfs-path", f"s3://{bucket}/landing"]
-    env = {**os.environ, **s3.env(), "TMPDIR": str(no_ticket)}
+              "--principal", etl.principal, "--keytab", etl.keytab, "--target-hdfs-path", target,
+              "--source-hdfs-path", f"hdfs://cluster1/cli-kerberos-staging/{key}"]
+    env = {**os.environ, "TMPDIR": str(no_ticket)}
     checked = subprocess.run([SCRIPT, *common, "--query", "SELECT 1", "--test-connection"],
-                             env=env, capture_output=True, text=True, timeout=120)
+                             env=env, capture_output=True, text=True, timeout=180)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"kerberos: {etl.principal}, ticket until " in checked.stdout
+    table = f"default.cli_kerberos_{key}"
     result = subprocess.run([SCRIPT, *common, "--query", "SELECT id FROM range(300)", "--split-by", "id",
-                             "--chunk-size", "100", "--skip-table", "--run-id", "k1",
-                             "--temp-dir", str(tmp_path / "work")],
-                            env=env, capture_output=True, text=True, timeout=240)
+                             "--chunk-size", "150", "--method", "distcp", "--target-table", table,
+                             "--table-dialect", "hive", "--run-id", "k1", "--temp-dir", str(tmp_path / "work")],
+                            env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
-    keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert len([k for k in keys if k.startswith("landing/query_result/k1/")]) == 3
+    assert "counts: source 300, files 300, delivered 300, published 300, target_table 300" in result.stdout
+    published = f"{target}/{table.split('.')[1]}/k1"
+    owners = kerberized_hadoop.hdfs("dfs", "-stat", "%u", f"{published}/*", superuser=True, check=True).stdout
+    assert set(owners.split()) == {etl.principal.split("@")[0]}  # written as the keytab's principal
     assert private_caches(no_ticket) == []
 
 
