@@ -11,8 +11,8 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh tests/support/hadoop/p
 	VENV=$(VENV) bash scripts/setup.sh
 	touch $(STAMP)
 
-demo: setup
-	$(PY) scripts/demo.py
+demo: setup  # KERBEROS=1: the same run on a Kerberized stack (MIT KDC, two realms, secure HDFS, airflow kerberos)
+	$(PY) scripts/demo.py $(if $(KERBEROS),--kerberos)
 
 test: setup
 	$(PY) -m pytest

@@ -17,6 +17,13 @@ before the chunks are transferred, the demo creates chunk 1's staging directory 
 HDFS superuser, read-only, so cluster1's NameNode refuses distcp's staging of that chunk
 ("Permission denied") and hdfs put delivers it. The summary prints per chunk each method's state,
 who delivered, and how the delivery was checked.
+
+``--kerberos`` (``make demo KERBEROS=1``): the same run on a Kerberized stack. An MIT KDC serves two
+realms that trust each other (cluster1 and the server in IMPALA-TRANSFER.TEST, cluster2 in
+TARGET.IMPALA-TRANSFER.TEST), both clusters run in Hadoop secure mode (Kerberos RPC, SASL data
+transfer, WebHDFS behind SPNEGO), the server accepts only GSSAPI sessions, and Airflow runs with
+``[core] security = kerberos`` and its ticket renewer (``airflow kerberos``) beside the run; every
+chunk goes by distcp across the realms. The summary names the principals that were used.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from tests.support.airflow_runs import latest_run  # noqa: E402
 from tests.support.hdfs_files import hdfs_names, parquet_rows  # noqa: E402
 from tests.support.local_hdfs import SUPERUSER, LocalHadoop, MiB  # noqa: E402
 from tests.support.local_hiveserver import LocalHiveServer  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
+from tests.support.local_kdc import LocalKdc  # noqa: E402
+from tests.support.processes import free_port, stop_process_group, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
@@ -60,24 +68,31 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="rows in default.events")
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--date", default="2026-01-01", help="logical date = the target partition ds=<date>")
+    parser.add_argument("--kerberos", action="store_true", help="the same on a Kerberized stack (two realms)")
     args = parser.parse_args()
     logging.getLogger("thrift").setLevel(logging.CRITICAL)  # no connection-retry noise from impyla's transport
 
     home = DEMO / "airflow"
-    for stale in (home, DEMO / "hadoop", DEMO / "hiveserver2", DEMO / "extract"):
+    for stale in (home, DEMO / "hadoop", DEMO / "hiveserver2", DEMO / "extract", DEMO / "kdc"):
         shutil.rmtree(stale, ignore_errors=True)  # every demo starts from nothing
     home.mkdir(parents=True)
-    hadoop = LocalHadoop(DEMO / "hadoop", block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB})
-    step("starting two HDFS clusters (Hadoop 3.5.0): cluster1 = source, cluster2 = target")
-    hadoop.start()
+    kdc = None
+    if args.kerberos:
+        kdc = LocalKdc(DEMO / "kdc")
+        step(f"starting an MIT Kerberos KDC for realm {kdc.realm} on 127.0.0.1")
+        kdc.start()
+    hadoop = LocalHadoop(DEMO / "hadoop", block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB}, kdc=kdc)
+    step("starting two HDFS clusters (Hadoop 3.5.0): cluster1 = source, cluster2 = target"
+         + (", in Hadoop secure mode, one realm each" if kdc else ""))
     server = None
     try:
+        hadoop.start()
         for name, cluster in hadoop.clusters.items():
             step(f"  {name}: hdfs://{name} (NameNode 127.0.0.1:{cluster.rpc_address.split(':')[1]}, "
                  f"WebHDFS {cluster.webhdfs_address}, {cluster.block_size // MiB} MiB blocks)")
-        server = LocalHiveServer(workdir=DEMO / "hiveserver2", port=free_port(), hadoop=hadoop)
+        server = LocalHiveServer(workdir=DEMO / "hiveserver2", port=free_port(), hadoop=hadoop, kdc=kdc)
         step(f"starting a HiveServer2-protocol server on 127.0.0.1:{server.port} (Spark Thrift Server), "
-             f"warehouse {server.warehouse}")
+             f"warehouse {server.warehouse}" + (f", GSSAPI sessions only, as {server.principal}" if kdc else ""))
         server.start()
         step(f"seeding default.events ({args.rows:,} rows) on cluster1")
         server.seed_range_table("default.events", args.rows)
@@ -87,23 +102,41 @@ def main() -> int:
         run([airflow, "db", "migrate"], env, quiet=True)
         conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": args.chunk_size,
                 "method": "distcp", "target_path": TARGET}
-        trap = StagingRefusal(hadoop, home / "airflow.db", {"ds": args.date})
-        trap.start()
+        renewer = trap = None
+        if kdc is not None:  # Airflow's way: [core] security = kerberos and its ticket renewer
+            workers = kerberos_workers(env, kdc)
+            step(f"airflow kerberos: the ticket renewer for {workers}, cache {env['AIRFLOW__KERBEROS__CCACHE']}")
+            renewer = start_renewer(airflow, env)
+        else:
+            trap = StagingRefusal(hadoop, home / "airflow.db", {"ds": args.date})
+            trap.start()
         step(f"airflow dags test {DAG_ID} {args.date} -c '{json.dumps(conf)}'")
         started = time.monotonic()
-        result = run([airflow, "dags", "test", DAG_ID, args.date, "-c", json.dumps(conf)], env)
+        try:
+            result = run([airflow, "dags", "test", DAG_ID, args.date, "-c", json.dumps(conf)], env)
+        finally:
+            if renewer is not None:
+                stop_process_group(renewer.pid, 10)
         elapsed = time.monotonic() - started
-        trap.stop()
+        if trap is not None:
+            trap.stop()
         ok = result.returncode == 0
         published = f"{TARGET}/ds={args.date}"
         table_count = server.query(f"SELECT COUNT(*) FROM default.events_copy WHERE ds = '{args.date}'") if ok else None
-        files = hdfs_names(hadoop, published) if ok else None
-        rows = parquet_rows(hadoop, published) if ok else None
+        if ok and kdc is not None:  # WebHDFS wants SPNEGO here: ask the NameNode as the HDFS superuser
+            listing = hadoop.hdfs("dfs", "-ls", "-C", published, superuser=True, check=True).stdout.split()
+            files = [Path(p).name for p in listing if not Path(p).name.startswith((".", "_"))]
+            owner = hadoop.hdfs("dfs", "-stat", "%u", f"{published}/*", superuser=True, check=True).stdout.split()
+            rows = None
+        elif ok:
+            files, rows = hdfs_names(hadoop, published), parquet_rows(hadoop, published)
     finally:
         step("stopping the local servers")
         if server is not None:
             server.stop()
         hadoop.stop()
+        if kdc is not None:
+            kdc.stop()
 
     run_state, tasks = latest_run(home / "airflow.db", DAG_ID)
     if not ok or run_state != "success":
@@ -120,13 +153,27 @@ def main() -> int:
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
         print(f"{label:<{width}}" + "".join(f"{s:<10}" for s in states) + f"{winner:<14}{checks.get(index, '-')}")
-    refusal = re.search(r"(\w+: Permission denied: user=\S+, access=\w+, inode=\S+)", result.stdout + result.stderr)
-    print(f"\nchunk {REFUSED_CHUNK}: distcp failed for a real reason: its staging directory on cluster1 "
-          f"({trap.path}) was created by the HDFS superuser '{SUPERUSER}', read-only, so cluster1's NameNode "
-          "refused to stage the chunk; hdfs put then delivered it.")
-    if refusal:
-        print(f"  the hdfs client in the task log: {refusal.group(1)}")
-    print(f"\npublished: {len(files)} files, {rows:,} rows in {published} (cluster2)")
+    if kdc is not None:
+        source_realm, target_realm = hadoop.source.kerberos.realm, hadoop.target.kerberos.realm
+        print(f"\nKerberos: realms {source_realm} (cluster1, the server, the workers) and {target_realm} "
+              "(cluster2), trusting each other both ways; principals used:")
+        print(f"  workers (Airflow's renewer, [kerberos] principal): {env['AIRFLOW__KERBEROS__PRINCIPAL']}: every "
+              f"session, hdfs dfs, distcp, check and publish; owner of the published files on cluster2: "
+              f"{', '.join(sorted(set(owner)))}")
+        print(f"  the server: {server.principal} (GSSAPI sessions and its own HDFS access)")
+        for name, cluster in hadoop.clusters.items():
+            principals = ", ".join(cluster.kerberos.principal(service) for service in ("nn", "dn", "HTTP"))
+            print(f"  {name}: {principals}")
+        print(f"\npublished: {len(files)} files in {published} (cluster2)")
+    else:
+        refusal = re.search(r"(\w+: Permission denied: user=\S+, access=\w+, inode=\S+)",
+                            result.stdout + result.stderr)
+        print(f"\nchunk {REFUSED_CHUNK}: distcp failed for a real reason: its staging directory on cluster1 "
+              f"({trap.path}) was created by the HDFS superuser '{SUPERUSER}', read-only, so cluster1's NameNode "
+              "refused to stage the chunk; hdfs put then delivered it.")
+        if refusal:
+            print(f"  the hdfs client in the task log: {refusal.group(1)}")
+        print(f"\npublished: {len(files)} files, {rows:,} rows in {published} (cluster2)")
     print(f"target table default.events_copy, partition ds={args.date}: COUNT(*) = {table_count[0][0]:,}")
     print(f"source COUNT(*) = {args.rows:,}; reconcile checked source == files == delivered before publishing, "
           "finalize checked published == table")
@@ -154,6 +201,34 @@ def airflow_env(home: Path, hadoop: LocalHadoop, server: LocalHiveServer) -> dic
         IMPALA_TRANSFER_TARGET_TABLE="default.events_copy",
     )
     return env
+
+
+def kerberos_workers(env: dict[str, str], kdc: LocalKdc) -> str:
+    """The workers' principal and keytab, and Airflow's Kerberos settings in ``env``."""
+    keytab = DEMO / "kdc" / "airflow.keytab"
+    principal = kdc.add_principal("airflow", keytab)
+    impala = json.loads(env["AIRFLOW_CONN_IMPALA_DEFAULT"])
+    impala["extra"] = {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"}
+    env.pop("KRB5CCNAME", None)  # Airflow sets it to [kerberos] ccache
+    env.update(kdc.env(), AIRFLOW__CORE__SECURITY="kerberos", AIRFLOW__KERBEROS__PRINCIPAL=principal,
+               AIRFLOW__KERBEROS__KEYTAB=str(keytab), AIRFLOW__KERBEROS__CCACHE=str(DEMO / "kdc" / "airflow.ccache"),
+               AIRFLOW__KERBEROS__INCLUDE_IP="False",
+               AIRFLOW_CONN_IMPALA_DEFAULT=json.dumps(impala), AIRFLOW_CONN_IMPALA_TARGET=json.dumps(impala),
+               IMPALA_TRANSFER_WEBHDFS_CONN_ID="")  # cluster2's metadata steps by hdfs dfs, with the ticket
+    return principal
+
+
+def start_renewer(airflow: str, env: dict[str, str]) -> subprocess.Popen:
+    """``airflow kerberos`` in its own process group (stopped by PID), once its first ticket is there."""
+    log = open(DEMO / "kdc" / "renewer.log", "wb")  # noqa: SIM115 - the renewer writes it while it runs
+    renewer = subprocess.Popen([airflow, "kerberos"], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    ccache = Path(env["AIRFLOW__KERBEROS__CCACHE"])
+    wait_for(lambda: ccache.exists() or renewer.poll() is not None, 60, "the renewer's first ticket", 0.2)
+    if renewer.poll() is not None:
+        raise SystemExit(f"airflow kerberos exited: {(DEMO / 'kdc' / 'renewer.log').read_text()[-3000:]}")
+    return renewer
 
 
 class StagingRefusal:
