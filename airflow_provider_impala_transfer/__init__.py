@@ -4,6 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# A task's own Kerberos login (core/common/kerberos.py), on both connection types that authenticate.
+_KEYTAB_LOGIN_FIELDS = {
+    "principal": {"label": "Kerberos principal", "schema": {"type": ["string", "null"]},
+                  "description": "With Keytab: the task kinits into a private ticket cache, removed when it ends "
+                                 "(else the worker's own cache, e.g. Airflow's renewer, is used)."},
+    "keytab": {"label": "Keytab path", "schema": {"type": ["string", "null"]},
+               "description": "Absolute path of the principal's keytab on the worker, mode 0600 (key material "
+                              "never goes into Airflow)."},
+}
+
 _IMPALA_FIELDS = {
     "auth_mechanism": {
         "label": "Auth mechanism",
@@ -22,12 +32,7 @@ _IMPALA_FIELDS = {
     "krb_host": {"label": "Kerberos host", "schema": {"type": ["string", "null"]},
                  "description": "GSSAPI: the host of the daemons' principal, when Host is an address or a load "
                                 "balancer (default: Host). Needs the provider's kerberos extra."},
-    "principal": {"label": "Kerberos principal", "schema": {"type": ["string", "null"]},
-                  "description": "With Keytab: the task kinits into a private ticket cache, removed when it ends "
-                                 "(else the worker's own cache, e.g. Airflow's renewer, is used)."},
-    "keytab": {"label": "Keytab path", "schema": {"type": ["string", "null"]},
-               "description": "Absolute path of the principal's keytab on the worker, mode 0600 (key material "
-                              "never goes into Airflow)."},
+    **_KEYTAB_LOGIN_FIELDS,
     "connect_timeout": {"label": "Connect timeout (s)", "schema": {"type": ["number", "null"], "default": 30},
                         "description": "Bounds TCP connect, handshake and session open."},
 }
@@ -40,12 +45,7 @@ _HADOOP_CLI_FIELDS = {
                            "\"KRB5CCNAME\": \"/tmp/krb5cc_airflow\"}. Other variables (LD_PRELOAD, JAVA_HOME, "
                            "HADOOP_CLIENT_OPTS...) and the hadoop/hdfs binaries are refused here: set them in the DAG "
                            "(hadoop_env=, hadoop_bin=, hdfs_bin=) or in [impala_transfer] of the Airflow config."},
-    "principal": {"label": "Kerberos principal", "schema": {"type": ["string", "null"]},
-                  "description": "With Keytab: the task kinits into a private ticket cache, removed when it ends "
-                                 "(else the worker's own cache, e.g. Airflow's renewer, is used)."},
-    "keytab": {"label": "Keytab path", "schema": {"type": ["string", "null"]},
-               "description": "Absolute path of the principal's keytab on the worker, mode 0600 (key material "
-                              "never goes into Airflow)."},
+    **_KEYTAB_LOGIN_FIELDS,
 }
 
 # Deployment-wide settings ([impala_transfer] in airflow.cfg, or AIRFLOW__IMPALA_TRANSFER__<NAME>):
