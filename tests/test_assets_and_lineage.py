@@ -56,6 +56,7 @@ def home(tmp_path_factory, hiveserver, local_hadoop):
         IMPALA_TRANSFER_TARGET_PATH=target,  # the asset both DAGs name, and this run's target
         IMPALA_TRANSFER_TARGET_TABLE=TABLE, IMPALA_TRANSFER_TABLE_DIALECT="hive",
         IMPALA_TRANSFER_SCHEDULE="", IMPALA_TRANSFER_MAX_WORKERS="2",
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",  # active once known: no `dags unpause` CLI start
         AIRFLOW__OPENLINEAGE__NAMESPACE="impala-transfer-tests",
         AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "file", "log_file_path": str(home / "lineage.jsonl"),
                                                     "append": True}),
@@ -64,8 +65,10 @@ def home(tmp_path_factory, hiveserver, local_hadoop):
     for dag in (DAG_ID, DOWNSTREAM):
         (home / "dags" / f"{dag}.py").symlink_to(repo_root() / "dags_examples" / f"{dag}.py")
     airflow(env, "db", "migrate")
-    airflow(env, "dags", "reserialize")  # the downstream DAG is known, scheduled on the asset,
-    airflow(env, "dags", "unpause", DOWNSTREAM)  # and active, before the event: the event queues it
+    airflow(env, "dags", "reserialize")  # the downstream DAG is known, scheduled on the asset and
+    with sqlite3.connect(home / "airflow.db") as db:  # active (not paused at creation) before the event,
+        assert db.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (DOWNSTREAM,)).fetchall() == [(0,)]
+    # so the event queues it
     return {"env": env, "home": home, "db": home / "airflow.db", "target": target, "hiveserver": hiveserver,
             "hadoop": local_hadoop}
 

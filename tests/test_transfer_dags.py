@@ -86,14 +86,35 @@ def chunk_states(states, task: str) -> list[str]:
     return [states[(f"events.deliver.{task}", i)] for i in range(4)]
 
 
+# Runs that later tests build on are module fixtures, so no test runs the DAG again only to have
+# something to replace: two kept runs into one table root and table (the re-run test replaces the
+# second one's date and checks the first one's is untouched), and the server-mode runs (the restore
+# test replaces their partition after changing their table). What a test checks of such a run is
+# either recorded by its fixture right after it (output, states, counts) or not changed by the
+# tests building on it, so the tests pass in any order.
+SHARED_TABLE = "default.events_by_distcp"
+SHARED_ROOT = "distcp with space"
+
+
+@pytest.fixture(scope="module")
+def shared_root() -> str:
+    return target_dir(SHARED_ROOT)
+
+
+@pytest.fixture(scope="module")
+def distcp_run(airflow_home, shared_root) -> dict:
+    """The default hand-off (no output_path) by distcp: 2026-03-01 into ``shared_root``."""
+    output, run_state, states = run_dag(airflow_home, "2026-03-01", method="distcp", target=shared_root,
+                                        table=SHARED_TABLE, extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": ""})
+    return {"output": output, "state": run_state, "states": states, "target": shared_root}
+
+
 def test_every_chunk_staged_on_cluster1_by_distcp_to_cluster2_verified_published_and_counted(
-        airflow_home, local_hadoop, hiveserver):
+        distcp_run, airflow_home, local_hadoop, hiveserver):
     """The default hand-off: no output_path, so the extract stages each chunk's files on cluster1
     (any worker can read them) and distcp copies them from there; they are removed once the run
     is kept."""
-    target = target_dir("distcp with space")
-    output, run_state, states = run_dag(airflow_home, "2026-03-01", method="distcp", target=target,
-                                        table="default.events_by_distcp", extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": ""})
+    target, output, run_state, states = (distcp_run[k] for k in ("target", "output", "state", "states"))
     assert run_state == "success", output[-3000:]
     assert chunk_states(states, "distcp") == ["success"] * 4
     for later in ("hdfs_put", "hdfs_cp", "scp", "fsspec"):
@@ -213,19 +234,25 @@ def test_scp_route_fetches_the_chunks_staged_on_cluster1_and_delivers_over_real_
     assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
 
 
+@pytest.fixture(scope="module")
+def s3_run(airflow_home, shared_root, s3) -> dict:
+    """Chunks staged on S3, by distcp: 2026-03-06 into ``shared_root`` (beside ``distcp_run``'s date)."""
+    bucket = s3.create_bucket(f"chunks-{uuid.uuid4().hex[:8]}")
+    output, run_state, states = run_dag(airflow_home, "2026-03-06", method="distcp", target=shared_root,
+                                        table=SHARED_TABLE, extra_env={
+                                            "IMPALA_TRANSFER_OUTPUT_DIR": f"s3://{bucket}/chunks",
+                                            "IMPALA_TRANSFER_OUTPUT_FSSPEC_CONN_ID": "chunk_store",
+                                            "AIRFLOW_CONN_CHUNK_STORE": s3.airflow_connection_json()})
+    return {"output": output, "state": run_state, "states": states, "target": shared_root, "bucket": bucket}
+
+
 def test_chunks_staged_on_an_object_store_reach_distcp_through_verified_private_copies_and_are_removed(
-        airflow_home, local_hadoop, s3):
+        s3_run, local_hadoop, s3):
     """output_path on S3 (moto's server; its credentials only in an fsspec connection): the extract
     writes each chunk there; each distcp task, which cannot read the store, takes a sha256-checked
     copy into a private temp dir of its own worker, stages it on cluster1 and copies it to
     cluster2; finalize removes the run's staged objects once the run is kept."""
-    bucket = s3.create_bucket(f"chunks-{uuid.uuid4().hex[:8]}")
-    target = target_dir("from object store")
-    output, run_state, states = run_dag(airflow_home, "2026-03-06", method="distcp", target=target,
-                                        table="default.events_via_s3", extra_env={
-                                            "IMPALA_TRANSFER_OUTPUT_DIR": f"s3://{bucket}/chunks",
-                                            "IMPALA_TRANSFER_OUTPUT_FSSPEC_CONN_ID": "chunk_store",
-                                            "AIRFLOW_CONN_CHUNK_STORE": s3.airflow_connection_json()})
+    target, bucket, output, run_state, states = (s3_run[k] for k in ("target", "bucket", "output", "state", "states"))
     assert run_state == "success", output[-3000:]
     assert chunk_states(states, "distcp") == ["success"] * 4
     assert len(set(re.findall(rf"wrote (s3://{bucket}/chunks/{DAG_ID}/\S+\.parquet)", output))) == 4
@@ -235,40 +262,84 @@ def test_chunks_staged_on_an_object_store_reach_distcp_through_verified_private_
     assert s3.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # removed once the run was kept
 
 
-def test_rerun_of_the_same_date_replaces_its_partition_only(airflow_home, local_hadoop, hiveserver):
-    target = target_dir("rerun")
-    for date in ("2026-03-06", "2026-03-07"):
-        _, run_state, _ = run_dag(airflow_home, date, method="hdfs_put", target=target, table="default.events_rerun")
-        assert run_state == "success"
-    other = {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds=2026-03-06/{n}")["modificationTime"]
-             for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06")}
-    output, run_state, _ = run_dag(airflow_home, "2026-03-07", method="hdfs_put", target=target,
-                                   table="default.events_rerun")
+def test_rerun_of_the_same_date_replaces_its_partition_only(distcp_run, s3_run, airflow_home, local_hadoop,
+                                                            hiveserver):
+    """Two dates kept in one table root and table (``distcp_run``'s 2026-03-01, ``s3_run``'s
+    2026-03-06); a re-run of 2026-03-06 by hdfs put replaces that partition and nothing else."""
+    assert (distcp_run["state"], s3_run["state"]) == ("success", "success"), "the two kept runs this test re-runs beside"
+    target = distcp_run["target"]
+
+    def mtimes(date: str) -> dict[str, int]:
+        return {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds={date}/{n}")["modificationTime"]
+                for n in hdfs_names(local_hadoop, f"{target}/ds={date}")}
+    other = mtimes("2026-03-01")
+    assert len(other) == 4
+    output, run_state, _ = run_dag(airflow_home, "2026-03-06", method="hdfs_put", target=target, table=SHARED_TABLE)
     assert run_state == "success", output[-3000:]
-    assert re.search(r"replacing hdfs://cluster2/.*/ds=2026-03-07; its files wait at .*_impala_transfer_previous/ds=2026-03-07", output)
-    assert {n: local_hadoop.target.file_status(f"/{target.split('/', 3)[3]}/ds=2026-03-06/{n}")["modificationTime"]
-            for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06")} == other  # the other date untouched
-    assert all(n.endswith(".parquet") for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-07"))  # nothing nested
-    assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-07") == EVENTS_ROWS
-    assert hiveserver.query("SELECT COUNT(*) FROM default.events_rerun") == [(2 * EVENTS_ROWS,)]
+    assert re.search(r"replacing hdfs://cluster2/.*/ds=2026-03-06; its files wait at .*_impala_transfer_previous/ds=2026-03-06", output)
+    assert mtimes("2026-03-01") == other  # the other date untouched
+    assert all(n.endswith(".parquet") for n in hdfs_names(local_hadoop, f"{target}/ds=2026-03-06"))  # nothing nested
+    assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-06") == EVENTS_ROWS
+    assert hiveserver.query(f"SELECT COUNT(*) FROM {SHARED_TABLE}") == [(2 * EVENTS_ROWS,)]
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
 
 
-def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(airflow_home, local_hadoop, hiveserver):
+@pytest.fixture(scope="module")
+def server_runs(airflow_home, local_hadoop, hiveserver) -> dict:
+    """The Param extract_mode=server, twice for 2026-03-10 (the second a re-run): each attempt's
+    output, states, the partition's rows and what is left of the run's export, as they were right
+    after it; the table's count after both."""
+    target = target_dir("server")
+    env = {"IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID": "source_webhdfs", "IMPALA_TRANSFER_EXPORT_DIALECT": "hive"}
+    staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
+    attempts = []
+    for _ in range(2):
+        output, run_state, states = run_dag(airflow_home, "2026-03-10", method="distcp", target=target,
+                                            table="default.events_server", extra_env=env, extract_mode="server")
+        attempts.append({"output": output, "state": run_state, "states": states,
+                         "rows": parquet_rows(local_hadoop, f"{target}/ds=2026-03-10"),
+                         "export_left": hdfs_names(local_hadoop, f"{staging}/_impala_transfer_export")})
+        if run_state != "success":
+            break
+    return {"target": target, "attempts": attempts,
+            "table_count": hiveserver.query("SELECT COUNT(*) FROM default.events_server")}
+
+
+def test_server_mode_exports_on_cluster1_distcps_to_cluster2_and_a_rerun_replaces(server_runs):
+    """The Param extract_mode=server: export (CREATE TABLE AS SELECT by the source engine into
+    hdfs://cluster1) -> distcp per chunk -> publish -> table COUNT(*) == source; the run's export is
+    dropped once kept; a re-run of the date replaces its partition."""
+    for attempt in server_runs["attempts"]:
+        output, run_state, states = attempt["output"], attempt["state"], attempt["states"]
+        assert run_state == "success", output[-3000:]
+        assert states[("events.export", -1)] == "success" and states[("events.chunks", -1)] == "success"
+        assert states[("events.plan", -1)] == "skipped"  # the extract_mode branch chose the export
+        delivered = [s for (t, _), s in states.items() if t == "events.deliver.distcp"]
+        assert delivered and set(delivered) == {"success"}
+        assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
+        assert attempt["rows"] == EVENTS_ROWS
+        assert attempt["export_left"] == []  # dropped once kept
+    assert len(server_runs["attempts"]) == 2
+    assert "replacing hdfs://cluster2/" in output  # the second run replaced the first's partition
+    assert server_runs["table_count"] == [(EVENTS_ROWS,)]
+
+
+def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(server_runs, airflow_home, local_hadoop,
+                                                                         hiveserver):
     """The table step refuses after the swap (the table was changed meanwhile): the finalize leaf
-    restores the partition byte for byte and fails the run; nothing nested, nothing left over."""
-    target = target_dir("restore")
-    final = f"{target}/ds=2026-03-09"
-    _, run_state, _ = run_dag(airflow_home, "2026-03-09", method="hdfs_put", target=target,
-                              table="default.events_restore")
-    assert run_state == "success"
+    restores the partition byte for byte and fails the run; nothing nested, nothing left over.
+    The partition replaced is the one ``server_runs`` kept (its table is changed here)."""
+    assert [a["state"] for a in server_runs["attempts"]] == ["success", "success"], "the kept run this test re-runs"
+    target = server_runs["target"]
+    final = f"{target}/ds=2026-03-10"
     first = {n: hdfs_bytes(local_hadoop, f"{final}/{n}") for n in hdfs_names(local_hadoop, final)}
-    hiveserver.execute("DROP TABLE default.events_restore",
-                       "CREATE EXTERNAL TABLE default.events_restore (other STRING) PARTITIONED BY (ds STRING) "
+    assert first
+    hiveserver.execute("DROP TABLE default.events_server",
+                       "CREATE EXTERNAL TABLE default.events_server (other STRING) PARTITIONED BY (ds STRING) "
                        f"STORED AS PARQUET LOCATION '{target}'")
-    output, run_state, states = run_dag(airflow_home, "2026-03-09", method="hdfs_put", target=target,
-                                        table="default.events_restore", query="SELECT * FROM default.events WHERE id < 7000",
+    output, run_state, states = run_dag(airflow_home, "2026-03-10", method="hdfs_put", target=target,
+                                        table="default.events_server", query="SELECT * FROM default.events WHERE id < 7000",
                                         extra_env={"AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"})
     assert run_state == "failed"
     assert (states[("events.publish", -1)], states[("events.target_table", -1)], states[("events.finalize", -1)]) \
@@ -277,29 +348,6 @@ def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(airflow
     assert {n: hdfs_bytes(local_hadoop, f"{final}/{n}") for n in hdfs_names(local_hadoop, final)} == first
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_previous") == []
     assert hdfs_names(local_hadoop, f"{target}/_impala_transfer_locks", hidden=True) == []
-
-
-def test_server_mode_exports_on_cluster1_distcps_to_cluster2_and_a_rerun_replaces(airflow_home, local_hadoop,
-                                                                                   hiveserver):
-    """The Param extract_mode=server: export (CREATE TABLE AS SELECT by the source engine into
-    hdfs://cluster1) -> distcp per chunk -> publish -> table COUNT(*) == source; the run's export is
-    dropped once kept; a re-run of the date replaces its partition."""
-    target = target_dir("server")
-    env = {"IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID": "source_webhdfs", "IMPALA_TRANSFER_EXPORT_DIALECT": "hive"}
-    for attempt in range(2):
-        output, run_state, states = run_dag(airflow_home, "2026-03-10", method="distcp", target=target,
-                                            table="default.events_server", extra_env=env, extract_mode="server")
-        assert run_state == "success", output[-3000:]
-        assert states[("events.export", -1)] == "success" and states[("events.chunks", -1)] == "success"
-        assert states[("events.plan", -1)] == "skipped"  # the extract_mode branch chose the export
-        delivered = [s for (t, _), s in states.items() if t == "events.deliver.distcp"]
-        assert delivered and set(delivered) == {"success"}
-        assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
-        assert parquet_rows(local_hadoop, f"{target}/ds=2026-03-10") == EVENTS_ROWS
-        staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
-        assert hdfs_names(local_hadoop, f"{staging}/_impala_transfer_export") == []  # dropped once kept
-    assert "replacing hdfs://cluster2/" in output  # the second run replaced the first's partition
-    assert hiveserver.query("SELECT COUNT(*) FROM default.events_server") == [(EVENTS_ROWS,)]
 
 
 @pytest.mark.timeout(900)

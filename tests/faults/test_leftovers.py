@@ -24,6 +24,7 @@ from airflow_provider_impala_transfer.core.transfer.publish import commit, publi
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 from airflow_provider_impala_transfer.operators.transfer import FinalizePublishOperator
 from tests.faults.test_publish_locks import deliver
+from tests.faults.test_publish_safety import staged
 from tests.test_transfer_methods import hdfs_destination, names, unique_dir
 
 DS = {"ds": "2026-12-07"}
@@ -63,7 +64,7 @@ def test_a_runs_files_put_back_into_staging_by_a_roll_back_wait_a_full_week_agai
     theirs = deliver(method, tmp_path, other, 1)
     publish(destination, other, names(theirs), names(theirs))
     commit(destination, other)  # sweeps staging untouched for a week
-    assert sorted(destination.list_names(late.at(destination.root).staging_dir)) == names(files)
+    assert staged(destination, late) == names(files)
 
 
 def test_two_server_mode_groups_of_one_run_export_into_tables_and_directories_of_their_own():

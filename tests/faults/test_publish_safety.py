@@ -6,13 +6,17 @@ repaired by the run's next attempt. On every kind of destination, each a real se
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import fsspec
 import pytest
@@ -23,7 +27,12 @@ from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.errors import PublishError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk
-from airflow_provider_impala_transfer.core.transfer.destinations import Destination, FsspecDestination
+from airflow_provider_impala_transfer.core.transfer.destinations import (
+    Destination,
+    FsspecDestination,
+    HdfsDestination,
+    SshDestination,
+)
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import FsspecMethod, HdfsPutMethod, TransferMethod
 from airflow_provider_impala_transfer.core.transfer.publish import commit, publish, roll_back
@@ -63,13 +72,74 @@ def store(request, tmp_path) -> Callable[[], TransferMethod]:
     return lambda: scp_method(sshd, tmp_path / "remote")
 
 
+class Observed:
+    """What a destination's store holds, as the test reads it for itself: not through the
+    destination's own code, and without a JVM start (``hdfs dfs``) or an ssh login per look.
+    HDFS over WebHDFS (the NameNode of the URI's cluster, from the client configuration in
+    ``HADOOP_CONF_DIR``); the ssh host's files on this machine's disk (the test sshd listens on
+    127.0.0.1, as this user); an fsspec store through its own filesystem."""
+
+    def __init__(self, destination: Destination) -> None:
+        self.destination = destination
+        self.hdfs = _webhdfs_client(destination.root) if isinstance(destination, HdfsDestination) else None
+        self.local = isinstance(destination, SshDestination)
+        assert not self.local or destination.target.host == "127.0.0.1", destination.target
+
+    def _path(self, path: str) -> str:
+        return urlsplit(path).path if self.hdfs is not None else path
+
+    def is_dir(self, path: str) -> bool:
+        if self.hdfs is not None:
+            status = self.hdfs.status(self._path(path), strict=False)
+            return status is not None and status["type"] == "DIRECTORY"
+        return os.path.isdir(path) if self.local else self.destination.is_dir(path)
+
+    def names(self, directory: str) -> list[str]:
+        """Visible names directly under ``directory``, sorted."""
+        if self.hdfs is not None:
+            listed = self.hdfs.list(self._path(directory))
+        elif self.local:
+            listed = os.listdir(directory)
+        else:
+            listed = self.destination.list_names(directory)
+        return sorted(name for name in listed if not name.startswith((".", "_")))
+
+    def sha256(self, path: str) -> str:
+        if self.hdfs is not None:
+            with self.hdfs.read(self._path(path)) as reader:
+                return hashlib.sha256(reader.read()).hexdigest()
+        if self.local:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        [(_, digest)] = self.destination.file_info([path]).values()
+        return digest
+
+    def text(self, path: str) -> str | None:
+        """The text of a small file (the ssh store's are symlinks), None if there is none."""
+        if self.hdfs is not None:
+            if self.hdfs.status(self._path(path), strict=False) is None:
+                return None
+            with self.hdfs.read(self._path(path), encoding="utf-8") as reader:
+                return reader.read()
+        if self.local:
+            return os.readlink(path) if os.path.islink(path) else None
+        return self.destination.read_text(path)
+
+
+def _webhdfs_client(uri: str) -> InsecureClient:
+    """A WebHDFS client of the NameNode of ``uri``'s nameservice (``hdfs-site.xml`` of ``HADOOP_CONF_DIR``)."""
+    site = ElementTree.parse(Path(os.environ["HADOOP_CONF_DIR"]) / "hdfs-site.xml")
+    conf = {prop.findtext("name"): prop.findtext("value") for prop in site.getroot().iter("property")}
+    address = conf[f"dfs.namenode.http-address.{urlsplit(uri).netloc}.nn1"]
+    return InsecureClient(f"http://{address}", user=os.environ.get("HADOOP_USER_NAME") or getpass.getuser())
+
+
 def published(destination: Destination, run: Run) -> dict[str, str]:
-    """name -> sha256 of the files in the run's final directory (read back from the store)."""
+    """name -> sha256 of the files in the run's final directory (read back from the store by the test)."""
     final = run.at(destination.root).final_dir
-    if not destination.is_dir(final):
+    store = Observed(destination)
+    if not store.is_dir(final):
         return {}
-    paths = [f"{final}/{name}" for name in destination.list_names(final)]
-    return {path.rsplit("/", 1)[1]: digest for path, (_, digest) in destination.file_info(paths).items()}
+    return {name: store.sha256(f"{final}/{name}") for name in store.names(final)}
 
 
 def sha256s(manifest: Manifest) -> dict[str, str]:
@@ -81,10 +151,16 @@ def deliver_and_publish(method: TransferMethod, manifest: Manifest, run: Run) ->
     return publish(method.destination, run, names(manifest), names(manifest))
 
 
+def staged(destination: Destination, run: Run) -> list[str]:
+    """The visible names in the run's staging directory (read by the test), sorted."""
+    return Observed(destination).names(run.at(destination.root).staging_dir)
+
+
 def assert_no_leftovers(destination: Destination, run: Run) -> None:
     layout = run.at(destination.root)
-    assert not destination.is_dir(layout.previous_dir)
-    assert destination.read_text(layout.lock_path) is None
+    store = Observed(destination)
+    assert not store.is_dir(layout.previous_dir)
+    assert store.text(layout.lock_path) is None
 
 
 @pytest.mark.parametrize("store", ["hdfs dfs", *STORES], indirect=True)
@@ -100,8 +176,7 @@ def test_a_rerun_that_fails_after_the_swap_puts_the_previous_partition_back_byte
     assert replaced and published(destination, run) == sha256s(second)
     assert roll_back(destination, run)  # e.g. the table step refused
     assert published(destination, run) == sha256s(first)  # same names, same bytes: nothing nested or lost
-    staging = run.at(destination.root).staging_dir
-    assert sorted(destination.list_names(staging)) == names(second)  # kept for a retry
+    assert staged(destination, run) == names(second)  # kept for a retry
     assert_no_leftovers(destination, run)
     # the retry publishes without delivering again, and this time the run is confirmed
     assert publish(destination, run, names(second), names(second))
@@ -134,8 +209,7 @@ def test_a_second_run_publishing_the_same_partition_fails_and_changes_nothing_in
                                                r"no longer running, remove .*_impala_transfer_locks/ds=2026-11-24"):
             publish(method.destination, second, names(files[second.run_id]), names(files[second.run_id]))
         assert published(method.destination, first) == sha256s(files[first.run_id])
-        staging = second.at(method.destination.root).staging_dir
-        assert sorted(method.destination.list_names(staging)) == names(files[second.run_id])
+        assert staged(method.destination, second) == names(files[second.run_id])
         commit(method.destination, first)
         # once the first run is confirmed, the second publishes and replaces it whole
         publish(method.destination, second, names(files[second.run_id]), names(files[second.run_id]))
@@ -168,8 +242,7 @@ def test_of_two_runs_racing_to_publish_one_partition_exactly_one_wins(store, tmp
     assert "is being published by run" in str(outcomes[failed[0]])
     destination = methods[winner].destination
     assert published(destination, runs[winner]) == sha256s(manifests[winner])  # whole, not mixed or nested
-    loser_staging = runs[failed[0]].at(destination.root).staging_dir
-    assert sorted(destination.list_names(loser_staging)) == names(manifests[failed[0]])
+    assert staged(destination, runs[failed[0]]) == names(manifests[failed[0]])
 
 
 class Killed(BaseException):
@@ -250,7 +323,7 @@ def test_a_lock_left_by_a_run_that_died_long_ago_is_broken_after_restoring_what_
     # what the dead run replaced came back first, so the new run's own roll back would restore it
     roll_back(destination, next_day)
     assert published(destination, next_day) == sha256s(old)
-    assert sorted(destination.list_names(layout.staging_dir)) == names(unconfirmed)  # kept for its retry
+    assert staged(destination, gone) == names(unconfirmed)  # kept for its retry
     assert_no_leftovers(destination, next_day)
 
 
