@@ -197,3 +197,35 @@ def test_an_unreachable_kdc_fails_within_the_bound_naming_krb5_conf(kdc, etl, no
         TicketCache(etl, timeout=3, env={**os.environ, "KRB5_CONFIG": str(hung)}).open()
     assert time.monotonic() - started < 10
     assert private_caches(no_ticket) == []
+
+
+def test_the_clis_source_webhdfs_authenticates_by_spnego_with_the_runs_ticket_and_a_user_name_does_not(
+        kerberized_hadoop, kdc, no_ticket, etl, monkeypatch):
+    """``--source-webhdfs-url`` under Kerberos (``--webhdfs-auth kerberos``): the server-side export's
+    listing and footer reads on a NameNode behind SPNEGO (cluster1, ``HTTP/localhost``)."""
+    from airflow_provider_impala_transfer.cli.job import source_webhdfs
+    from airflow_provider_impala_transfer.core.errors import TransferError
+
+    directory = f"/tmp/{etl.principal.split('@')[0]}-webhdfs"
+    kerberized_hadoop.hdfs("dfs", "-mkdir", "-p", f"hdfs://cluster1{directory}/seen", superuser=True, check=True)
+    url = f"http://localhost:{kerberized_hadoop.source.webhdfs_address.split(':')[1]}"
+    with TicketCache(etl) as cache, kerberos.in_environ(cache):
+        assert source_webhdfs(url, kerberos=True).list_names(f"hdfs://cluster1{directory}") == ["seen"]
+        with pytest.raises(TransferError, match=r"Authentication failure"):
+            source_webhdfs(url).list_names(f"hdfs://cluster1{directory}")  # user.name=... is no identity here
+
+
+def test_kinit_sees_only_the_kerberos_part_of_the_tasks_environment(etl, no_ticket, tmp_path, monkeypatch):
+    """A task's environment holds connection URIs with passwords: none of it reaches kinit/klist."""
+    secret = "pw-kinit-never-sees-it"
+    monkeypatch.setenv("AIRFLOW_CONN_IMPALA_DEFAULT", f"impala://etl:{secret}@impalad:21050")
+    monkeypatch.setenv("IMPALA_PASSWORD", secret)
+    seen = tmp_path / "kinit.env"
+    observer = tmp_path / "kinit"  # records its environment, then is the real kinit
+    observer.write_text(f"#!/bin/sh\nenv > '{seen}'\nexec kinit \"$@\"\n")
+    observer.chmod(0o700)
+    with TicketCache(etl, kinit=str(observer)):
+        pass
+    names = {line.split("=", 1)[0] for line in seen.read_text().splitlines()}
+    assert secret not in seen.read_text()
+    assert names <= {*kerberos.KRB5_ENVIRONMENT, "LC_ALL", "PWD", "SHLVL", "_"}  # the last three: sh's own

@@ -171,11 +171,11 @@ class TicketCache:
         while not self._stop.wait(self.refresh_after):
             try:
                 self.refresh()
-            except ImpalaTransferError:  # the ticket in the cache stays until it expires; try again sooner
+            except Exception:  # noqa: BLE001 - the cached ticket stays until it expires; try again sooner
                 self.refresh_after = MIN_REFRESH
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        env = {**(self._env if self._env is not None else os.environ), "LC_ALL": "C"}
+        env = krb5_environment(self._env)
         try:
             return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                   timeout=self.timeout, check=False)
@@ -214,7 +214,7 @@ def ticket_summary(cache_name: str | None = None, timeout: float = 10.0) -> str:
     """Who the ticket cache (``KRB5CCNAME``, or ``cache_name``) says this process is, and until when."""
     argv = ["klist", *(["-c", cache_name] if cache_name else [])]
     try:
-        result = subprocess.run(argv, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
+        result = subprocess.run(argv, env=krb5_environment(), stdin=subprocess.DEVNULL,
                                 capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"no ticket could be read ({exc})"
@@ -223,6 +223,18 @@ def ticket_summary(cache_name: str | None = None, timeout: float = 10.0) -> str:
     principal = re.search(r"^Default principal: (\S+)", result.stdout, re.MULTILINE)
     _, expires = _lifetime(result.stdout)
     return f"{principal.group(1) if principal else 'unknown principal'}, ticket until {expires or 'unknown'}"
+
+
+# What kinit and klist need of the environment: which programs and files, which krb5 configuration
+# and cache. Nothing else reaches them (an Airflow task's environment holds connection URIs).
+KRB5_ENVIRONMENT = ("PATH", "HOME", "TMPDIR", "KRB5_CONFIG", "KRB5CCNAME", "KRB5RCACHETYPE", "KRB5RCACHEDIR",
+                    "KRB5_TRACE")
+
+
+def krb5_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables of :data:`KRB5_ENVIRONMENT` in ``base`` (default: this process's), messages in English."""
+    source = os.environ if base is None else base
+    return {**{name: source[name] for name in KRB5_ENVIRONMENT if name in source}, "LC_ALL": "C"}
 
 
 _KLIST_TIMES = re.compile(r"^(\S+ \S+)\s+(\S+ \S+)\s+krbtgt/", re.MULTILINE)
