@@ -171,6 +171,7 @@ def sshd(tmp_path_factory):
 def kdc(tmp_path_factory):
     """A real MIT KDC for realm IMPALA-TRANSFER.TEST on 127.0.0.1, started once, stopped by PID."""
     with LocalKdc(tmp_path_factory.mktemp("kdc")) as server:
+        _started_kerberos["kdc"] = server
         yield server
 
 
@@ -182,6 +183,7 @@ def kerberized_hiveserver(tmp_path_factory, kdc, kerberized_hadoop):
     server = LocalHiveServer(workdir=tmp_path_factory.mktemp("hiveserver2-kerberos"), port=free_port(),
                              driver_memory="1g", kdc=kdc, hadoop=kerberized_hadoop)
     with server:
+        _started_kerberos["kerberized_hiveserver"] = server
         yield server
 
 
@@ -197,10 +199,33 @@ def s3():
 from tests.support.airflow_deployment import AirflowDeployment, transfer_example_env  # noqa: E402
 
 
+# The Kerberized stack (a KDC, four secure HDFS daemons, a Spark Thrift Server): its tests run first,
+# one after the other, and it stops after the last of them instead of idling beside every later test.
+KERBEROS_FIXTURES = ("kerberized_hiveserver", "kerberized_hadoop", "kdc")  # in the order they stop
+_started_kerberos: dict[str, object] = {}
+
+
+def _uses_kerberos(item) -> bool:
+    """Names a fixture of the stack, or is marked ``kerberos`` (it asks for them by name while it runs)."""
+    return bool(set(getattr(item, "fixturenames", ())) & set(KERBEROS_FIXTURES)) or \
+        item.get_closest_marker("kerberos") is not None
+
+
 def pytest_collection_modifyitems(items):
-    """The tests on the distributed deployment run last, so its processes stop with the session
-    instead of idling beside every later test."""
-    items.sort(key=lambda item: "airflow_deployment" in getattr(item, "fixturenames", ()))
+    """The Kerberized stack's tests first (then it stops), the distributed deployment's last (its
+    processes stop with the session): neither idles beside the other tests."""
+    items.sort(key=lambda item: 2 if "airflow_deployment" in getattr(item, "fixturenames", ())
+               else 0 if _uses_kerberos(item) else 1)
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test that uses the Kerberized stack, stop it; the fixtures' own stop at the end
+    of the session then finds nothing running."""
+    if _uses_kerberos(item) and (nextitem is None or not _uses_kerberos(nextitem)):
+        for name in KERBEROS_FIXTURES:
+            server = _started_kerberos.pop(name, None)
+            if server is not None:
+                server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -228,6 +253,7 @@ def kerberized_hadoop(tmp_path_factory, kdc) -> Iterator[LocalHadoop]:
     hadoop = LocalHadoop(tmp_path_factory.mktemp("hadoop-kerberos"),
                          block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB}, kdc=kdc)
     hadoop.start()
+    _started_kerberos["kerberized_hadoop"] = hadoop
     try:
         yield hadoop
     finally:

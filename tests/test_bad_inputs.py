@@ -194,6 +194,7 @@ class Case:
     message: str  # what the product prints; '…' stands for a part that differs per machine or run
     give: Callable[[Given], str]  # gives the input; returns what the product printed
     server: bool = False  # needs the local HiveServer2 (Spark Thrift Server)
+    kerberos: bool = False  # needs the Kerberized stack (the KDC, and through it the Kerberized server)
 
 
 CASES = [
@@ -598,13 +599,13 @@ CASES = [
          "impala-transfer: FAILED: Impala at localhost:…: no Kerberos ticket (…): get one before the task runs "
          "(Airflow's ticket renewer, airflow kerberos, with [kerberos] principal and keytab; or kinit -kt "
          "<keytab> <principal>) and point KRB5CCNAME at its cache",
-         lambda g: g.cli(*kerberos_args(g, ticket=False), code=1), server=True),
+         lambda g: g.cli(*kerberos_args(g, ticket=False), code=1), server=True, kerberos=True),
     Case("gssapi-unknown-service-principal",
          "impala-transfer: FAILED: Impala at 127.0.0.1:…: the KDC knows no service principal hive/127.0.0.1 (…): "
          "set kerberos_service_name (now 'hive') and krb_host (now '127.0.0.1') to the service and host of the "
          "daemons' principal, e.g. impala and the daemon's canonical host name when you connect through an "
          "address or a load balancer (connection extras; CLI --kerberos-service-name, --krb-host)",
-         lambda g: g.cli(*kerberos_args(g, host="127.0.0.1"), code=1), server=True),
+         lambda g: g.cli(*kerberos_args(g, host="127.0.0.1"), code=1), server=True, kerberos=True),
     Case("gssapi-module-missing",
          "impala-transfer: --auth-mechanism: GSSAPI needs the Python module kerberos, which is not installed "
          "(pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against libkrb5-dev))",
@@ -612,7 +613,7 @@ CASES = [
     Case("gssapi-ticket-expired",
          "impala-transfer: FAILED: Impala at localhost:…: the Kerberos ticket expired (…): renew it (Airflow's "
          "ticket renewer, airflow kerberos, keeps it fresh) or kinit again",
-         lambda g: g.cli(*kerberos_args(g, expired=True), code=1), server=True),
+         lambda g: g.cli(*kerberos_args(g, expired=True), code=1), server=True, kerberos=True),
     Case("keytab-half-a-login",
          "impala-transfer: --keytab: principal is set in the command's settings but keytab is not (give both "
          "principal and keytab (the path of a keytab on the worker), or neither to use the worker's own ticket cache)",
@@ -626,15 +627,15 @@ CASES = [
          "contains no suitable keys for other…@IMPALA-TRANSFER.TEST while getting initial credentials) (klist -kt "
          "…/etl.keytab lists the principals it holds; give one of them, or export this principal's key into it)",
          lambda g: g.cli(*keytab_args(g, principal=g.fixture("kdc").add_principal(f"other{uuid.uuid4().hex[:6]}"))),
-         server=True),
+         server=True, kerberos=True),
     Case("keytab-stale-key",
          "impala-transfer: FAILED: kinit for etl…@IMPALA-TRANSFER.TEST: the key in …/etl.keytab is not the "
          "principal's current key (…): its keys were changed after the keytab was made; export a fresh keytab",
-         lambda g: g.cli(*keytab_args(g, stale=True), code=1), server=True),
+         lambda g: g.cli(*keytab_args(g, stale=True), code=1), server=True, kerberos=True),
     Case("kdc-unreachable",
          "impala-transfer: FAILED: kinit for etl…@IMPALA-TRANSFER.TEST: no KDC of its realm answered (…): check "
          "[realms] kdc in krb5.conf (KRB5_CONFIG) and that the KDC is up and reachable from this worker",
-         lambda g: g.cli(*keytab_args(g, kdc_port=g.fixture("closed_port")), code=1), server=True),
+         lambda g: g.cli(*keytab_args(g, kdc_port=g.fixture("closed_port")), code=1), server=True, kerberos=True),
     Case("empty-result",
          "counts: source 0, files 0, delivered 0, published 0",
          lambda g: next(line for line in g.cli(*hiveserver_args(g), "--table", "default.empty_table", "--split-by",
@@ -699,7 +700,8 @@ def matches(message: str, printed: str) -> bool:
     return re.fullmatch(".*?".join(map(re.escape, message.split("…"))), printed, re.S) is not None
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.server] if c.server else [])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[*([pytest.mark.server] if c.server else []),
+                                                                   *([pytest.mark.kerberos] if c.kerberos else [])])
                                   for c in CASES])
 def test_each_bad_input_prints_its_documented_message_and_writes_nothing(case, tmp_path, monkeypatch, request):
     given = Given(tmp_path, monkeypatch, request)
