@@ -40,7 +40,12 @@ from typing import Any
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
-from airflow_provider_impala_transfer.core.common.kerberos import KeytabLogin, close_tickets, ticket_cache, ticket_summary
+from airflow_provider_impala_transfer.core.common.kerberos import (
+    KeytabLogin,
+    close_tickets,
+    ticket_cache,
+    ticket_summary,
+)
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
@@ -100,7 +105,6 @@ class HadoopCliHook(BaseHook):
     def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:
         """``hdfs dfs`` with this hook's binary and environment, each call bounded by ``timeout``."""
         return HdfsShell(hdfs_bin=self.hdfs_bin, runner=CommandRunner(timeout=timeout, env=self.env, log=log))
-
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: ``hdfs dfs -test -d /`` on the default filesystem of the

@@ -10,7 +10,6 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.extract.extract import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FETCH_SIZE,
@@ -20,6 +19,7 @@ from airflow_provider_impala_transfer.core.extract.extract import (
     plan_chunks,
 )
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.records import Chunk, Manifest
 from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, local_path, run_key
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, export_manifests, plan_export, run_export

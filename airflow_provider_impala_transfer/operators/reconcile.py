@@ -7,8 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import resolve_query
 from airflow_provider_impala_transfer.core.reconcile import check_counts, count_rows

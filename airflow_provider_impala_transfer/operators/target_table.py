@@ -7,8 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.connection import RunningQueries
+from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
 from airflow_provider_impala_transfer.core.common.records import Manifest
 from airflow_provider_impala_transfer.core.common.sql import quote_table_name
 from airflow_provider_impala_transfer.core.common.uris import normalize_uri
