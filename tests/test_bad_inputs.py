@@ -176,6 +176,25 @@ def keytab_args(g: Given, *, principal: str | None = None, stale: bool = False, 
     return ["--principal", principal or user, "--keytab", str(keytab)]
 
 
+def engine_owned_export(g: Given) -> list[str]:
+    """The server-side export on the Kerberized stack into an export root the engine (``hive``) may
+    write and the run's user owns, without the default ACL that gives the user what the engine
+    writes: the engine's files cannot be renamed by the run."""
+    hadoop, server = g.fixture("kerberized_hadoop"), g.fixture("kerberized_hiveserver")
+    for name, value in hadoop.env().items():
+        g.monkeypatch.setenv(name, value)
+    login = keytab_args(g)
+    user = login[1].split("@")[0]
+    root = f"hdfs://cluster1/bad-inputs-export/{uuid.uuid4().hex[:8]}"
+    for command in (["-mkdir", "-p", root], ["-chown", user, root], ["-setfacl", "-m", "user:hive:rwx", root]):
+        hadoop.hdfs("dfs", *command, superuser=True, check=True)
+    return [*login, "--source-host", "localhost", "--source-port", str(server.port), "--auth-mechanism", "GSSAPI",
+            "--kerberos-service-name", "hive", "--extract-mode", "server", "--export-dialect", "hive",
+            "--source-hdfs-path", root, "--source-webhdfs-url",
+            f"http://localhost:{hadoop.source.webhdfs_address.split(':')[1]}", "--query", "SELECT 1 AS id",
+            "--skip-table"]
+
+
 def local_dir(g: Given, name: str, mode: int, owner: int | None = None) -> str:
     """A directory ``<tmp>/<name>`` with ``mode``, another user's if ``owner`` is given (needs root)."""
     path = g.tmp / name
@@ -657,6 +676,12 @@ CASES = [
          "(give http://<source-namenode>:9870)",
          lambda g: g.cli("--extract-mode", "server", "--source-hdfs-path", "hdfs://nn1/stage",
                          "--source-webhdfs-url", "nn1:9870", "--target-hdfs-path", "hdfs://nn2/t")),
+    Case("export-written-as-the-engines-user",
+         "impala-transfer: FAILED: source_hdfs_path: the source engine wrote the export at hdfs://cluster1/"
+         "bad-inputs-export/…/_impala_transfer_export/r as hive, and this run's user etl… may not rename or remove "
+         "what it wrote (as the HDFS superuser, run: hdfs dfs -setfacl -R -m user:etl…:rwx,default:user:etl…:rwx "
+         "hdfs://cluster1/bad-inputs-export/… ; then retry: the retry replaces this export)",
+         lambda g: g.cli(*engine_owned_export(g), code=1), server=True, kerberos=True),
     Case("export-staging-db-injection",
          "impala-transfer: --staging-db: 'tmp; DROP' is not a valid identifier (use letters, digits and "
          "underscores, starting with a letter or underscore)",

@@ -43,6 +43,9 @@ def kerberized_events(kerberized_hiveserver):
 
 def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across_the_realms(
         kerberized_events, kerberized_hadoop, kdc, tmp_path):
+    """Client mode, then the same date again in server mode (the engine exports on cluster1 as
+    ``hive``; the workers' principal reads, delivers and removes it through the export root's
+    default ACL, its listing and footers over WebHDFS with SPNEGO): the rerun replaces the partition."""
     server, hadoop = kerberized_events, kerberized_hadoop
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
@@ -54,6 +57,12 @@ def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across
     impala = json.dumps({"conn_type": "impala_transfer", "host": "localhost", "port": server.port,
                          "extra": {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"}})
     target = f"hdfs://cluster2/dags/kerberos-{uuid.uuid4().hex[:8]}"
+    staging = f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}"
+    for command in (["-mkdir", "-p", staging], ["-chown", name, staging],
+                    ["-setfacl", "-m", f"user:hive:rwx,default:user:{name}:rwx,default:user:hive:rwx", staging]):
+        hadoop.hdfs("dfs", *command, superuser=True, check=True)
+    source_webhdfs = json.dumps({"conn_type": "webhdfs", "host": "localhost",  # the host of HTTP/localhost
+                                 "port": int(hadoop.source.webhdfs_address.split(":")[1])})
     env = {**os.environ, **hadoop.env(), **kdc.env()}
     env.pop("KRB5CCNAME", None)  # Airflow sets it from [kerberos] ccache
     env.update(
@@ -69,7 +78,10 @@ def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across
         AIRFLOW_CONN_IMPALA_DEFAULT=impala,
         AIRFLOW_CONN_IMPALA_TARGET=impala,
         IMPALA_TRANSFER_OUTPUT_DIR="",  # the chunks go through cluster1, staged by the extract
-        IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}",
+        IMPALA_TRANSFER_SOURCE_HDFS_PATH=staging,
+        AIRFLOW_CONN_SOURCE_WEBHDFS=source_webhdfs,
+        IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID="source_webhdfs",
+        IMPALA_TRANSFER_EXPORT_DIALECT="hive",
         IMPALA_TRANSFER_WEBHDFS_CONN_ID="",
         IMPALA_TRANSFER_SSH_CONN_ID="",
         IMPALA_TRANSFER_TABLE_DIALECT="hive",
@@ -90,6 +102,8 @@ def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across
                 "extract_mode": "client", "method": "distcp", "target_path": target}
         result = airflow(env, "dags", "test", DAG_ID, "2026-05-01", "-c", json.dumps(conf), check=False)
         took = time.monotonic() - started
+        rerun = airflow(env, "dags", "test", DAG_ID, "2026-05-01", "-c",
+                        json.dumps({**conf, "extract_mode": "server"}), check=False)
     finally:
         stop_process_group(renewer.pid, 10)
     output = result.stdout + result.stderr
@@ -106,3 +120,13 @@ def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across
     owners = hadoop.hdfs("dfs", "-stat", "%u", f"{published}/*", superuser=True, check=True).stdout.split()
     assert owners and set(owners) == {name}
     assert server.query("SELECT COUNT(*) FROM default.events_kerberized") == [(EVENTS_ROWS,)]
+
+    output = rerun.stdout + rerun.stderr
+    run_state, states = latest_run(home / "airflow.db", DAG_ID)
+    assert run_state == "success", output[-5000:]
+    assert states[("events.export", -1)] == "success" and states[("events.plan", -1)] == "skipped", states
+    assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
+    assert set(hadoop.hdfs("dfs", "-stat", "%u", f"{published}/*", superuser=True, check=True).stdout.split()) == {name}
+    assert server.query("SELECT COUNT(*) FROM default.events_kerberized") == [(EVENTS_ROWS,)]  # replaced, not added
+    assert hadoop.hdfs("dfs", "-ls", f"{staging}/_impala_transfer_export", superuser=True,
+                       check=True).stdout.strip() == ""  # the engine's export removed by the workers' principal

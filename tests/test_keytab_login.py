@@ -136,6 +136,45 @@ def test_the_cli_with_principal_and_keytab_delivers_by_distcp_across_the_realms_
     assert private_caches(no_ticket) == []
 
 
+def test_the_cli_server_mode_reads_and_removes_what_the_engine_wrote_as_its_own_user(
+        kerberized_hiveserver, kerberized_hadoop, no_ticket, etl, tmp_path, monkeypatch):
+    """``--extract-mode server`` on the Kerberized stack: the engine writes the export as its own user
+    (``hive``, as Impala writes as ``impala``); the run, as the keytab's principal, groups, delivers and
+    finally removes those files through the default ACL an administrator put on source_hdfs_path
+    (README, Kerberos)."""
+    for name, value in kerberized_hadoop.env().items():
+        monkeypatch.setenv(name, value)
+    key = uuid.uuid4().hex[:8]
+    user = etl.principal.split("@")[0]
+    exports = f"hdfs://cluster1/cli-kerberos-export/{key}"
+    hdfs = kerberized_hadoop.hdfs
+    hdfs("dfs", "-mkdir", "-p", exports, superuser=True, check=True)
+    hdfs("dfs", "-chown", user, exports, superuser=True, check=True)
+    webhdfs = f"http://localhost:{kerberized_hadoop.source.webhdfs_address.split(':')[1]}"
+    target = f"hdfs://cluster2/cli-kerberos-server/{key}"
+    table = f"default.cli_kerberos_server_{key}"
+    argv = [SCRIPT, "--source-host", "localhost", "--source-port", str(kerberized_hiveserver.port),
+            "--auth-mechanism", "GSSAPI", "--kerberos-service-name", "hive",
+            "--principal", etl.principal, "--keytab", etl.keytab, "--target-hdfs-path", target,
+            "--source-hdfs-path", exports, "--source-webhdfs-url", webhdfs,
+            "--extract-mode", "server", "--export-dialect", "hive",
+            "--query", "SELECT id FROM range(300)", "--chunk-size", "150", "--method", "distcp",
+            "--target-table", table, "--table-dialect", "hive", "--temp-dir", str(tmp_path / "work")]
+    env = {**os.environ, "TMPDIR": str(no_ticket)}
+
+    # The engine may write into the export root; what it writes there is the run's user's by the
+    # default ACL (without it the run is refused: docs/errors.md, export-written-as-the-engines-user).
+    hdfs("dfs", "-setfacl", "-m", f"user:hive:rwx,default:user:{user}:rwx,default:user:hive:rwx", exports,
+         superuser=True, check=True)
+    result = subprocess.run([*argv, "--run-id", "k1"], env=env, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "counts: source 300, files 300, delivered 300, published 300, target_table 300" in result.stdout
+    owners = hdfs("dfs", "-stat", "%u", f"{target}/{table.split('.')[1]}/k1/*", superuser=True, check=True).stdout
+    assert set(owners.split()) == {user}
+    assert hdfs("dfs", "-ls", "-R", exports, superuser=True, check=True).stdout.split("\n")[1:] == [""]
+    assert private_caches(no_ticket) == []
+
+
 def test_a_ticket_shorter_than_the_task_is_renewed_from_the_keytab_while_the_task_runs(
         kerberized_hiveserver, kdc, no_ticket, tmp_path):
     keytab = tmp_path / "short.keytab"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,9 +162,12 @@ def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: Export
         for part, (name, size) in enumerate(group):
             new = f"chunk-{index:05d}-part-{part:05d}.parquet"
             renamed.append((name, new, size, footers[name].num_rows, index, part))
-    for old, new, *_ in renamed:
-        if old != new:
-            metadata.move(join(plan.location, old), join(plan.location, new))
+    try:
+        for old, new, *_ in renamed:
+            if old != new:
+                metadata.move(join(plan.location, old), join(plan.location, new))
+    except TransferError as exc:
+        raise _not_ours(exc, plan) or exc
     paths = [join(plan.location, new) for _, new, *_ in renamed]
     checksums = shell.crc32c(paths)
     manifests = []
@@ -181,6 +185,26 @@ def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: Export
     log(f"export: {len(renamed)} files, {sum(m.rows for m in manifests):,} rows, "
         f"{sum(m.bytes for m in manifests):,} bytes in {len(manifests)} chunk(s) at {plan.location}")
     return manifests
+
+
+def _not_ours(exc: TransferError, plan: ExportPlan) -> ExtractError | None:
+    """A refused rename of what the engine wrote as its own user (Impala writes as ``impala``, a
+    HiveServer2 as ``hive``): the fix is a default ACL on the export root that gives the run's user
+    what the engine creates beneath it; ``-R`` covers what it wrote already."""
+    found = _DENIED.search(str(exc))
+    if found is None:
+        return None
+    user, owner = found.group("user"), found.group("owner")
+    root = plan.location.rsplit(f"/{EXPORT_DIR}/", 1)[0]
+    return ExtractError(
+        f"source_hdfs_path: the source engine wrote the export at {plan.location} as {owner}, and this run's "
+        f"user {user} may not rename or remove what it wrote (as the HDFS superuser, "
+        f"run: hdfs dfs -setfacl -R -m user:{user}:rwx,default:user:{user}:rwx {root} ; then retry: the "
+        f"retry replaces this export)")
+
+
+# HDFS's AccessControlException: ``Permission denied: user=etl, access=WRITE, inode="/p":hive:supergroup:drwxr-xr-x``
+_DENIED = re.compile(r'Permission denied: user=(?P<user>[^,\s]+), access=\w+, inode="[^"]*":(?P<owner>[^:\s]+):')
 
 
 def drop_export(connector: SourceConnector, plan: ExportPlan, metadata: WebHdfsMetadata, *,
