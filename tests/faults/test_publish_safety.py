@@ -252,7 +252,7 @@ class Killed(BaseException):
 def kill_at(destination: Destination, method: str, call: int) -> Callable[[], None]:
     """From the ``call``-th call of ``destination.<method>`` on, every store operation of this
     process fails: what it left is what a SIGKILL leaves. Returns what revives the destination."""
-    names = ("move", "remove", "makedirs", "write_text", "create_exclusive", "read_text", "is_dir", "list_names",
+    names = ("move", "remove", "makedirs", "write_text", "create_exclusive", "read_text", "is_dir", "directories", "list_names",
              "touch", "move_object", "objects", "modified", "file_info")
     originals = {name: getattr(destination, name) for name in names}
     count = {"calls": 0, "dead": False}

@@ -60,6 +60,10 @@ class Destination(ABC):
     @abstractmethod
     def is_dir(self, path: str) -> bool: ...
 
+    def directories(self, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` exist as directories (one command where the store's tool takes several)."""
+        return {path for path in paths if self.is_dir(path)}
+
     @abstractmethod
     def makedirs(self, *paths: str) -> None:
         """Create each directory and its parents (one command where the store's tool takes several)."""
@@ -159,6 +163,9 @@ class HdfsDestination(Destination):
 
     def is_dir(self, path):
         return self.metadata.is_dir(path) if self.metadata else self.shell.test("-d", path)
+
+    def directories(self, paths):
+        return super().directories(paths) if self.metadata else self.shell.directories(paths)
 
     def makedirs(self, *paths):
         if self.metadata:

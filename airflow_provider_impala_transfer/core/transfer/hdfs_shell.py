@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from airflow_provider_impala_transfer.core.common.checksums import Digests
 from airflow_provider_impala_transfer.core.common.uris import HADOOP_GLOB, check_hadoop_path, join, local_path
@@ -60,6 +62,19 @@ class HdfsShell:
         if result.returncode in (0, 1):
             return result.returncode == 0
         raise CommandFailed(result.args, result.returncode, result.stderr.decode("utf-8", "replace")[-2000:])
+
+    def directories(self, paths: Sequence[str]) -> set[str]:
+        """Which of ``paths`` are directories, in one JVM: ``-ls -d`` prints ``<mode> <replication>
+        <owner> <group> <size> <date> <time> <path>`` per path that exists (mode ``d...`` for a
+        directory), ``No such file or directory`` on stderr for each that does not."""
+        result = self.run(self.argv("-ls", "-d", *paths), capture=True, check=False)
+        stderr = result.stderr.decode("utf-8", "replace")
+        said = [line for line in stderr.splitlines() if line.startswith("ls:")]
+        if result.returncode != 0 and not (said and all("No such file or directory" in line for line in said)):
+            raise CommandFailed(result.args, result.returncode, stderr[-2000:])
+        listed = {_path_part(fields[7]) for fields in (line.split(None, 7) for line in
+                  result.stdout.decode("utf-8", "replace").splitlines()) if len(fields) == 8 and fields[0][:1] == "d"}
+        return {path for path in paths if _path_part(path) in listed}
 
     def sizes(self, paths: Sequence[str]) -> dict[str, int]:
         """Byte sizes in one JVM start (``-stat %b`` prints one line per path, in order)."""
@@ -176,6 +191,11 @@ class HdfsShell:
             check_hadoop_path(path, "path to remove")
         if paths:
             self.run(self.argv("-rm", *(["-r"] if recursive else []), "-f", "-skipTrash", *paths))
+
+
+def _path_part(uri: str) -> str:
+    """``hdfs://nn/a/b/`` -> ``/a/b``: how ``-ls`` may print a path given as a URI."""
+    return posixpath.normpath(urlsplit(uri).path or "/")
 
 
 def _file_uri_path(uri: str) -> str | None:

@@ -98,9 +98,10 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
             log=log)
     txn = read_txn(destination, layout)
     try:
+        dirs = destination.directories([staging, final, previous])  # one look; under the lock only we change them
         if txn is not None and txn.open:
-            if txn.owner == run.owner and _swapped(destination, layout, txn) and not destination.is_dir(staging) \
-                    and _holds(destination, final, expected):
+            if txn.owner == run.owner and _swapped(destination, layout, txn, dirs) and staging not in dirs \
+                    and _holds(destination, final, expected, dirs):
                 log(f"{destination.describe(final)} already published" + (
                     f"; the replaced files wait at {destination.describe(previous)}" if txn.replaced else ""))
                 return destination.describe(previous) if txn.replaced else None
@@ -109,13 +110,15 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
                                    "was changed (wait for that run and retry)")
             log(f"an earlier attempt of this run did not finish: restoring {destination.describe(final)}")
             txn = _undo(destination, layout, txn, log=log)
+            dirs = destination.directories([staging, final, previous])
         if txn is not None and txn.run == run.key and txn.owner != run.owner:
             raise GroupConflict(f"{destination.describe(final)} was published by another task group of this run "
                                 f"({txn.owner}); nothing was changed (give each group its own target_path or "
                                 "partition)")
-        _finish_commit(destination, layout, txn, log=log)
-        if not destination.is_dir(staging):
-            if txn is None or txn.owner != run.owner or not _holds(destination, final, expected):
+        if _finish_commit(destination, layout, txn, dirs, log=log):
+            dirs.discard(previous)
+        if staging not in dirs:
+            if txn is None or txn.owner != run.owner or not _holds(destination, final, expected, dirs):
                 raise PublishError(f"nothing to publish: {destination.describe(staging)} is missing and "
                                    f"{destination.describe(final)} does not hold this run's files")
             log(f"{destination.describe(final)} already published by this run, and kept")
@@ -131,11 +134,11 @@ def publish(destination: Destination, run: Run, expected: Sequence[str], allowed
         if stale:
             log(f"removing files of an earlier attempt: {', '.join(stale)}")
             destination.remove([join(staging, name) for name in stale])
-        if destination.is_dir(previous):
+        if previous in dirs:
             raise PublishError(f"{destination.describe(previous)} holds files that no publish record explains; nothing "
                                f"was changed (they may be the only copy of {destination.describe(final)}'s earlier "
                                "files: move them back or remove them by hand, then retry)")
-        replaced = destination.is_dir(final)
+        replaced = final in dirs
         objects = destination.moves_objects
         txn = Txn(run.owner, run.key, run.staging_name, "aside", replaced,
                   replaced_objects=destination.objects(final) if replaced and objects else [],
@@ -184,12 +187,13 @@ def commit(destination: Destination, run: Run, *, lock: PublishLock = PublishLoc
     if txn is None or txn.owner != run.owner or not txn.open:
         raise PublishError(f"{destination.describe(layout.final_dir)}: this run has nothing published to keep (the "
                            f"publish record names {txn.owner if txn else 'no run'}); nothing was kept (re-run it)")
-    if not _swapped(destination, layout, txn):
+    dirs = destination.directories([layout.final_dir, layout.previous_dir])
+    if not _swapped(destination, layout, txn, dirs):
         raise PublishError(f"{destination.describe(layout.final_dir)}: this run's publish did not finish; nothing "
                            "was kept (retry the publish)")
     txn = replace(txn, phase="committed")
     _write_txn(destination, layout, txn)  # from here on the replaced files are superseded
-    _finish_commit(destination, layout, txn, log=log)
+    _finish_commit(destination, layout, txn, dirs, log=log)
     if lock.enabled:
         destination.remove([layout.lock_path])  # checked above; this run's last step
     try:
@@ -221,8 +225,9 @@ def _undo(destination: Destination, layout: RunLayout, txn: Txn, *, log: Log) ->
     record that is current afterwards (the one ``txn`` replaced)."""
     final, previous = layout.final_dir, layout.previous_dir
     staging = join(destination.root, STAGING_DIR, txn.staging)
-    if _swapped(destination, layout, txn):
-        if destination.is_dir(final):
+    dirs = destination.directories([final, previous])
+    if _swapped(destination, layout, txn, dirs):
+        if final in dirs:
             destination.makedirs(posixpath.dirname(staging))
             _move_tree(destination, final, staging, txn.incoming_objects, keep_target=True)
             destination.touch(staging)  # waits a full week again for the run's retry
@@ -241,24 +246,30 @@ def _undo(destination: Destination, layout: RunLayout, txn: Txn, *, log: Log) ->
     return before
 
 
-def _swapped(destination: Destination, layout: RunLayout, txn: Txn) -> bool:
+def _swapped(destination: Destination, layout: RunLayout, txn: Txn, dirs: set[str]) -> bool:
     """Whether ``txn``'s new files were (being) moved into place. An object store's record says
-    so (phase ``swap``); elsewhere each directory moves by one rename, so the directories say it:
-    the final directory is there again after the old one went aside (or there was none)."""
+    so (phase ``swap``); elsewhere each directory moves by one rename, so the directories say it
+    (``dirs``: which of the layout's directories exist): the final directory is there again after
+    the old one went aside (or there was none)."""
     if txn.phase != "aside" or destination.moves_objects:
         return txn.phase == "swap"
-    return destination.is_dir(layout.final_dir) and (not txn.replaced or destination.is_dir(layout.previous_dir))
+    return layout.final_dir in dirs and (not txn.replaced or layout.previous_dir in dirs)
 
 
-def _finish_commit(destination: Destination, layout: RunLayout, txn: Txn | None, *, log: Log) -> None:
-    """A committed publish's replaced files are superseded: remove what is left of them."""
-    if txn is None or txn.phase != "committed" or not txn.replaced or not destination.is_dir(layout.previous_dir):
-        return
+def _finish_commit(destination: Destination, layout: RunLayout, txn: Txn | None, dirs: set[str] | None = None, *,
+                   log: Log) -> bool:
+    """A committed publish's replaced files are superseded: remove what is left of them (True if
+    there was something). ``dirs``: which of the layout's directories exist, if just seen."""
+    if txn is None or txn.phase != "committed" or not txn.replaced:
+        return False
+    if layout.previous_dir not in (dirs if dirs is not None else destination.directories([layout.previous_dir])):
+        return False
     log(f"removing the replaced files at {destination.describe(layout.previous_dir)}")
     previous = inside(layout.previous_dir, destination.root)
     if destination.moves_objects:
         destination.remove([join(previous, name) for name in txn.replaced_objects])
     destination.remove([previous], recursive=True)
+    return True
 
 
 def _restore_for(destination: Destination, layout: RunLayout, holder: Holder, *, log: Log) -> None:
@@ -326,8 +337,8 @@ def _move_tree(destination: Destination, source: str, target: str, objects: Sequ
     destination.move(source, target)
 
 
-def _holds(destination: Destination, final: str, expected: Sequence[str]) -> bool:
-    return destination.is_dir(final) and not set(expected) - set(destination.list_names(final))
+def _holds(destination: Destination, final: str, expected: Sequence[str], dirs: set[str]) -> bool:
+    return final in dirs and not set(expected) - set(destination.list_names(final))
 
 
 def publish_files(destination: Destination, staging_dir: str, final_dir: str, names: Sequence[str], *,
