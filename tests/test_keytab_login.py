@@ -268,3 +268,68 @@ def test_kinit_sees_only_the_kerberos_part_of_the_tasks_environment(etl, no_tick
     names = {line.split("=", 1)[0] for line in seen.read_text().splitlines()}
     assert secret not in seen.read_text()
     assert names <= {*kerberos.KRB5_ENVIRONMENT, "LC_ALL", "PWD", "SHLVL", "_"}  # the last three: sh's own
+
+
+# --- a caller's ticket (no keytab, no renewer) that ends: the run fails saying so ---------------------------------
+
+EXPIRED = (r"the Kerberos ticket expired \([^\n]*\): renew it \(Airflow's ticket renewer, airflow kerberos, keeps it "
+           r"fresh\) or kinit again")
+
+
+def test_a_callers_ticket_that_expires_during_the_run_without_a_renewer_fails_it_saying_so_and_publishes_nothing(
+        kerberized_hiveserver, kerberized_hadoop, kdc, no_ticket, etl, tmp_path, monkeypatch):
+    """The CLI with ``--auth-mechanism GSSAPI`` and the caller's ticket (``KRB5CCNAME``, no keytab), which
+    ends 10 s after kinit: enough to open the first session, far too little for the run (dozens of
+    Hadoop JVMs, two DistCp jobs, the Spark queries). Whichever step runs first after the end, an
+    Impala session (MIT krb5: "Ticket expired") or hdfs dfs/hadoop distcp (Java: "Client cannot
+    authenticate via:[TOKEN, KERBEROS]", the cache then read by klist), fails saying the ticket
+    expired and what to do. The ticket cannot be renewed, as one past its renew-until time: a
+    renewable one Hadoop's Java client renews by itself from the cache, even after its end."""
+    for name, value in kerberized_hadoop.env().items():
+        monkeypatch.setenv(name, value)
+    keytab = tmp_path / "caller.keytab"  # only for the kinit below: the run is given no keytab
+    principal = kdc.add_principal(f"caller{uuid.uuid4().hex[:6]}", keytab, max_life=10)
+    kdc.kadmin("modprinc", "-maxrenewlife", "0 seconds", principal)
+    cache = tmp_path / "caller.ccache"
+    kdc.kinit(principal, keytab, cache)
+    key = uuid.uuid4().hex[:8]
+    target, name = f"hdfs://cluster2/cli-expiry/{key}", f"cli_expiry_{key}"
+    result = subprocess.run(
+        [SCRIPT, "--source-host", "localhost", "--source-port", str(kerberized_hiveserver.port),
+         "--auth-mechanism", "GSSAPI", "--kerberos-service-name", "hive", "--target-hdfs-path", target,
+         "--source-hdfs-path", f"hdfs://cluster1/cli-expiry-staging/{key}", "--query", "SELECT id FROM range(300)",
+         "--split-by", "id", "--chunk-size", "150", "--method", "distcp", "--target-table", f"default.{name}",
+         "--table-dialect", "hive", "--run-id", "k1", "--temp-dir", str(tmp_path / "work")],
+        env={**os.environ, "TMPDIR": str(no_ticket), "KRB5CCNAME": f"FILE:{cache}"},
+        capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert re.search(EXPIRED, output), output
+    assert "published hdfs://" not in output
+
+    # Nothing at the target but what waits in the run's staging directory for a retry, read as hdfs.
+    listed = kerberized_hadoop.hdfs("dfs", "-ls", "-R", target, superuser=True).stdout
+    files = [line.split()[-1] for line in listed.splitlines() if line.startswith("-")]
+    assert [f for f in files if "/_impala_transfer_staging/" not in f] == [], listed
+    assert kerberized_hadoop.hdfs("dfs", "-test", "-e", f"{target}/{name}/k1", superuser=True).returncode == 1
+    connector = SourceConnector(host="localhost", port=kerberized_hiveserver.port, login=etl,
+                                options={"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"})
+    with connector.session() as cursor:  # the target table was not created
+        cursor.execute(f"SHOW TABLES IN default LIKE '{name}'")
+        assert cursor.fetchall() == []
+
+
+def test_the_hadoop_clients_without_a_ticket_say_there_is_none_where_hdfs_dfs_test_would_answer_no(
+        kerberized_hadoop, no_ticket, monkeypatch):
+    """FsShell exits 1 when it cannot authenticate, the exit code of ``-test``'s "no": the Test button
+    of a ``hadoop_cli`` connection said it "reached the default filesystem" without a ticket."""
+    for name, value in kerberized_hadoop.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_CONN_HADOOP_NO_TICKET", json.dumps({"conn_type": "hadoop_cli"}))
+    ok, message = HadoopCliHook("hadoop_no_ticket").test_connection()
+    assert not ok
+    assert message.startswith(
+        "hdfs dfs -test: no Kerberos ticket (Client cannot authenticate via:[TOKEN, KERBEROS]; klist: No credentials "
+        f"cache found (filename: {os.environ['KRB5CCNAME'].removeprefix('FILE:')})): get one before the task runs "
+        "(Airflow's ticket renewer, airflow kerberos, with [kerberos] principal and keytab; or kinit -kt <keytab> "
+        "<principal>) and point KRB5CCNAME at its cache\n"), message

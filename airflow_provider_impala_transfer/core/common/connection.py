@@ -186,15 +186,11 @@ class SourceConnector:
         return SourceError(f"Impala at {self.address}: {text}")
 
     def _explain_kerberos(self, text: str) -> SourceError | None:
-        """What a GSSAPI failure means, from MIT krb5's own words in the error."""
-        if "No Kerberos credentials available" in text or "No credentials were supplied" in text:
-            return SourceError(
-                f"Impala at {self.address}: no Kerberos ticket ({text}): get one before the task runs "
-                "(Airflow's ticket renewer, airflow kerberos, with [kerberos] principal and "
-                "keytab; or kinit -kt <keytab> <principal>) and point KRB5CCNAME at its cache")
-        if "Ticket expired" in text:
-            return SourceError(f"Impala at {self.address}: the Kerberos ticket expired ({text}): renew it "
-                               "(Airflow's ticket renewer, airflow kerberos, keeps it fresh) or kinit again")
+        """What a GSSAPI failure means, from MIT krb5's own words in the error (an expired or missing
+        ticket: the one rule of every Kerberos client, kerberos.explain_ticket)."""
+        ticket = kerberos.explain_ticket(text)
+        if ticket is not None:
+            return SourceError(f"Impala at {self.address}: {ticket}")
         if "not found in Kerberos database" in text:
             service = self.options.get("kerberos_service_name", "impala")
             host = self.options.get("krb_host") or self.host

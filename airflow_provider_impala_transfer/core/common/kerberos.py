@@ -210,6 +210,85 @@ class TicketCache:
         return KerberosError(f"kinit for {who} with {keytab} failed: {text}")
 
 
+# --- what a client's failure says of its ticket -----------------------------------------------------
+# One rule for the Kerberos clients of a task: the Impala session (MIT krb5, through pure-sasl) and
+# hdfs dfs and hadoop distcp (Hadoop's Java client, core.transfer.commands). The client's own words
+# are quoted in the brackets.
+EXPIRED_FIX = "renew it (Airflow's ticket renewer, airflow kerberos, keeps it fresh) or kinit again"
+NO_TICKET_FIX = ("get one before the task runs (Airflow's ticket renewer, airflow kerberos, with [kerberos] "
+                 "principal and keytab; or kinit -kt <keytab> <principal>) and point KRB5CCNAME at its cache")
+# MIT krb5 (and Java, whose KrbException 32 reads the same) once the ticket's end time has passed.
+EXPIRED_WORDS = ("Ticket expired",)
+# MIT krb5 when the cache does not exist or holds no ticket.
+NO_TICKET_WORDS = ("No Kerberos credentials available", "No credentials were supplied")
+# Words that do not say why: Hadoop's RPC client whenever Java found no usable ticket-granting ticket
+# (no cache, an empty one, or one whose ticket expired and cannot be renewed: Java drops it unsaid),
+# and Java's GSS for the same. The cache the client read is asked which it is (:func:`cache_state`).
+UNSAID_WORDS = ("Client cannot authenticate via:[TOKEN, KERBEROS]", "Failed to find any Kerberos tgt")
+
+
+def ticket_expired(words: str) -> str:
+    return f"the Kerberos ticket expired ({words}): {EXPIRED_FIX}"
+
+
+def no_ticket(words: str) -> str:
+    return f"no Kerberos ticket ({words}): {NO_TICKET_FIX}"
+
+
+def explain_ticket(text: str, env: dict[str, str] | None = None) -> str | None:
+    """``<problem> (<the client's words>): <what to do>`` when a Kerberos client's failure ``text``
+    says its ticket expired or is missing; None when it says neither (or another problem). Where
+    the words do not say which (:data:`UNSAID_WORDS`), the ticket cache of ``env`` (default: this
+    process's ``KRB5CCNAME``) is read, and a cache whose ticket is valid explains nothing."""
+    for words, explain in ((NO_TICKET_WORDS, no_ticket), (EXPIRED_WORDS, ticket_expired)):
+        line = _line_with(text, words)
+        if line is not None:
+            return explain(line)
+    said = next((words for words in UNSAID_WORDS if words in text), None)
+    if said is None:
+        return None
+    state, facts = cache_state(env)
+    if state == "expired":
+        return ticket_expired(f"{said}; {facts}")
+    if state == "none":
+        return no_ticket(f"{said}; {facts}")
+    return None
+
+
+def cache_state(env: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[str, str]:
+    """``("valid" | "expired" | "none" | "unknown", what klist says)`` of the cache ``KRB5CCNAME``
+    of ``env`` (default: this process's) names: its ticket-granting ticket, and until when."""
+    environment = krb5_environment(env)
+    try:
+        listed = subprocess.run(["klist"], env=environment, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        valid = listed.returncode == 0 and subprocess.run(
+            ["klist", "-s"], env=environment, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+            check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "unknown", f"klist: {exc}"
+    cache = re.search(r"^Ticket cache: (\S+)", listed.stdout, re.MULTILINE)
+    where = cache.group(1) if cache else environment.get("KRB5CCNAME", "the default cache")
+    if listed.returncode != 0:
+        return "none", " ".join(listed.stderr.split()) or f"klist: no ticket in {where}"
+    principal = re.search(r"^Default principal: (\S+)", listed.stdout, re.MULTILINE)
+    _, end = _lifetime(listed.stdout)
+    if end is None:
+        return "none", f"klist: {where} holds no ticket-granting ticket"
+    who = principal.group(1) if principal else "its principal"
+    if valid:
+        return "valid", f"klist: {who}'s ticket in {where} is valid until {end}"
+    return "expired", f"klist: {who}'s ticket in {where} ended {end}"
+
+
+def _line_with(text: str, words: tuple[str, ...]) -> str | None:
+    """``text`` itself when it is one line and says one of ``words``; else the last line saying one."""
+    lines = [" ".join(line.split()) for line in text.splitlines() if any(w in line for w in words)]
+    if not lines:
+        return None
+    return text if len(text.splitlines()) == 1 else lines[-1]
+
+
 def ticket_summary(cache_name: str | None = None, timeout: float = 10.0) -> str:
     """Who the ticket cache (``KRB5CCNAME``, or ``cache_name``) says this process is, and until when."""
     argv = ["klist", *(["-c", cache_name] if cache_name else [])]

@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from airflow_provider_impala_transfer.core.errors import CommandFailed, Stopped, ToolNotFound, TransferError
+from airflow_provider_impala_transfer.core.common.kerberos import explain_ticket
+from airflow_provider_impala_transfer.core.errors import (
+    CommandFailed, ImpalaTransferError, Stopped, ToolNotFound, TransferError)
 
 DEFAULT_TIMEOUT = 6 * 3600.0  # seconds a tool may run when no timeout is given: never forever
 STDERR_TAIL_LINES = 20  # quoted in a failure's message
@@ -88,6 +90,10 @@ class CommandRunner:
         finally:
             _join(readers)
             self._forget(proc)
+        if proc.returncode != 0:
+            ticket = self._ticket_problem(argv, proc.returncode, tail)
+            if ticket is not None:  # even unchecked: an exit code is no answer when nobody was let in
+                raise ticket
         if check and proc.returncode != 0:
             raise CommandFailed(argv, proc.returncode, _last(tail))
         stderr = "\n".join(tail).encode()
@@ -137,7 +143,8 @@ class CommandRunner:
         if timed_out.is_set():
             raise CommandFailed(argv, None, _last(stderr_lines), timed_out=True)
         if proc.returncode != 0:
-            raise CommandFailed(argv, proc.returncode, _last(stderr_lines))
+            raise self._ticket_problem(argv, proc.returncode, stderr_lines) or \
+                CommandFailed(argv, proc.returncode, _last(stderr_lines))
         if trailing:
             raise TransferError(f"{argv[0]} printed more bytes than the files' sizes: a file changed while read")
         return digests
@@ -169,6 +176,34 @@ class CommandRunner:
     def _forget(self, proc: subprocess.Popen) -> None:
         with self._lock:
             self._procs.discard(proc)
+
+    def _ticket_problem(self, argv: Sequence[str], returncode: int, stderr: Sequence[str]) -> TicketFailed | None:
+        """A tool that failed because its Kerberos ticket expired or is missing, said as the Impala
+        session says it (one rule: kerberos.explain_ticket, which reads the cache the tool was given)."""
+        meaningful = [line for line in stderr if line.strip() and not _STACK_FRAME.match(line)]
+        explained = explain_ticket("\n".join(meaningful), child_environment(self.env, self.withhold))
+        return None if explained is None else TicketFailed(argv, returncode, _last(stderr), explained)
+
+
+class TicketFailed(CommandFailed):
+    """A tool exited non-zero because its Kerberos ticket expired or is missing: the first line says
+    so and what to do, then the command and its stderr tail as for any failed tool. FsShell exits 1
+    for such a failure of ``-test`` too, which would read as "no": it is raised even where the
+    caller reads the exit code itself (``check=False``)."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr_tail: str, explanation: str):
+        super().__init__(argv, returncode, stderr_tail)
+        self.explanation = explanation
+        ImpalaTransferError.__init__(self, f"{tool_name(argv)}: {explanation}\n{self.args[0]}")
+
+
+def tool_name(argv: Sequence[str]) -> str:
+    """How a person names the command: ``hadoop distcp``, ``hdfs dfs -mkdir`` (generic ``-D``
+    options skipped)."""
+    words = [os.path.basename(argv[0]), *argv[1:2]]
+    if words[-1] in ("dfs", "fs"):
+        words += [arg for arg in argv[2:] if not arg.startswith("-D")][:1]
+    return " ".join(words)
 
 
 # Never handed to a tool: the Impala password the CLI reads, and all of Airflow's own settings
