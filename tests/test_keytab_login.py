@@ -252,6 +252,8 @@ def test_the_clis_source_webhdfs_authenticates_by_spnego_with_the_runs_ticket_an
         assert source_webhdfs(url, kerberos=True).list_names(f"hdfs://cluster1{directory}") == ["seen"]
         with pytest.raises(TransferError, match=r"Authentication failure"):
             source_webhdfs(url).list_names(f"hdfs://cluster1{directory}")  # user.name=... is no identity here
+    with pytest.raises(TransferError, match=r"WebHDFS list \S+: no Kerberos ticket \(.*\): get one before the task runs"):
+        source_webhdfs(url, kerberos=True).list_names(f"hdfs://cluster1{directory}")  # the test's cache is empty
 
 
 def test_kinit_sees_only_the_kerberos_part_of_the_tasks_environment(etl, no_ticket, tmp_path, monkeypatch):

@@ -235,16 +235,18 @@ def no_ticket(words: str) -> str:
     return f"no Kerberos ticket ({words}): {NO_TICKET_FIX}"
 
 
-def explain_ticket(text: str, env: dict[str, str] | None = None) -> str | None:
+def explain_ticket(text: str, env: dict[str, str] | None = None, *, unsaid: tuple[str, ...] = UNSAID_WORDS
+                   ) -> str | None:
     """``<problem> (<the client's words>): <what to do>`` when a Kerberos client's failure ``text``
     says its ticket expired or is missing; None when it says neither (or another problem). Where
-    the words do not say which (:data:`UNSAID_WORDS`), the ticket cache of ``env`` (default: this
-    process's ``KRB5CCNAME``) is read, and a cache whose ticket is valid explains nothing."""
+    the words do not say which (``unsaid``; a SPNEGO client adds its own), the ticket cache of
+    ``env`` (default: this process's ``KRB5CCNAME``) is read, and a cache whose ticket is valid
+    explains nothing."""
     for words, explain in ((NO_TICKET_WORDS, no_ticket), (EXPIRED_WORDS, ticket_expired)):
         line = _line_with(text, words)
         if line is not None:
             return explain(line)
-    said = next((words for words in UNSAID_WORDS if words in text), None)
+    said = next((words for words in unsaid if words in text), None)
     if said is None:
         return None
     state, facts = cache_state(env)

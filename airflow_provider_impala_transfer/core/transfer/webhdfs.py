@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from airflow_provider_impala_transfer.core.common import kerberos
 from airflow_provider_impala_transfer.core.errors import TransferError
 
 T = TypeVar("T")
+SPNEGO_REFUSED = "Authentication failure"  # HdfsCLI's words for a NameNode's 401, ticket or not
 
 
 @dataclass
@@ -52,7 +54,10 @@ class WebHdfsMetadata:
         try:
             return call(client)
         except Exception as exc:  # HdfsError, requests' errors: a failure of this method either way
-            raise TransferError(f"WebHDFS {what} {uri}: {exc}") from exc
+            ticket = None
+            if type(client).__name__ == "KerberosClient":  # SPNEGO refused: the ticket cache says why
+                ticket = kerberos.explain_ticket(str(exc), unsaid=(*kerberos.UNSAID_WORDS, SPNEGO_REFUSED))
+            raise TransferError(f"WebHDFS {what} {uri}: {ticket or exc}") from exc
 
     def exists(self, uri: str) -> bool:
         return bool(self._call("status", uri, lambda c: c.status(self.path(uri), strict=False)))
