@@ -39,6 +39,7 @@ from tests.support.processes import free_port  # noqa: E402
 
 EVENTS_ROWS = 20_000
 EVEN_ROWS = 1_000
+TICKET_LIFETIME = 40  # seconds: the tickets of the workers' principals, shorter than a run of the example DAG
 
 
 @pytest.fixture(scope="session")
@@ -188,6 +189,14 @@ def kerberized_hiveserver(tmp_path_factory, kdc, kerberized_hadoop):
 
 
 @pytest.fixture(scope="session")
+def kerberized_events(kerberized_hiveserver):
+    """The Kerberized server with default.events (EVENTS_ROWS rows) on the Kerberized cluster1,
+    written by the server as hive/localhost; seeded once per session."""
+    kerberized_hiveserver.seed_range_table("default.events", EVENTS_ROWS)
+    return kerberized_hiveserver
+
+
+@pytest.fixture(scope="session")
 def s3():
     """moto's S3 server on 127.0.0.1 (in this process); credentials only via s3.storage_options()."""
     with LocalS3() as server:
@@ -199,9 +208,10 @@ def s3():
 from tests.support.airflow_deployment import AirflowDeployment, transfer_example_env  # noqa: E402
 
 
-# The Kerberized stack (a KDC, four secure HDFS daemons, a Spark Thrift Server): its tests run first,
-# one after the other, and it stops after the last of them instead of idling beside every later test.
-KERBEROS_FIXTURES = ("kerberized_hiveserver", "kerberized_hadoop", "kdc")  # in the order they stop
+# The Kerberized stack (a KDC, four secure HDFS daemons, a Spark Thrift Server) and the Celery
+# deployment on it: their tests run first, one after the other, the deployment's last, and all of it
+# stops (in this order) after the last of them instead of idling beside every later test.
+KERBEROS_FIXTURES = ("airflow_deployment", "kerberized_hiveserver", "kerberized_hadoop", "kdc")
 _started_kerberos: dict[str, object] = {}
 
 
@@ -212,15 +222,15 @@ def _uses_kerberos(item) -> bool:
 
 
 def pytest_collection_modifyitems(items):
-    """The Kerberized stack's tests first (then it stops), the distributed deployment's last (its
-    processes stop with the session): neither idles beside the other tests."""
-    items.sort(key=lambda item: 2 if "airflow_deployment" in getattr(item, "fixturenames", ())
-               else 0 if _uses_kerberos(item) else 1)
+    """The Kerberized stack's tests first, those of the deployment on it last among them (then all of
+    it stops), then every other test."""
+    items.sort(key=lambda item: 2 if not _uses_kerberos(item)
+               else 1 if "airflow_deployment" in getattr(item, "fixturenames", ()) else 0)
 
 
 def pytest_runtest_teardown(item, nextitem):
-    """After the last test that uses the Kerberized stack, stop it; the fixtures' own stop at the end
-    of the session then finds nothing running."""
+    """After the last test that uses the Kerberized stack, stop the deployment, then the stack; the
+    fixtures' own stop at the end of the session then finds nothing running."""
     if _uses_kerberos(item) and (nextitem is None or not _uses_kerberos(nextitem)):
         for name in KERBEROS_FIXTURES:
             server = _started_kerberos.pop(name, None)
@@ -229,14 +239,20 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture(scope="session")
-def airflow_deployment(tmp_path_factory, hiveserver, local_hadoop, sshd) -> Iterator[AirflowDeployment]:
+def airflow_deployment(tmp_path_factory, kerberized_events, kerberized_hadoop, kdc) -> Iterator[AirflowDeployment]:
     """api-server, scheduler, dag-processor and Celery workers ``worker-1``/``worker-2`` on PostgreSQL
-    and Redis, all on 127.0.0.1, with the transfer example DAG wired to this session's servers;
-    started once (~1 min), stopped by PID. How a browser logs in: the module's docstring."""
-    deployment = AirflowDeployment(tmp_path_factory.mktemp("airflow-celery"),
-                                   env=transfer_example_env(hiveserver, local_hadoop, sshd),
-                                   dag_files=[repo_root() / "dags_examples" / "impala_transfer_example.py"])
+    and Redis, all on 127.0.0.1, under ``[core] security = kerberos`` with an ``airflow kerberos``
+    beside each worker, the transfer example DAG wired to this session's Kerberized stack; the
+    workers' principal ``airflow-workers`` gets tickets of TICKET_LIFETIME seconds. Started once
+    (~1 min), stopped by PID with the Kerberized stack. How a browser logs in: the module's docstring."""
+    workdir = tmp_path_factory.mktemp("airflow-celery")
+    keytab = workdir / "airflow-workers.keytab"
+    principal = kdc.add_principal("airflow-workers", keytab, max_life=TICKET_LIFETIME)
+    deployment = AirflowDeployment(workdir, env=transfer_example_env(kerberized_events, kerberized_hadoop, kdc),
+                                   dag_files=[repo_root() / "dags_examples" / "impala_transfer_example.py"],
+                                   principal=principal, keytab=keytab)
     with deployment:
+        _started_kerberos["airflow_deployment"] = deployment
         yield deployment
 
 

@@ -1,6 +1,7 @@
 """The Airflow UI in a real browser: Debian's Chromium, headless, driven by Playwright
 (tests/support/browser.py), against the session's Celery deployment (PostgreSQL, Redis,
-api-server, scheduler, dag-processor, two workers; tests/support/airflow_deployment.py).
+api-server, scheduler, dag-processor, two workers with ``airflow kerberos`` beside each, on the
+Kerberized stack; tests/support/airflow_deployment.py).
 
 What a user does: sign in, open the example DAG, fill its Params form and trigger it, watch the
 grid and the run's task instances say per chunk which method failed and which delivered; open Add
@@ -17,13 +18,14 @@ import uuid
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import expect
 
 from airflow_provider_impala_transfer import get_provider_info
 from tests.conftest import EVENTS_ROWS
 from tests.support.browser import chromium_page, screenshot_dir, sign_in
-from tests.support.hdfs_files import hdfs_names, parquet_rows
+from tests.support.hdfs_files import hdfs_get
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -108,7 +110,7 @@ def fill_params_form(page, run_id: str, conf: dict) -> None:
 
 @pytest.mark.timeout(900)
 def test_a_run_triggered_from_the_params_form_shows_per_chunk_the_method_that_failed_and_the_one_that_delivered(
-        airflow_deployment, local_hadoop, shots):
+        airflow_deployment, kerberized_hadoop, shots, tmp_path):
     """Params form -> trigger -> the run succeeds although chunk 3's distcp job was killed: the
     grid marks distcp failed, the run's task instances show distcp failed and hdfs put delivered
     for that chunk only, and every row is published on cluster2."""
@@ -176,8 +178,11 @@ def test_a_run_triggered_from_the_params_form_shows_per_chunk_the_method_that_fa
         page.set_viewport_size({"width": 1400, "height": 1050})  # all eight rows
         page.screenshot(path=shots / "run-task-instances.png")
 
-    [partition] = hdfs_names(local_hadoop, target)
-    assert parquet_rows(local_hadoop, f"{target}/{partition}") == EVENTS_ROWS
+    hidden = (".", "_")
+    [partition] = [path for path in hdfs_get(kerberized_hadoop, target, tmp_path).iterdir()
+                   if not path.name.startswith(hidden)]
+    assert sum(pq.ParquetFile(path).metadata.num_rows for path in partition.glob("*.parquet")
+               if not path.name.startswith(hidden)) == EVENTS_ROWS
 
 
 def test_add_connection_offers_the_impala_transfer_type_with_its_own_fields(airflow_deployment, shots):

@@ -1,19 +1,21 @@
 """The transfer example DAG on a distributed Airflow: PostgreSQL, Redis, CeleryExecutor and two
 workers with their own hostnames and private temp dirs (tests/support/airflow_deployment.py),
-triggered through the REST API as the UI's Trigger button does."""
+triggered through the REST API as the UI's Trigger button does, on the Kerberized stack: each worker
+has Airflow's ticket renewer (``airflow kerberos``) beside it, with a ticket cache of its own, and
+the workers' principal gets tickets of 40 seconds, shorter than the run."""
 
 from __future__ import annotations
 
-import io
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import EVENTS_ROWS
-from tests.support.hdfs_files import hdfs_bytes, hdfs_names
+from tests.conftest import EVENTS_ROWS, TICKET_LIFETIME
+from tests.support.hdfs_files import hdfs_get
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -21,12 +23,11 @@ DAG_ID = "impala_transfer_example"
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-def published_ids(hadoop, directory: str) -> list[int]:
-    """The ``id`` of every row in the Parquet files of a published partition."""
-    names = [n for n in hdfs_names(hadoop, directory) or [] if n.endswith(".parquet")]
-    return [value for name in names
-            for value in pq.read_table(io.BytesIO(hdfs_bytes(hadoop, f"{directory}/{name}")),
-                                       columns=["id"]).column("id").to_pylist()]
+def published_ids(hadoop, directory: str, local_dir: Path) -> list[int]:
+    """The ``id`` of every row in the Parquet files of a published partition (copied into ``local_dir``)."""
+    copy = hdfs_get(hadoop, directory, local_dir)
+    return [value for path in sorted(copy.glob("*.parquet")) if not path.name.startswith((".", "_"))
+            for value in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
 
 
 def tmpfs_at(pid: int | str, directory: Path) -> str | None:
@@ -62,19 +63,28 @@ class ListenerWatch:
         self._thread.join(timeout=60)
 
 
+def renewals(deployment, worker: str) -> int:
+    """How often the worker's ``airflow kerberos`` has re-initialised its cache so far."""
+    return deployment.log_tail(deployment.renewer(worker), 100_000).count("Re-initialising kerberos from keytab")
+
+
 @pytest.mark.timeout(900)
 def test_a_triggered_transfer_spreads_its_chunks_over_both_workers_delivers_every_row_once_on_loopback_only(
-        airflow_deployment, local_hadoop):
-    deployment = airflow_deployment
+        airflow_deployment, kerberized_hadoop, tmp_path):
+    deployment, hadoop = airflow_deployment, kerberized_hadoop
     target = f"hdfs://cluster2/celery/{uuid.uuid4().hex[:8]}"
     run_id = f"celery_{uuid.uuid4().hex[:8]}"
     deployment.wait_for_dag(DAG_ID)
     deployment.unpause(DAG_ID)
+    before = {name: renewals(deployment, name) for name in deployment.workers}
     with ListenerWatch(deployment) as watch:
+        started = time.monotonic()
         deployment.trigger(DAG_ID, {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000,
                                     "method": "distcp", "target_path": target},
                            run_id=run_id, logical_date="2026-05-01T00:00:00+00:00")
         run = deployment.wait_for_run(DAG_ID, run_id, timeout=600)
+        took = time.monotonic() - started
+    after = {name: renewals(deployment, name) for name in deployment.workers}
     instances = deployment.task_instances(DAG_ID, run_id)
     not_ok = [(ti["task_id"], ti["map_index"], ti["state"], ti["hostname"]) for ti in instances
               if ti["state"] not in ("success", "skipped")]
@@ -87,12 +97,22 @@ def test_a_triggered_transfer_spreads_its_chunks_over_both_workers_delivers_ever
     distcp = [ti["state"] for ti in instances if ti["task_id"] == "events.deliver.distcp"]
     assert distcp == ["success"] * 4  # each chunk by its first method, from the files staged on cluster1
 
-    ids = published_ids(local_hadoop, f"{target}/ds=2026-05-01")
+    published = f"{target}/ds=2026-05-01"
+    ids = published_ids(hadoop, published, tmp_path)
     assert len(ids) == EVENTS_ROWS and set(ids) == set(range(EVENTS_ROWS))  # every row, exactly once
+    # written on cluster2 as the workers' principal (its short name, through the cross-realm trust)
+    owners = hadoop.hdfs("dfs", "-stat", "%u", f"{published}/*", superuser=True, check=True).stdout.split()
+    assert owners and set(owners) == {deployment.principal.split("@")[0]}
+    # the run outlived the tickets it started with: each worker's renewer re-initialised its cache meanwhile
+    assert took > TICKET_LIFETIME and all(after[name] > before[name] for name in deployment.workers), \
+        (took, before, after)
 
-    # each worker has a tmpfs of its own over the shared temp path; this process sees neither
-    devices = [tmpfs_at(deployment.pids()[name], deployment.worker_tmp) for name in ("worker-1", "worker-2")]
+    # each worker has a tmpfs of its own over the shared temp path, with its ticket cache; this process sees neither
+    pids = deployment.pids()
+    devices = [tmpfs_at(pids[name], deployment.worker_tmp) for name in ("worker-1", "worker-2")]
     assert None not in devices and len(set(devices)) == 2 and tmpfs_at("self", deployment.worker_tmp) is None
+    assert all(Path(f"/proc/{pids[name]}/root{deployment.ccache}").is_file() for name in ("worker-1", "worker-2"))
+    assert not deployment.ccache.exists()
 
     watch.seen.update(deployment.listening_addresses())
     assert {listener.component for listener in watch.seen} >= {"postgres", "redis", "api-server"}

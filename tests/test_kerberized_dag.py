@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EVENTS_ROWS, repo_root
+from tests.conftest import EVENTS_ROWS, TICKET_LIFETIME, repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
 from tests.support.processes import stop_process_group, wait_for
@@ -31,14 +31,6 @@ from tests.support.processes import stop_process_group, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 DAG_ID = "impala_transfer_example"
-TICKET_LIFETIME = 40  # seconds: shorter than one run of the DAG
-
-
-@pytest.fixture(scope="module")
-def kerberized_events(kerberized_hiveserver):
-    """default.events on the Kerberized cluster1, written by the server as hive/localhost."""
-    kerberized_hiveserver.seed_range_table("default.events", EVENTS_ROWS)
-    return kerberized_hiveserver
 
 
 def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across_the_realms(

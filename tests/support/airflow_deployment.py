@@ -14,6 +14,15 @@ its PID, never by name:
   over the same path, their ``TMPDIR``: a file one worker writes there, the other cannot see, as
   on two machines. Task logs go to the shared ``AIRFLOW_HOME/logs`` (a shared log volume), so the
   UI shows them without any log server.
+* Kerberos, as the official Helm chart runs it: ``[core] security = kerberos`` and one
+  ``airflow kerberos`` (Airflow's ticket renewer) beside each worker, entered into that worker's
+  mount and UTS namespaces (``nsenter``), as a sidecar shares its worker's pod. ``[kerberos] ccache``
+  is a file in the private tmpfs (:attr:`AirflowDeployment.ccache`), so each worker and its renewer
+  share one cache that the other worker cannot see; the renewer re-initialises it from the workers'
+  keytab every ``REINIT_FREQUENCY`` seconds. Every ``airflow`` process points ``KRB5CCNAME`` at that
+  path (Airflow's ``__main__``): on this machine, outside the workers' tmpfs, no file is there, so the
+  scheduler, dag-processor and api-server hold no ticket, and need none: they open no Impala session
+  and run no Hadoop client (only a connection's Test button in the UI would; no test presses it).
 
 Secrets (DB and broker passwords, JWT secret, Fernet key, the UI password) reach the processes
 through the environment only.
@@ -63,7 +72,9 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REDIS_SERVER = "/usr/bin/redis-server"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ISOLATED_WORKER = str(Path(__file__).with_name("isolated_worker.py"))
+NSENTER = "/usr/bin/nsenter"
 FINISHED = ("success", "failed")
+REINIT_FREQUENCY = 10  # seconds between two `airflow kerberos` re-initialisations of a worker's cache
 
 
 class Listener(NamedTuple):
@@ -85,19 +96,24 @@ class AirflowDeployment:
     """PostgreSQL + Redis + api-server + scheduler + dag-processor + Celery workers on 127.0.0.1.
 
     ``env`` is what the DAGs need (connections as ``AIRFLOW_CONN_*``, PATH with the hadoop
-    clients, ...); ``dag_files`` are symlinked into the dags folder. ``start()`` returns once
-    the API answers, scheduler and dag-processor report healthy and every worker is ready.
+    clients, ``KRB5_CONFIG``, ...); ``dag_files`` are symlinked into the dags folder; ``principal``
+    and ``keytab`` (0600) are the workers' Kerberos identity. ``start()`` returns once the API
+    answers, scheduler and dag-processor report healthy, every worker is ready and every worker's
+    renewer has written its first ticket.
     """
 
     username = "admin"
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], dag_files: Iterable[Path], *,
-                 workers: tuple[str, ...] = ("worker-1", "worker-2"), worker_concurrency: int = 2,
+    def __init__(self, workdir: Path, env: Mapping[str, str], dag_files: Iterable[Path], *, principal: str,
+                 keytab: Path, workers: tuple[str, ...] = ("worker-1", "worker-2"), worker_concurrency: int = 2,
                  parallelism: int = 4) -> None:
         self.workdir = Path(workdir)
         self.home = self.workdir / "airflow-home"
         self.logs = self.workdir / "process-logs"
         self.worker_tmp = self.workdir / "worker-tmp"
+        self.ccache = self.worker_tmp / "krb5cc_airflow"  # one per worker: in its private tmpfs
+        self.principal = principal
+        self.keytab = Path(keytab)
         self.dag_files = [Path(f) for f in dag_files]
         self.workers = workers
         self.worker_concurrency = worker_concurrency
@@ -153,6 +169,12 @@ class AirflowDeployment:
             for name in self.workers:
                 self._wait(lambda name=name: f"celery@{name} ready." in self.log_tail(name, 200), deadline,
                            f"{name} ready")
+            renewers = {name: self._spawn(self.renewer(name), [NSENTER, f"--target={self.pids()[name]}", "--mount",
+                                                               "--uts", "--", AIRFLOW, "kerberos"], env=worker_env)
+                        for name in self.workers}
+            for name, renewer in renewers.items():  # the cache as the worker sees it, through /proc
+                self._wait(lambda pid=renewer.pid: Path(f"/proc/{pid}/root{self.ccache}").is_file(), deadline,
+                           f"the first ticket of {name}'s renewer")
         except BaseException:
             self.stop()
             raise
@@ -303,9 +325,14 @@ class AirflowDeployment:
         """The PID of each started process (its process group), by component name."""
         return {process.name: process.popen.pid for process in self._processes}
 
+    @staticmethod
+    def renewer(worker: str) -> str:
+        """The component name of a worker's ``airflow kerberos`` (for :meth:`log_tail`, :meth:`pids`)."""
+        return f"{worker}-kerberos"
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         """The end of a component's stdout+stderr (``postgres``, ``redis``, ``api-server``,
-        ``scheduler``, ``dag-processor``, or a worker's name)."""
+        ``scheduler``, ``dag-processor``, a worker's name, or :meth:`renewer` of a worker)."""
         path = self.logs / f"{name}.log"
         if not path.exists():
             return ""
@@ -314,7 +341,7 @@ class AirflowDeployment:
     # --- internals ------------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None,
-               stdin: bytes | None = None, cwd: Path | None = None) -> None:
+               stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.Popen:
         log = self.logs / f"{name}.log"
         with open(log, "ab") as out:
             popen = subprocess.Popen(argv, env=dict(env or self.env), stdout=out, stderr=subprocess.STDOUT,
@@ -324,6 +351,7 @@ class AirflowDeployment:
         if popen.stdin is not None:
             with popen.stdin:
                 popen.stdin.write(stdin)
+        return popen
 
     def _wait(self, condition: Callable[[], bool], deadline: float, what: str, poll: float = 0.5) -> None:
         """Poll until ``condition()``; fail at once, with its log, if a started process exits."""
@@ -424,6 +452,12 @@ class AirflowDeployment:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__CORE__SECURITY": "kerberos",
+            "AIRFLOW__KERBEROS__PRINCIPAL": self.principal,
+            "AIRFLOW__KERBEROS__KEYTAB": str(self.keytab),
+            "AIRFLOW__KERBEROS__CCACHE": str(self.ccache),
+            "AIRFLOW__KERBEROS__REINIT_FREQUENCY": str(REINIT_FREQUENCY),
+            "AIRFLOW__KERBEROS__INCLUDE_IP": "False",
         }
 
     def _healthy(self) -> bool:
@@ -436,29 +470,29 @@ class AirflowDeployment:
                    for part in ("metadatabase", "scheduler", "dag_processor"))
 
 
-def transfer_example_env(hiveserver, local_hadoop, sshd, *, extract_mode: str = "client") -> dict[str, str]:
-    """What ``dags_examples/impala_transfer_example.py`` needs to run against this session's servers
-    (connections as ``AIRFLOW_CONN_*``, ``IMPALA_TRANSFER_*``, the hadoop clients on PATH), as
-    tests/test_transfer_dags.py's ``airflow_home`` provides it; no schedule (runs only when
-    triggered). Chunks are staged on ``hdfs://cluster1``, which every worker reads."""
+def transfer_example_env(hiveserver, hadoop, kdc) -> dict[str, str]:
+    """What ``dags_examples/impala_transfer_example.py`` needs to run against this session's
+    Kerberized stack (connections as ``AIRFLOW_CONN_*``, ``IMPALA_TRANSFER_*``, the hadoop clients on
+    PATH, the realm's krb5.conf), as tests/test_kerberized_dag.py provides it; no schedule (runs only
+    when triggered). The sessions to the Kerberos-only Spark Thrift Server authenticate by GSSAPI as
+    ``hive/localhost``, every Hadoop client with the worker's ticket; chunks are staged on
+    ``hdfs://cluster1``, which every worker reads. Client mode only (server mode would need the
+    default ACL on the staging root: README, Kerberos). No target WebHDFS: cluster2's SPNEGO
+    principal names ``cluster2.target.impala-transfer.test``, which does not resolve here, and the
+    hdfs provider's ``WebHDFSHook`` cannot override the host, so the target's metadata comes through
+    ``hdfs dfs``; no scp."""
     run = uuid.uuid4().hex[:8]
     impala = hiveserver.airflow_connection_json()
-    env = {name: value for name, value in local_hadoop.env().items() if name != "HADOOP_USER_NAME"}
+    env = {**hadoop.env(), **kdc.env()}
     env.update(
         AIRFLOW_CONN_IMPALA_DEFAULT=impala,
         AIRFLOW_CONN_IMPALA_TARGET=impala,
-        AIRFLOW_CONN_SCP_TARGET=sshd.airflow_connection_json(),
-        AIRFLOW_CONN_TARGET_WEBHDFS=local_hadoop.webhdfs_connection_json(local_hadoop.target),
-        AIRFLOW_CONN_SOURCE_WEBHDFS=local_hadoop.webhdfs_connection_json(local_hadoop.source),
         IMPALA_TRANSFER_SCHEDULE="",
         IMPALA_TRANSFER_OUTPUT_DIR=f"hdfs://cluster1/celery-extract/{run}",
         IMPALA_TRANSFER_SOURCE_HDFS_PATH=f"hdfs://cluster1/celery-staging/{run}",
-        IMPALA_TRANSFER_WEBHDFS_CONN_ID="target_webhdfs",
-        IMPALA_TRANSFER_SOURCE_WEBHDFS_CONN_ID="source_webhdfs",
-        IMPALA_TRANSFER_SSH_CONN_ID="scp_target",
+        IMPALA_TRANSFER_WEBHDFS_CONN_ID="",
+        IMPALA_TRANSFER_SSH_CONN_ID="",
         IMPALA_TRANSFER_TABLE_DIALECT="hive",
-        IMPALA_TRANSFER_EXPORT_DIALECT="hive",
-        IMPALA_TRANSFER_EXTRACT_MODE=extract_mode,
         IMPALA_TRANSFER_TARGET_TABLE=f"default.events_celery_{run}",
         IMPALA_TRANSFER_MAX_WORKERS="4",
     )
