@@ -185,9 +185,7 @@ def engine_owned_export(g: Given) -> list[str]:
         g.monkeypatch.setenv(name, value)
     login = keytab_args(g)
     user = login[1].split("@")[0]
-    root = f"hdfs://cluster1/bad-inputs-export/{uuid.uuid4().hex[:8]}"
-    for command in (["-mkdir", "-p", root], ["-chown", user, root], ["-setfacl", "-m", "user:hive:rwx", root]):
-        hadoop.hdfs("dfs", *command, superuser=True, check=True)
+    root = hadoop.export_root(f"hdfs://cluster1/bad-inputs-export/{uuid.uuid4().hex[:8]}", user, share=False)
     return [*login, "--source-host", "localhost", "--source-port", str(server.port), "--auth-mechanism", "GSSAPI",
             "--kerberos-service-name", "hive", "--extract-mode", "server", "--export-dialect", "hive",
             "--source-hdfs-path", root, "--source-webhdfs-url",

@@ -49,10 +49,7 @@ def test_the_example_dag_under_airflows_ticket_renewer_delivers_by_distcp_across
     impala = json.dumps({"conn_type": "impala_transfer", "host": "localhost", "port": server.port,
                          "extra": {"auth_mechanism": "GSSAPI", "kerberos_service_name": "hive"}})
     target = f"hdfs://cluster2/dags/kerberos-{uuid.uuid4().hex[:8]}"
-    staging = f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}"
-    for command in (["-mkdir", "-p", staging], ["-chown", name, staging],
-                    ["-setfacl", "-m", f"user:hive:rwx,default:user:{name}:rwx,default:user:hive:rwx", staging]):
-        hadoop.hdfs("dfs", *command, superuser=True, check=True)
+    staging = hadoop.export_root(f"hdfs://cluster1/dag-staging/{uuid.uuid4().hex[:8]}", name)
     source_webhdfs = json.dumps({"conn_type": "webhdfs", "host": "localhost",  # the host of HTTP/localhost
                                  "port": int(hadoop.source.webhdfs_address.split(":")[1])})
     env = {**os.environ, **hadoop.env(), **kdc.env()}

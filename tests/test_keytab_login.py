@@ -146,10 +146,10 @@ def test_the_cli_server_mode_reads_and_removes_what_the_engine_wrote_as_its_own_
         monkeypatch.setenv(name, value)
     key = uuid.uuid4().hex[:8]
     user = etl.principal.split("@")[0]
-    exports = f"hdfs://cluster1/cli-kerberos-export/{key}"
+    # The engine may write into the export root; what it writes there is the run's user's by the
+    # default ACL (without it the run is refused: docs/errors.md, export-written-as-the-engines-user).
+    exports = kerberized_hadoop.export_root(f"hdfs://cluster1/cli-kerberos-export/{key}", user)
     hdfs = kerberized_hadoop.hdfs
-    hdfs("dfs", "-mkdir", "-p", exports, superuser=True, check=True)
-    hdfs("dfs", "-chown", user, exports, superuser=True, check=True)
     webhdfs = f"http://localhost:{kerberized_hadoop.source.webhdfs_address.split(':')[1]}"
     target = f"hdfs://cluster2/cli-kerberos-server/{key}"
     table = f"default.cli_kerberos_server_{key}"
@@ -161,11 +161,6 @@ def test_the_cli_server_mode_reads_and_removes_what_the_engine_wrote_as_its_own_
             "--query", "SELECT id FROM range(300)", "--chunk-size", "150", "--method", "distcp",
             "--target-table", table, "--table-dialect", "hive", "--temp-dir", str(tmp_path / "work")]
     env = {**os.environ, "TMPDIR": str(no_ticket)}
-
-    # The engine may write into the export root; what it writes there is the run's user's by the
-    # default ACL (without it the run is refused: docs/errors.md, export-written-as-the-engines-user).
-    hdfs("dfs", "-setfacl", "-m", f"user:hive:rwx,default:user:{user}:rwx,default:user:hive:rwx", exports,
-         superuser=True, check=True)
     result = subprocess.run([*argv, "--run-id", "k1"], env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "counts: source 300, files 300, delivered 300, published 300, target_table 300" in result.stdout

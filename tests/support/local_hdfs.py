@@ -1127,6 +1127,15 @@ class LocalHadoop:
     def hadoop(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run("hadoop", *args, **kwargs)
 
+    def export_root(self, uri: str, owner: str, *, engine: str = "hive", share: bool = True) -> str:
+        """What an administrator sets up for the server-side export (README, Kerberos), as the
+        superuser: ``uri`` owned by ``owner`` (the run's user) and writable by the ``engine``'s user;
+        with ``share``, the default ACL that makes what the engine writes beneath it the owner's too."""
+        acl = f"user:{engine}:rwx" + (f",default:user:{owner}:rwx,default:user:{engine}:rwx" if share else "")
+        for command in (["-mkdir", "-p", uri], ["-chown", owner, uri], ["-setfacl", "-m", acl, uri]):
+            self.hdfs("dfs", *command, superuser=True, check=True)
+        return uri
+
     def log_tail(self, lines: int = 25) -> str:
         return "\n".join(f"=== {name} ===\n{c.log_tail(lines)}" for name, c in self.clusters.items())
 

@@ -262,22 +262,18 @@ def cache_state(env: dict[str, str] | None = None, timeout: float = 10.0) -> tup
     of ``env`` (default: this process's) names: its ticket-granting ticket, and until when."""
     environment = krb5_environment(env)
     try:
-        listed = subprocess.run(["klist"], env=environment, stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, timeout=timeout, check=False)
-        valid = listed.returncode == 0 and subprocess.run(
-            ["klist", "-s"], env=environment, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-            check=False).returncode == 0
+        listed = _klist(env=environment, timeout=timeout)
+        valid = listed.returncode == 0 and _klist("-s", env=environment, timeout=timeout).returncode == 0
     except (OSError, subprocess.TimeoutExpired) as exc:
         return "unknown", f"klist: {exc}"
     cache = re.search(r"^Ticket cache: (\S+)", listed.stdout, re.MULTILINE)
     where = cache.group(1) if cache else environment.get("KRB5CCNAME", "the default cache")
     if listed.returncode != 0:
         return "none", " ".join(listed.stderr.split()) or f"klist: no ticket in {where}"
-    principal = re.search(r"^Default principal: (\S+)", listed.stdout, re.MULTILINE)
     _, end = _lifetime(listed.stdout)
     if end is None:
         return "none", f"klist: {where} holds no ticket-granting ticket"
-    who = principal.group(1) if principal else "its principal"
+    who = _default_principal(listed.stdout) or "its principal"
     if valid:
         return "valid", f"klist: {who}'s ticket in {where} is valid until {end}"
     return "expired", f"klist: {who}'s ticket in {where} ended {end}"
@@ -293,17 +289,24 @@ def _line_with(text: str, words: tuple[str, ...]) -> str | None:
 
 def ticket_summary(cache_name: str | None = None, timeout: float = 10.0) -> str:
     """Who the ticket cache (``KRB5CCNAME``, or ``cache_name``) says this process is, and until when."""
-    argv = ["klist", *(["-c", cache_name] if cache_name else [])]
     try:
-        result = subprocess.run(argv, env=krb5_environment(), stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, timeout=timeout, check=False)
+        result = _klist(*(["-c", cache_name] if cache_name else []), env=krb5_environment(), timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"no ticket could be read ({exc})"
     if result.returncode != 0:
         return f"no Kerberos ticket ({' '.join(result.stderr.split()) or 'klist found none'})"
-    principal = re.search(r"^Default principal: (\S+)", result.stdout, re.MULTILINE)
     _, expires = _lifetime(result.stdout)
-    return f"{principal.group(1) if principal else 'unknown principal'}, ticket until {expires or 'unknown'}"
+    return f"{_default_principal(result.stdout) or 'unknown principal'}, ticket until {expires or 'unknown'}"
+
+
+def _klist(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["klist", *args], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _default_principal(listing: str) -> str | None:
+    found = re.search(r"^Default principal: (\S+)", listing, re.MULTILINE)
+    return found.group(1) if found else None
 
 
 # What kinit and klist need of the environment: which programs and files, which krb5 configuration
