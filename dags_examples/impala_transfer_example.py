@@ -1,7 +1,7 @@
 """Example: an Impala query -> Parquet chunks -> another cluster, verified, published, as a table.
 
-plan -> extract (one task per chunk) -> per chunk: route -> distcp -> hdfs_put -> hdfs_cp -> scp
-(each method only if the previous one failed) -> delivered -> reconcile (source COUNT(*) == rows
+route (the methods, once per run) -> plan -> extract (one task per chunk) -> per chunk: distcp ->
+hdfs_put -> hdfs_cp -> scp (each method only if the previous one failed) -> delivered -> reconcile (source COUNT(*) == rows
 in files == rows delivered) -> publish (staging dir renamed to ``<target_path>/ds=<date>/``) ->
 target_table (CREATE EXTERNAL TABLE / ADD PARTITION / REFRESH, COUNT(*)) -> finalize (keep the
 new partition, or put the previous one back if anything failed).

@@ -96,6 +96,11 @@ def test_a_triggered_transfer_spreads_its_chunks_over_both_workers_delivers_ever
     assert per_chunk == {"worker-1", "worker-2"}  # the chunks were shared out, handed over through HDFS
     distcp = [ti["state"] for ti in instances if ti["task_id"] == "events.deliver.distcp"]
     assert distcp == ["success"] * 4  # each chunk by its first method, from the files staged on cluster1
+    # and a chunk started on a worker only its extract, distcp and the join: the scheduler marked the
+    # methods it did not need skipped without sending them to Celery
+    started = sorted((ti["map_index"], ti["task_id"].rsplit(".", 1)[-1])
+                     for ti in instances if ti["map_index"] >= 0 and ti["hostname"])
+    assert started == [(i, task) for i in range(4) for task in ("delivered", "distcp", "extract")]
 
     published = f"{target}/ds=2026-05-01"
     ids = published_ids(hadoop, published, tmp_path)

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(package.__file__).parent
 NAME = "airflow_provider_impala_transfer"
 # Raised on purpose but not errors: Airflow's signal that a task has nothing to do.
-CONTROL_FLOW = {"AirflowSkipException", "AirflowFailException"}  # Airflow's own verdicts: skip, fail without retrying
+# Airflow's own verdicts: skip, fail without retrying, succeed and skip what follows
+CONTROL_FLOW = {"AirflowSkipException", "AirflowFailException", "DownstreamTasksSkipped"}
 
 
 def modules() -> dict[str, ast.Module]:
@@ -216,7 +217,7 @@ def test_the_wheel_holds_the_product_and_no_test_servers(tmp_path):
 
 
 # Operators whose execute opens no connection (and so no ticket cache of a keytab login).
-OPENS_NO_CONNECTION = {"ChunkDeliveredOperator"}
+OPENS_NO_CONNECTION = {"ChunkDeliveredOperator", "TransferRouteOperator"}
 
 
 def test_every_operator_that_opens_connections_removes_its_keytab_tickets_when_execute_ends():

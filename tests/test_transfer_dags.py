@@ -86,6 +86,12 @@ def chunk_states(states, task: str) -> list[str]:
     return [states[(f"events.deliver.{task}", i)] for i in range(4)]
 
 
+def not_chosen(states, method: str) -> bool:
+    """The route left ``method`` out of this run: one skipped row for every chunk, never expanded."""
+    rows = {i: s for (t, i), s in states.items() if t == f"events.deliver.{method}"}
+    return rows == {-1: "skipped"}
+
+
 # Runs that later tests build on are module fixtures, so no test runs the DAG again only to have
 # something to replace: two kept runs into one table root and table (the re-run test replaces the
 # second one's date and checks the first one's is untouched), and the server-mode runs (the restore
@@ -117,8 +123,9 @@ def test_every_chunk_staged_on_cluster1_by_distcp_to_cluster2_verified_published
     target, output, run_state, states = (distcp_run[k] for k in ("target", "output", "state", "states"))
     assert run_state == "success", output[-3000:]
     assert chunk_states(states, "distcp") == ["success"] * 4
-    for later in ("hdfs_put", "hdfs_cp", "scp", "fsspec"):
+    for later in ("hdfs_put", "hdfs_cp", "scp"):
         assert chunk_states(states, later) == ["skipped"] * 4
+    assert not_chosen(states, "fsspec") and states[("events.route", -1)] == "success"
     assert chunk_states(states, "delivered") == ["success"] * 4
     assert states[("events.reconcile", -1)] == "success"
     assert "counts: source 20,000, files 20,000, delivered 20,000, published 20,000, target_table 20,000" in output
@@ -160,7 +167,9 @@ def test_cluster2s_namenode_down_fails_every_method_names_the_chunks_and_publish
     assert chunk_states(states, "delivered") == ["failed"] * 4
     for chunk in range(4):
         assert f"chunk {chunk} was not delivered by any method (distcp, hdfs_put, hdfs_cp, scp, fsspec)" in output
-    assert "Connection refused" in output  # the Hadoop client's own words, streamed into the task log
+    # the first step of each HDFS method, making the run's directory over WebHDFS, names what did not answer
+    port = local_hadoop.target.webhdfs_address.rsplit(":", 1)[1]
+    assert f"WebHDFS connection 'target_webhdfs': no NameNode answered at 127.0.0.1:{port}" in output
     assert states[("events.publish", -1)] == "upstream_failed"
     assert hdfs_names(local_hadoop, target) is None  # nothing published
 
@@ -214,7 +223,7 @@ def test_fsspec_route_skips_the_whole_chain_for_a_single_chunk(airflow_home, tmp
                                         query="SELECT * FROM default.events WHERE id < 3000")
     assert run_state == "success", output[-3000:]
     for method in CHAIN:
-        assert states[(f"events.deliver.{method}", 0)] == "skipped"
+        assert not_chosen(states, method)
     assert states[("events.deliver.fsspec", 0)] == "success" and ("events.deliver.fsspec", 1) not in states
     assert "Running job" not in output and "hadoop distcp" not in output  # distcp never ran
     assert "bytes, sha256 " in output  # a local target is verified by reading back
@@ -230,7 +239,7 @@ def test_scp_route_fetches_the_chunks_staged_on_cluster1_and_delivers_over_real_
     assert run_state == "success", output[-3000:]
     assert len(re.findall(r"hdfs dfs -get -f hdfs://cluster1/\S+/_impala_transfer_chunks/", output)) == 4
     assert chunk_states(states, "scp") == ["success"] * 4
-    assert chunk_states(states, "distcp") == ["skipped"] * 4
+    assert all(not_chosen(states, method) for method in ("distcp", "hdfs_put", "hdfs_cp", "fsspec"))
     assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
 
 
@@ -396,8 +405,8 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
         wait_for(finished, 600, "the run finished")
         with sqlite3.connect(db) as conn:
             run_state = conn.execute("SELECT state FROM dag_run WHERE run_id = 'scheduled_fallback'").fetchone()[0]
-            states = dict(((t, i), s) for t, i, s in conn.execute(
-                "SELECT task_id, map_index, state FROM task_instance WHERE run_id = 'scheduled_fallback'"))
+            rows = conn.execute("SELECT task_id, map_index, state, hostname FROM task_instance "
+                                "WHERE run_id = 'scheduled_fallback'").fetchall()
     finally:
         for proc in procs:
             try:
@@ -410,9 +419,20 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
     assert run_state == "success", (logs / "scheduler.log").read_text()[-3000:]
+    states = {(task, i): state for task, i, state, _ in rows}
     assert chunk_states(states, "distcp") == ["success", "success", "success", "failed"]
     assert chunk_states(states, "hdfs_put") == ["skipped", "skipped", "skipped", "success"]
+    for later in ("hdfs_cp", "scp"):
+        assert chunk_states(states, later) == ["skipped"] * 4
     assert chunk_states(states, "delivered") == ["success"] * 4
+    # A chunk starts on a worker only its extract, the methods it needed and the join; the scheduler
+    # marked the methods it did not need skipped without a worker slot (a started task has a hostname).
+    started = [(task.removeprefix("events.").removeprefix("deliver."), i) for task, i, _, host in rows if host]
+    assert {i: sorted(t for t, j in started if j == i) for i in range(4)} == {
+        0: ["delivered", "distcp", "extract"], 1: ["delivered", "distcp", "extract"],
+        2: ["delivered", "distcp", "extract"], 3: ["delivered", "distcp", "extract", "hdfs_put"]}
+    assert sorted(t for t, i in started if i == -1) == [
+        "chunks", "extract_mode", "finalize", "plan", "publish", "reconcile", "route", "target_table"]
     assert states[("events.reconcile", -1)] == "success"
     assert parquet_rows(local_hadoop, f"{target}/ds={_run_date(airflow_home)}") == EVENTS_ROWS
 

@@ -37,7 +37,7 @@ from airflow_provider_impala_transfer.core.errors import (
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner
 from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chunk, verify
 from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination, HdfsDestination, SshDestination
-from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.methods import (
     DistcpMethod,
@@ -144,6 +144,23 @@ def test_hdfs_put_overwrites_only_when_asked(tmp_path):
     files = manifest.files
     assert "-f" not in method.commands(files, Run(RUN), overwrite=False)[1]
     assert method.commands(files, Run(RUN), overwrite=True)[1][3] == "-f"
+
+
+def test_with_webhdfs_the_run_staging_directory_is_made_over_http_not_by_a_jvm(tmp_path):
+    files = make_chunk(tmp_path / "extract", parts=1).files
+    webhdfs = WebHdfsMetadata(InsecureClient("http://127.0.0.1:9", user="etl"))  # commands() calls nothing
+    put = HdfsPutMethod(destination=hdfs_destination("hdfs://nn/t", metadata=webhdfs), runner=CommandRunner())
+    cp = HdfsCpMethod(destination=hdfs_destination("hdfs://nn/t", metadata=webhdfs), runner=CommandRunner())
+    distcp = DistcpMethod(destination=hdfs_destination("hdfs://nn/t", metadata=webhdfs), source_shell=HdfsShell(),
+                          runner=CommandRunner(), source_hdfs_path="hdfs://source-nn/staging")
+    assert [argv[2] for argv in put.commands(files, Run(RUN), overwrite=False)] == ["-put"]
+    assert [argv[2] for argv in cp.commands(files, Run(RUN), overwrite=False)] == ["-cp"]
+    steps = distcp.commands(files, Run(RUN), overwrite=False)  # staging on the source cluster, then the job
+    assert [argv[:3] for argv in steps] == [["hdfs", "dfs", "-mkdir"], ["hdfs", "dfs", "-put"], ["hadoop", "distcp", COMPOSITE_CRC]]
+    assert "hdfs://source-nn/staging" in steps[0][-1]
+    # without WebHDFS the client makes it, first
+    assert HdfsPutMethod(destination=hdfs_destination("hdfs://nn/t"), runner=CommandRunner()).commands(
+        files, Run(RUN), overwrite=False)[0] == ["hdfs", "dfs", "-mkdir", "-p", put.target_dir(Run(RUN))]
 
 
 def test_scp_command_checks_host_keys_runs_in_batch_mode_and_limits_bandwidth():
@@ -380,7 +397,8 @@ def test_webhdfs_metadata_through_the_hdfs_providers_hook(hadoop_env, monkeypatc
     monkeypatch.setenv("AIRFLOW_CONN_DEAD_WEBHDFS", json.dumps(
         {"conn_type": "webhdfs", "host": "127.0.0.1", "port": closed_port, "login": hadoop_env.user}))
     dead = webhdfs_metadata("dead_webhdfs")  # connects when first used, not before
-    with pytest.raises(TransferError, match="WebHDFS connection 'dead_webhdfs': "):
+    with pytest.raises(TransferError, match=rf"WebHDFS connection 'dead_webhdfs': no NameNode answered at "
+                                            rf"127.0.0.1:{closed_port} \(check that it runs"):
         dead.is_dir("hdfs://cluster2/")
     metadata = webhdfs_metadata("target_webhdfs")
     root = unique_dir("hook")

@@ -48,14 +48,19 @@ def test_group_wires_the_chain_inside_the_mapped_group():
         impala_transfer_group("g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1",
                               target_table="db.t", partition={"ds": "{{ ds }}"})
     tasks = dag.task_dict
-    route = tasks["g.deliver.route"]
+    # one route per run, before the plan; every method is its direct child, so the scheduler reads its skips
+    route = tasks["g.route"]
+    assert route.upstream_task_ids == set() and route.inherits_from_skipmixin
     assert {t.task_id for t in route.downstream_list} == {
-        "g.deliver.distcp", "g.deliver.hdfs_put", "g.deliver.hdfs_cp", "g.deliver.scp", "g.deliver.fsspec"}
-    assert tasks["g.deliver.hdfs_put"].upstream_task_ids == {"g.extract", "g.deliver.route", "g.deliver.distcp"}
+        "g.plan", "g.deliver.distcp", "g.deliver.hdfs_put", "g.deliver.hdfs_cp", "g.deliver.scp", "g.deliver.fsspec"}
+    assert tasks["g.deliver.hdfs_put"].upstream_task_ids == {"g.extract", "g.route", "g.deliver.distcp"}
     assert tasks["g.deliver.scp"].trigger_rule == "all_done"
     assert tasks["g.deliver.distcp"].trigger_rule == "all_success"
     assert tasks["g.deliver.delivered"].trigger_rule == "all_done"
     assert tasks["g.deliver.scp"].skip_if_delivered_by == ["g.deliver.distcp", "g.deliver.hdfs_put", "g.deliver.hdfs_cp"]
+    # a method that delivered has the scheduler skip the later ones of its chunk
+    assert tasks["g.deliver.distcp"].later_methods == ["g.deliver.hdfs_put", "g.deliver.hdfs_cp", "g.deliver.scp"]
+    assert tasks["g.deliver.scp"].later_methods == tasks["g.deliver.fsspec"].later_methods == []
     # counts are checked before anything is replaced; the finalize leaf decides the run's state
     assert tasks["g.reconcile"].upstream_task_ids == {"g.extract", "g.deliver.delivered"}
     assert tasks["g.publish"].upstream_task_ids == {"g.deliver.delivered", "g.reconcile"}
@@ -243,7 +248,7 @@ def test_server_mode_replaces_plan_and_extract_by_one_export_task():
                               source_webhdfs_conn_id="nn1_webhdfs", target_table="db.t")
     tasks = dag.task_dict
     assert "g.plan" not in tasks and "g.extract" not in tasks
-    assert tasks["g.deliver.route"].upstream_task_ids == {"g.export"}
+    assert tasks["g.export"].upstream_task_ids == {"g.route"}
     assert tasks["g.finalize"].export_task_id == "g.export"
     with pytest.raises(ConfigError, match="extract_mode: 'server' needs source_hdfs_path"):
         with DAG("server_incomplete", schedule=None):

@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+from airflow.providers.apache.hdfs.hooks.webhdfs import AirflowWebHDFSHookException, WebHDFSHook
 from airflow.sdk import BaseHook, conf
 
 from airflow_provider_impala_transfer.core.common.kerberos import (
@@ -47,7 +47,7 @@ from airflow_provider_impala_transfer.core.common.kerberos import (
     ticket_summary,
 )
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
-from airflow_provider_impala_transfer.core.errors import ConfigError
+from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
@@ -153,5 +153,15 @@ def _configured(name: str) -> str | None:
 def webhdfs_metadata(webhdfs_conn_id: str) -> WebHdfsMetadata:
     """WebHDFS of the target cluster through the hdfs provider's hook (HA namenodes, Kerberos),
     connected when first used."""
-    return WebHdfsMetadata(connect=lambda: WebHDFSHook(webhdfs_conn_id=webhdfs_conn_id).get_conn(),
-                           name=f"WebHDFS connection {webhdfs_conn_id!r}")
+
+    def connect() -> Any:
+        hook = WebHDFSHook(webhdfs_conn_id=webhdfs_conn_id)
+        try:
+            return hook.get_conn()
+        except AirflowWebHDFSHookException as exc:  # "Failed to locate the valid server.": which, and why?
+            connection = hook.get_connection(webhdfs_conn_id)
+            tried = ", ".join(f"{host}:{connection.port}" for host in str(connection.host).split(","))
+            raise TransferError(f"no NameNode answered at {tried} (check that it runs, and that host and port "
+                                "are its HTTP address, dfs.namenode.http-address)") from exc
+
+    return WebHdfsMetadata(connect=connect, name=f"WebHDFS connection {webhdfs_conn_id!r}")

@@ -1,20 +1,24 @@
 """``impala_transfer_group``: the whole pipeline as one reusable task group.
 
+    route (once per run: the methods each chunk may try; a bad method fails before any extract)
     plan -> extract (mapped: one task per chunk)
          -> deliver (mapped group, one per chunk):
-                route -> distcp -> hdfs_put -> hdfs_cp -> scp    (each tried only if needed)
-                      -> fsspec
+                distcp -> hdfs_put -> hdfs_cp -> scp    (each tried only if the one before failed)
+                fsspec
                 -> delivered (fails unless one method delivered this chunk)
          -> reconcile (source COUNT(*) == rows in files == rows delivered, before anything changes)
          -> publish (staging -> final, by rename; the replaced files kept aside, the final dir locked)
          -> target_table
          -> finalize (ALL_DONE: keep, or put back what the run replaced when a task failed)
 
+A chunk starts only the methods it needs: the scheduler marks the others skipped without a worker
+slot. The methods the route did not choose are skipped from its XCom, as a branch's are; a method
+that delivered marks the later ones of its chunk skipped. Each later method waits until the one
+before is done (ALL_DONE), so a failed method hands over to the next; the grid still shows per
+chunk which method failed (red), delivered (green) or was not needed (pink).
 Why not ONE_FAILED between methods: the first method is chosen at run time (``method``,
 ``use_distcp``), so the method after a skipped one must run although nothing upstream failed,
-which no trigger rule expresses. Each later method therefore runs when its predecessor is done
-(ALL_DONE) and skips itself unless the route chose it and no earlier method delivered; the grid
-still shows per chunk which method ran (green), failed (red) or was not needed (pink).
+which no trigger rule expresses. Each method still skips itself if it starts when not needed.
 The join uses ALL_DONE plus XCom, not ONE_SUCCESS, which fires early inside a mapped group on
 Airflow 3.3; and ``finalize`` is the group's leaf, so the run fails if and only if some chunk was
 not delivered, a count differs or the table step failed, and then the target is as it was.
@@ -51,6 +55,7 @@ from airflow_provider_impala_transfer.operators.transfer import (
     FinalizePublishOperator,
     PublishOperator,
     TransferOperator,
+    TransferRouteOperator,
 )
 
 CHUNKS_DIR = "_impala_transfer_chunks"  # under source_hdfs_path: the client extract's default output_path
@@ -178,39 +183,38 @@ def impala_transfer_group(
                 **query_args,
             ).expand(chunk=plan.output)
             manifests = extract.output
+        first = export or plan
         if export is not None and extract is not None:
-            choose = _choose_mode(extract_mode, server_ready)
-            choose >> [plan, export]
+            first = _choose_mode(extract_mode, server_ready)
+            first >> [plan, export]
             manifests = _chunks(export.task_id, extract.task_id)
             [export, extract] >> manifests.operator
 
-        @task.branch(task_id="route")
-        def route(method: str | None, use_distcp: Any) -> list[str]:
-            """Pick the methods this chunk may use, first to last."""
-            prefix = get_current_context()["ti"].task_id.rsplit(".", 1)[0]
-            return [f"{prefix}.{name}" for name in chain_from(method or None,
-                                                               use_distcp=parse_bool(use_distcp, "use_distcp"))]
+        # Once per run, first: a bad method fails before anything is extracted.
+        method_ids = {name: f"{group.child_id('deliver')}.{name}" for name in METHODS}
+        route = TransferRouteOperator(task_id="route", method=method, use_distcp=use_distcp,
+                                      method_task_ids=list(method_ids.values()))
+        route >> first
 
         @task_group(group_id="deliver")
         def deliver(manifest: dict):
             """One chunk: the fallback chain, then a join that fails unless a method delivered."""
-            chosen = route(method, use_distcp)
-            route_id = chosen.operator.task_id
-            prefix = route_id.rsplit(".", 1)[0]
             methods: dict[str, TransferOperator] = {}
             for name in METHODS:
-                earlier = list(CHAIN[:CHAIN.index(name)]) if name in CHAIN else []
+                chain = list(CHAIN) if name in CHAIN else [name]
+                earlier, later = chain[:chain.index(name)], chain[chain.index(name) + 1:]
                 methods[name] = TransferOperator(
                     task_id=name, method=name, manifest=manifest, verify=verify, retries=method_retries,
-                    route_task_id=route_id, skip_if_delivered_by=[f"{prefix}.{e}" for e in earlier],
+                    route_task_id=route.task_id, skip_if_delivered_by=[method_ids[e] for e in earlier],
+                    later_methods=[method_ids[t] for t in later],
                     trigger_rule="all_done" if earlier else "all_success",
                     map_index_template=MANIFEST_LABEL_TEMPLATE, **target,
                 )
-                chosen >> methods[name]
+                route >> methods[name]
                 if earlier:
                     methods[earlier[-1]] >> methods[name]
             join = ChunkDeliveredOperator(
-                task_id="delivered", manifest=manifest, method_task_ids=[f"{prefix}.{n}" for n in METHODS],
+                task_id="delivered", manifest=manifest, method_task_ids=[m.task_id for m in methods.values()],
                 map_index_template=MANIFEST_LABEL_TEMPLATE,
             )
             list(methods.values()) >> join

@@ -109,6 +109,27 @@ class TransferMethod(ABC):
         return self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
 
 
+class HdfsTargetMethod(TransferMethod):
+    """A method into HDFS (distcp, hdfs put, hdfs cp): with WebHDFS metadata on the destination,
+    the run's staging directory is made over HTTP before the copy, not by a JVM of its own."""
+
+    destination: HdfsDestination
+
+    def target_mkdir(self, run: Run) -> list[list[str]]:
+        """The command line that makes the run's staging directory, or none when WebHDFS does."""
+        if self.destination.metadata is not None:
+            return []
+        return [self.destination.shell.mkdir_argv(self.target_dir(run))]
+
+    def deliver(self, files, run, *, overwrite):
+        if self.destination.metadata is not None:
+            self.destination.makedirs(self.target_dir(run))
+        return self.copy(files, run, overwrite=overwrite)
+
+    def copy(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> dict[str, int] | None:
+        return TransferMethod.deliver(self, files, run, overwrite=overwrite)
+
+
 _PRIVATE_DIR: str | None = None
 
 
@@ -167,7 +188,7 @@ class DistcpOptions:
 
 
 @dataclass
-class DistcpMethod(TransferMethod):
+class DistcpMethod(HdfsTargetMethod):
     """ONE distcp job for all of a chunk's files (a ``-f`` listing), never one job per file.
 
     Local chunk files are first put into
@@ -235,10 +256,9 @@ class DistcpMethod(TransferMethod):
     def commands(self, files, run, *, overwrite):
         staging, _ = self.sources(files, run)
         target_dir = self.target_dir(run)
-        return [*staging, self.destination.shell.mkdir_argv(target_dir),
-                self.distcp_argv(self.listing_path(run, files), target_dir)]
+        return [*staging, *self.target_mkdir(run), self.distcp_argv(self.listing_path(run, files), target_dir)]
 
-    def deliver(self, files, run, *, overwrite):
+    def copy(self, files, run, *, overwrite):
         resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
         _, sources = self.sources(files, run)
         listing = self.listing_path(run, files)
@@ -283,7 +303,7 @@ class DistcpMethod(TransferMethod):
 
 
 @dataclass
-class HdfsPutMethod(TransferMethod):
+class HdfsPutMethod(HdfsTargetMethod):
     """``hdfs dfs -put`` of the local chunk files: one JVM for all of a chunk's files."""
 
     destination: HdfsDestination
@@ -292,11 +312,11 @@ class HdfsPutMethod(TransferMethod):
 
     def commands(self, files, run, *, overwrite):
         shell, target_dir = self.destination.shell, self.target_dir(run)
-        return [shell.mkdir_argv(target_dir), shell.put_argv(_local_uris(files, self.name), target_dir, overwrite=overwrite)]
+        return [*self.target_mkdir(run), shell.put_argv(_local_uris(files, self.name), target_dir, overwrite=overwrite)]
 
 
 @dataclass
-class HdfsCpMethod(TransferMethod):
+class HdfsCpMethod(HdfsTargetMethod):
     """``hdfs dfs -cp`` from the files' URIs (hdfs:// or file://), through Hadoop's FileSystem API."""
 
     destination: HdfsDestination
@@ -307,7 +327,7 @@ class HdfsCpMethod(TransferMethod):
     def commands(self, files, run, *, overwrite):
         shell, target_dir = self.destination.shell, self.target_dir(run)
         sources = [f.path if f.local is None else "file://" + f.local for f in files]  # see _local_uris
-        return [shell.mkdir_argv(target_dir), shell.cp_argv(sources, target_dir, overwrite=overwrite)]
+        return [*self.target_mkdir(run), shell.cp_argv(sources, target_dir, overwrite=overwrite)]
 
 
 @dataclass
