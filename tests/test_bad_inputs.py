@@ -486,6 +486,14 @@ CASES = [
     Case("unknown-task-group-argument",
          "scp_port: unknown argument(s) (use: target_cluster, …)",
          lambda g: refused(lambda: task_group(scp_port=22))),
+    Case("unknown-step",
+         "step_kwargs: 'load' is not a step of the group (use: route, extract_mode, plan, …, or transfer for every "
+         "method)",
+         lambda g: refused(lambda: task_group(step_kwargs={"load": {"pool": "impala"}}))),
+    Case("step-argument-that-wires-the-group",
+         "step_kwargs['distcp']: trigger_rule: set by the group, which wires its tasks together (drop it; outlets "
+         "are the group's outlets argument)",
+         lambda g: refused(lambda: task_group(step_kwargs={"distcp": {"trigger_rule": "all_done"}}))),
     Case("unknown-python-setting",
          "use_scp: unknown setting(s) of UnifiedFileTransferManager (use target_hdfs_path, …)",
          lambda g: refused(lambda: UnifiedFileTransferManager(target_hdfs_path="hdfs://nn/x", use_scp=True))),

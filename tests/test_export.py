@@ -20,6 +20,7 @@ from airflow_provider_impala_transfer.core.export import (
     check_exported_schema,
     drop_export,
     export_manifests,
+    group_files,
     plan_export,
     run_export,
 )
@@ -104,6 +105,16 @@ def test_every_type_exported_by_the_server_equals_the_client_extract_cell_by_cel
     local = fetch_local(manifests[0], HdfsShell(runner=CommandRunner(timeout=120)), str(tmp_path / "fetched"))
     assert all(f.local and len(f.sha256) == 64 for f in local.files)
     drop_export(connector, plan, cluster1(hadoop_env))
+
+
+def test_exported_files_are_grouped_into_no_more_chunks_than_airflow_maps():
+    files = [(f"part-{i}", 10) for i in range(10)]
+    rows = {name: 100 for name, _ in files}
+    groups, chunk_rows = group_files(files, rows, 100, max_groups=1024)
+    assert [len(g) for g in groups] == [1] * 10 and chunk_rows == 100
+    groups, chunk_rows = group_files(files, rows, 100, max_groups=3)  # 200, 400 rows a chunk: still 5, then 3
+    assert [len(g) for g in groups] == [4, 4, 2] and chunk_rows == 400
+    assert [name for g in groups for name, _ in g] == [name for name, _ in files]  # in order, each once
 
 
 def test_a_type_the_engine_changed_fails_naming_the_column():

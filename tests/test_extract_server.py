@@ -171,6 +171,17 @@ def test_sql_syntax_error_surfaces_the_server_message_and_writes_nothing(connect
     assert not any((tmp_path / "out").rglob("*.parquet"))
 
 
+def test_more_chunks_than_airflow_maps_are_merged_into_larger_ones_and_the_log_says_so(connector, caplog):
+    spec = ExtractSpec.build(table="default.events", split_by="id", chunk_size=100, max_chunks=7)
+    with caplog.at_level("WARNING"):
+        chunks = plan_chunks(connector, spec)
+    assert len(chunks) == 7
+    assert "200 chunks of 100 rows would be more than the 7 mapped tasks allowed ([core] max_map_length): " \
+           "merged into 7 larger chunks" in caplog.text
+    with pytest.raises(ConfigError, match="max_chunks: "):
+        ExtractSpec.build(table="default.events", max_chunks=0)
+
+
 def test_split_by_must_be_a_column_of_the_result(connector):
     with pytest.raises(ConfigError, match=r"^split_by: 'nope' is not a column .*columns: id, small_int"):
         plan_chunks(connector, ExtractSpec.build(table="default.events", split_by="nope"))

@@ -232,15 +232,21 @@ def test_fsspec_route_skips_the_whole_chain_for_a_single_chunk(airflow_home, tmp
 
 def test_scp_route_fetches_the_chunks_staged_on_cluster1_and_delivers_over_real_sshd(airflow_home, tmp_path):
     """scp copies local files: each scp task takes verified copies of its chunk's staged files from
-    cluster1 into a private temp dir of its own, as it would on another worker than the extract's."""
+    cluster1 into a private temp dir of its own, as it would on another worker than the extract's.
+    Airflow here maps at most 3 tasks ([core] max_map_length): the plan merges 4 chunks into 3."""
     target = tmp_path / "target"
     output, run_state, states = run_dag(airflow_home, "2026-03-05", method="scp", target=target,
-                                        table="default.events_by_scp", extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": ""})
+                                        table="default.events_by_scp",
+                                        extra_env={"IMPALA_TRANSFER_OUTPUT_DIR": "", "AIRFLOW__CORE__MAX_MAP_LENGTH": "3"})
     assert run_state == "success", output[-3000:]
-    assert len(re.findall(r"hdfs dfs -get -f hdfs://cluster1/\S+/_impala_transfer_chunks/", output)) == 4
-    assert chunk_states(states, "scp") == ["success"] * 4
+    assert "4 chunks of 5,000 rows would be more than the 3 mapped tasks allowed ([core] max_map_length): " \
+           "merged into 3 larger chunks" in output
+    assert len(re.findall(r"hdfs dfs -get -f hdfs://cluster1/\S+/_impala_transfer_chunks/", output)) == 3
+    assert [states[("events.deliver.scp", i)] for i in range(3)] == ["success"] * 3
+    assert ("events.deliver.scp", 3) not in states
     assert all(not_chosen(states, method) for method in ("distcp", "hdfs_put", "hdfs_cp", "fsspec"))
-    assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 4
+    assert len(list((target / "ds=2026-03-05").glob("chunk-*.parquet"))) == 6  # about 6,667 rows a chunk: two files each
+    assert f"counts: source {EVENTS_ROWS:,}, files {EVENTS_ROWS:,}, delivered {EVENTS_ROWS:,}" in output
 
 
 @pytest.fixture(scope="module")

@@ -241,6 +241,43 @@ def test_a_literal_bad_argument_fails_when_the_dag_is_parsed(argument, message):
             impala_transfer_group("g", **args)
 
 
+def test_every_operator_argument_reaches_a_step_through_default_args_and_step_kwargs():
+    from datetime import timedelta
+    with DAG("steps", schedule=None) as dag:
+        impala_transfer_group(
+            "g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1", target_table="db.t",
+            max_active_chunks=3, default_args={"owner": "etl", "retries": 4, "queue": "default"},
+            step_kwargs={"extract": {"pool": "impala", "execution_timeout": timedelta(hours=2)},
+                         "transfer": {"queue": "hadoop_edge"}, "fsspec": {"queue": "default"},
+                         "publish": {"retries": 0, "priority_weight": 10}})
+    tasks = dag.task_dict
+    assert {t.owner for t in tasks.values()} == {"etl"}  # the group's default_args reach every task
+    assert tasks["g.extract"].pool == "impala" and tasks["g.extract"].execution_timeout == timedelta(hours=2)
+    assert {tasks[f"g.deliver.{m}"].queue for m in ("distcp", "hdfs_put", "hdfs_cp", "scp")} == {"hadoop_edge"}
+    assert tasks["g.deliver.fsspec"].queue == tasks["g.plan"].queue == "default"  # one method over all of them
+    # retries: default_args' for every step but the methods (the next method is the retry), step_kwargs' over both
+    assert tasks["g.plan"].retries == tasks["g.finalize"].retries == 4 and tasks["g.publish"].retries == 0
+    assert tasks["g.deliver.distcp"].retries == 0 and tasks["g.publish"].priority_weight == 10
+    # bounded fan-out: at most max_active_chunks chunks extract, and take each method, at once
+    assert tasks["g.extract"].max_active_tis_per_dagrun == tasks["g.deliver.hdfs_put"].max_active_tis_per_dagrun == 3
+    with pytest.raises(ConfigError, match=r"^step_kwargs\['extract'\]: colour: not an argument of Airflow's BaseOperator"):
+        with DAG("bad_step", schedule=None):
+            impala_transfer_group("g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1",
+                                  step_kwargs={"extract": {"colour": "red"}})
+    with pytest.raises(ConfigError, match=r"^step_kwargs\['plan'\]: is not a dict of operator arguments"):
+        with DAG("bad_step_value", schedule=None):
+            impala_transfer_group("g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1",
+                                  step_kwargs={"plan": "impala"})
+
+
+def test_the_plan_reads_how_many_mapped_tasks_airflow_expands(monkeypatch):
+    from airflow_provider_impala_transfer.operators.impala_extract import ImpalaChunkPlanOperator
+    plan = ImpalaChunkPlanOperator(task_id="plan", sql="SELECT 1", split_by="id")
+    assert plan.build_spec().max_chunks == 1024  # Airflow's default [core] max_map_length
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
+    assert plan.build_spec().max_chunks == 3
+
+
 def test_server_mode_replaces_plan_and_extract_by_one_export_task():
     with DAG("server_shape", schedule=None) as dag:
         impala_transfer_group("g", target_path="hdfs://nn2/x", output_path="/tmp/x", sql="SELECT 1",

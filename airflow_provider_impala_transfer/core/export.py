@@ -156,7 +156,11 @@ def export_manifests(connector: SourceConnector, spec: ExtractSpec, plan: Export
                for name, size in written}
     for name, footer in footers.items():
         check_exported_schema(expected, footer.schema.to_arrow_schema(), join(plan.location, name))
-    groups = _group(written, {n: f.num_rows for n, f in footers.items()}, spec.chunk_size)
+    groups, chunk_rows = group_files(written, {n: f.num_rows for n, f in footers.items()}, spec.chunk_size,
+                                     spec.max_chunks)
+    if chunk_rows != spec.chunk_size:
+        log(f"export: chunks of {spec.chunk_size:,} rows would be more than the {spec.max_chunks} mapped tasks "
+            f"allowed ([core] max_map_length): grouped into {len(groups)} chunks of up to {chunk_rows:,} rows")
     renamed: list[tuple[str, str, int, int, int, int]] = []  # (old, new, size, rows, chunk, part)
     for index, group in enumerate(groups):
         for part, (name, size) in enumerate(group):
@@ -239,17 +243,23 @@ def _same_type(want: pa.DataType, got: pa.DataType) -> bool:
     return False
 
 
-def _group(files: Sequence[tuple[str, int]], rows: dict[str, int], chunk_rows: int) -> list[list[tuple[str, int]]]:
-    """Consecutive files into chunks of about ``chunk_rows`` rows (at least one file each)."""
-    groups: list[list[tuple[str, int]]] = [[]]
-    total = 0
-    for name, size in files:
-        if groups[-1] and total + rows[name] > chunk_rows:
-            groups.append([])
-            total = 0
-        groups[-1].append((name, size))
-        total += rows[name]
-    return groups
+def group_files(files: Sequence[tuple[str, int]], rows: dict[str, int], chunk_rows: int,
+                max_groups: int) -> tuple[list[list[tuple[str, int]]], int]:
+    """Consecutive files into chunks of about ``chunk_rows`` rows (at least one file each), and
+    no more than ``max_groups`` chunks (one mapped task each): ``chunk_rows`` is doubled until
+    they fit. Returns the chunks and the ``chunk_rows`` used."""
+    while True:
+        groups: list[list[tuple[str, int]]] = [[]]
+        total = 0
+        for name, size in files:
+            if groups[-1] and total + rows[name] > chunk_rows:
+                groups.append([])
+                total = 0
+            groups[-1].append((name, size))
+            total += rows[name]
+        if len(groups) <= max_groups:
+            return groups, chunk_rows
+        chunk_rows *= 2
 
 
 class _RangeFile(io.RawIOBase):

@@ -8,11 +8,12 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 
 from airflow_provider_impala_transfer.core.extract.extract import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FETCH_SIZE,
+    DEFAULT_MAX_CHUNKS,
     ExtractSpec,
     Progress,
     extract_chunk,
@@ -108,10 +109,13 @@ class _ImpalaQueryOperator(BaseOperator):
         return extract_lineage(connector, self.sql, self.table, manifests, sql_facet=self.lineage_sql)
 
     def build_spec(self, **overrides: Any) -> ExtractSpec:
+        """The extract request; at most Airflow's ``[core] max_map_length`` chunks, which is how
+        many mapped tasks the scheduler expands (more are merged into larger chunks)."""
         return ExtractSpec.build(
             sql=self.sql, table=self.table, split_by=self.split_by, chunk_size=self.chunk_size,
             num_chunks=self.num_chunks, empty_result=self.empty_result,
-            allow_non_select=self.allow_non_select, **overrides,
+            allow_non_select=self.allow_non_select,
+            max_chunks=conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_CHUNKS), **overrides,
         )
 
 

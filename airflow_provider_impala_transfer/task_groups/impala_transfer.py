@@ -26,10 +26,11 @@ not delivered, a count differs or the table step failed, and then the target is 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import TaskGroup, get_current_context, task, task_group
+from airflow.sdk import BaseOperator, TaskGroup, get_current_context, task, task_group
 
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition, partition_path
 from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path, normalize_uri
@@ -87,39 +88,77 @@ def impala_transfer_group(
     staging_db: str = DEFAULT_STAGING_DB,
     export_dialect: str = "impala",
     max_active_chunks: int = 4,
-    retries: int = 1,
+    retries: int | None = None,
     method_retries: int = 0,
     outlets: Sequence[Any] | None = None,
     lineage_sql: bool = True,
+    default_args: dict[str, Any] | None = None,
+    step_kwargs: dict[str, dict[str, Any]] | None = None,
     **target_args: Any,
 ) -> TaskGroup:
-    """Build extract (or export) -> per-chunk fallback transfer -> reconcile -> publish -> target table
-    -> finalize.
+    """Build route -> plan + extract (or export) -> per-chunk fallback transfer -> reconcile ->
+    publish -> target table -> finalize. Returns the TaskGroup; wire ``upstream >> group >> downstream``.
 
-    ``method``/``use_distcp`` may be templates (e.g. ``"{{ params.method }}"``) so a manual run
-    can pick the first method; the rest are as in :class:`ImpalaExtractOperator` and
-    :class:`TransferOperator`. ``retries`` applies to extract, publish and table tasks;
-    ``method_retries`` (default 0) to each method, since the next method is the retry.
-    ``output_path``: where the extract hands the chunk files to the transfer tasks, which may run
-    on other workers: by default ``<source_hdfs_path>/_impala_transfer_chunks/<group_id>`` on the
-    source cluster (removed once the run is kept); an object store works too (``s3://bucket/prefix``,
-    credentials in ``output_fsspec_conn_id``; also removed once kept); a local directory only when
-    every task runs on one machine (or a shared volume).
-    ``extract_mode="server"``: the source engine writes the Parquet on its cluster
-    (:class:`ImpalaExportOperator`, under ``source_hdfs_path``, read through
-    ``source_webhdfs_conn_id``) instead of plan + extract; the rest of the graph is the same.
-    A template (``"{{ params.extract_mode }}"``) builds both paths behind an ``extract_mode``
-    branch, and ``chunks`` passes on the manifests of the one that ran.
-    ``outlets``: the Airflow assets the run updates, declared on ``finalize`` (the task after which
-    the new files stay, so a rolled-back run records no event); each ``Asset`` gets one event per
-    kept run, its extras naming the directory published, partition, rows, files, bytes, table and
-    run. Default: the ``Asset`` of ``target_path`` (the table root) when it is literal; none when it
-    is a template, whose value is only known in the run: then pass the one you expect, e.g.
-    ``outlets=[Asset("hdfs://nn:8020/data/orders")]``. ``outlets=[]`` declares none.
-    ``lineage_sql=False``: plan, extract and export send no OpenLineage SQL job facet (the query
-    text with its literals; the tables it reads are still sent as inputs), and the export keeps
-    its statements out of XCom (see :class:`ImpalaExtractOperator`).
-    Returns the TaskGroup; wire ``upstream >> group >> downstream``.
+    The query, output and target arguments are those of :class:`ImpalaExtractOperator` and
+    :class:`TransferOperator` (``target_cluster``, ``source_hdfs_path``, ``hadoop_conn_id``,
+    ``webhdfs_conn_id``, ``ssh_conn_id``, ``fsspec_conn_id``, ``distcp_*``, ``publish_lock`` ...);
+    any other keyword is refused when the DAG is parsed.
+
+    :param group_id: the task group's id; every task id starts with it.
+    :param target_path: the table root on the target: ``hdfs://nn:8020/data/orders``, an fsspec URL,
+        or ``file:///...`` (templated).
+    :param output_path: where the extract hands the chunk files to the transfer tasks, which may
+        run on other workers (templated). Default ``<source_hdfs_path>/_impala_transfer_chunks/<group_id>``
+        on the source cluster; an object store works too (``s3://bucket/prefix``, credentials in
+        ``output_fsspec_conn_id``); both are removed once the run is kept. A local directory only
+        when every task runs on one machine (or a shared volume).
+    :param sql: the query, or a path ending in ``.sql`` (templated). Exactly one of sql/table.
+    :param table: ``db.table`` to extract whole.
+    :param impala_conn_id: the ``impala_transfer`` connection of the source.
+    :param split_by: a numeric, date or timestamp column cut into key ranges, one chunk each.
+    :param chunk_size: rows per file and about per chunk (templated). At most Airflow's
+        ``[core] max_map_length`` chunks: more are merged into larger ones, and the plan's log says so.
+    :param output_format: ``parquet`` or ``csv``.
+    :param compression: of the files written (parquet: snappy, zstd, gzip, none).
+    :param order_by: columns each chunk's rows are sorted by.
+    :param method: the first method each chunk tries (templated, e.g. ``"{{ params.method }}"``):
+        distcp, hdfs_put, hdfs_cp, scp (the chain from there on) or fsspec. Default: distcp, or
+        hdfs_put when ``use_distcp`` is false.
+    :param use_distcp: false leaves distcp out of the chain (templated).
+    :param partition: ``{"ds": "{{ ds }}"}`` publishes into ``<target_path>/ds=<value>/``.
+    :param target_table: the table created or refreshed on the published files.
+    :param target_impala_conn_id: the connection for the table step (default: ``impala_conn_id``).
+    :param table_dialect: ``impala`` or ``hive`` (the SQL of the table step).
+    :param verify: ``checksum`` (default), ``sha256`` or ``size``: see :class:`TransferOperator`.
+    :param allow_split_publish: let one run's chunks publish in several transactions.
+    :param extract_mode: ``client`` (the workers stream the rows), ``server`` (the source engine
+        writes the Parquet on its cluster through :class:`ImpalaExportOperator`, under
+        ``source_hdfs_path``, read through ``source_webhdfs_conn_id``), or a template such as
+        ``"{{ params.extract_mode }}"``, which builds both paths behind an ``extract_mode`` branch
+        and a ``chunks`` task passing on the manifests of the one that ran.
+    :param source_webhdfs_conn_id: ``webhdfs`` connection of the source cluster (server mode).
+    :param staging_db: where the server-side export creates its staging table.
+    :param export_dialect: the source engine's SQL for the export: ``impala`` or ``spark``.
+    :param max_active_chunks: how many chunks extract, and how many take each method, at once in
+        one run (``max_active_tis_per_dagrun`` of those tasks).
+    :param retries: of every task but the methods; default ``default_args["retries"]``, else 1.
+    :param method_retries: of each method (default 0: the next method is the retry).
+    :param outlets: the Airflow assets the run updates, declared on ``finalize`` (after which the
+        new files stay, so a rolled-back run records no event); each gets one event per kept run,
+        its extras naming the directory published, partition, rows, files, bytes, table and run.
+        Default: the ``Asset`` of ``target_path`` when it is literal; none when it is a template
+        (pass the one you expect, e.g. ``outlets=[Asset("hdfs://nn:8020/data/orders")]``);
+        ``outlets=[]`` declares none.
+    :param lineage_sql: False: plan, extract and export send no OpenLineage SQL job facet (the query
+        text with its literals; the tables read are still sent), and the export keeps its statements
+        out of XCom.
+    :param default_args: Airflow operator arguments for every task of the group (the group's
+        ``TaskGroup(default_args=...)``): ``owner``, ``pool``, ``queue``, ``execution_timeout``,
+        callbacks, ``retry_delay`` ...
+    :param step_kwargs: operator arguments for one step, over ``default_args`` and the group's own:
+        ``{"extract": {"pool": "impala"}, "distcp": {"queue": "hadoop_edge"}}``. Steps: the task
+        ids of the group (see :data:`STEPS`), and ``transfer`` for all five methods. Any argument of
+        Airflow's ``BaseOperator`` except those that wire the group (:data:`WIRING`).
     """
     unknown = set(target_args) - set(TARGET_ARGUMENTS)
     if unknown:
@@ -153,11 +192,14 @@ def impala_transfer_group(
     if outlets is None and _literal(target_path, target_args.get("target_cluster") or ""):  # a template's
         asset = target_asset(target_path, target_args.get("target_cluster"))               # value comes in the run
         assets = [asset] if asset is not None else []
+    if retries is None:
+        retries = (default_args or {}).get("retries", 1)
+    step = _StepArguments(step_kwargs, retries=retries)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size,
                       lineage_sql=lineage_sql)
     target = dict(target_path=target_path, partition=partition, **target_args)
 
-    with TaskGroup(group_id) as group:
+    with TaskGroup(group_id, default_args=default_args or {}) as group:
         _refuse_a_shared_final_dir(group, target_path, target_args.get("target_cluster"), partition)
         target["transfer_group_id"] = group.group_id  # its own staging, export and locks in every run
         if "client" in modes and not output_path:  # one directory per group: two groups of a DAG never mix
@@ -169,31 +211,30 @@ def impala_transfer_group(
                 source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
                 compression=compression, hadoop_conn_id=target_args.get("hadoop_conn_id"),
                 hdfs_bin=target_args.get("hdfs_bin"), proxy_user=target_args.get("proxy_user"),
-                transfer_group_id=group.group_id, retries=retries, **query_args,
+                transfer_group_id=group.group_id, **query_args, **step("export"),
             )
             manifests = export.output  # one manifest per chunk of the exported files
         if "client" in modes:
-            plan = ImpalaChunkPlanOperator(task_id="plan", **query_args)
+            plan = ImpalaChunkPlanOperator(task_id="plan", **query_args, **step("plan"))
             extract = ImpalaExtractOperator.partial(
                 task_id="extract", output_path=output_path, output_format=output_format, compression=compression,
-                order_by=order_by, max_active_tis_per_dagrun=max_active_chunks,
-                map_index_template=CHUNK_LABEL_TEMPLATE, retries=retries,
+                order_by=order_by, map_index_template=CHUNK_LABEL_TEMPLATE,
                 hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"),
                 proxy_user=target_args.get("proxy_user"), output_fsspec_conn_id=target_args.get("output_fsspec_conn_id"),
-                **query_args,
+                **query_args, **step("extract", max_active_tis_per_dagrun=max_active_chunks),
             ).expand(chunk=plan.output)
             manifests = extract.output
         first = export or plan
         if export is not None and extract is not None:
-            first = _choose_mode(extract_mode, server_ready)
+            first = _choose_mode.override(**step("extract_mode"))(extract_mode, server_ready)
             first >> [plan, export]
-            manifests = _chunks(export.task_id, extract.task_id)
+            manifests = _chunks.override(**step("chunks"))(export.task_id, extract.task_id)
             [export, extract] >> manifests.operator
 
         # Once per run, first: a bad method fails before anything is extracted.
         method_ids = {name: f"{group.child_id('deliver')}.{name}" for name in METHODS}
         route = TransferRouteOperator(task_id="route", method=method, use_distcp=use_distcp,
-                                      method_task_ids=list(method_ids.values()))
+                                      method_task_ids=list(method_ids.values()), **step("route"))
         route >> first
 
         @task_group(group_id="deliver")
@@ -204,18 +245,19 @@ def impala_transfer_group(
                 chain = list(CHAIN) if name in CHAIN else [name]
                 earlier, later = chain[:chain.index(name)], chain[chain.index(name) + 1:]
                 methods[name] = TransferOperator(
-                    task_id=name, method=name, manifest=manifest, verify=verify, retries=method_retries,
+                    task_id=name, method=name, manifest=manifest, verify=verify,
                     route_task_id=route.task_id, skip_if_delivered_by=[method_ids[e] for e in earlier],
                     later_methods=[method_ids[t] for t in later],
                     trigger_rule="all_done" if earlier else "all_success",
                     map_index_template=MANIFEST_LABEL_TEMPLATE, **target,
+                    **step(name, retries=method_retries, max_active_tis_per_dagrun=max_active_chunks),
                 )
                 route >> methods[name]
                 if earlier:
                     methods[earlier[-1]] >> methods[name]
             join = ChunkDeliveredOperator(
                 task_id="delivered", manifest=manifest, method_task_ids=[m.task_id for m in methods.values()],
-                map_index_template=MANIFEST_LABEL_TEMPLATE,
+                map_index_template=MANIFEST_LABEL_TEMPLATE, **step("delivered"),
             )
             list(methods.values()) >> join
             return join
@@ -224,9 +266,9 @@ def impala_transfer_group(
 
         # Before anything is replaced: source COUNT(*) == rows in the files == rows delivered.
         checked = ReconcileOperator(task_id="reconcile", sql=sql, table=table, impala_conn_id=impala_conn_id,
-                                    manifests=manifests, deliveries=delivered.output)
-        publish = PublishOperator(task_id="publish", deliveries=delivered.output, retries=retries,
-                                  allow_split_publish=allow_split_publish, hold_until_finalized=True, **target)
+                                    manifests=manifests, deliveries=delivered.output, **step("reconcile"))
+        publish = PublishOperator(task_id="publish", deliveries=delivered.output, allow_split_publish=allow_split_publish,
+                                  hold_until_finalized=True, **target, **step("publish"))
         checked >> publish
         checks = []
         if target_table:
@@ -235,7 +277,7 @@ def impala_transfer_group(
                 published=publish.output, target_path=target_path,
                 target_cluster=target_args.get("target_cluster"),
                 target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
-                dialect=table_dialect, file_format=output_format, retries=retries,
+                dialect=table_dialect, file_format=output_format, **step("target_table"),
             ))
         finalize = FinalizePublishOperator(
             task_id="finalize", publish_task_id=publish.task_id, check_task_ids=[t.task_id for t in checks],
@@ -243,10 +285,49 @@ def impala_transfer_group(
             source_impala_conn_id=impala_conn_id, source_webhdfs_conn_id=source_webhdfs_conn_id,
             target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
             table_dialect=table_dialect, staged_chunks_path=output_path if extract is not None else None,
-            retries=retries, outlets=list(assets), **target,
+            outlets=list(assets), **target, **step("finalize"),
         )
         [publish, *checks] >> finalize
     return group
+
+
+# The group's steps (task ids, without the group's prefix); ``transfer`` in step_kwargs means all methods.
+STEPS = ("route", "extract_mode", "plan", "extract", "export", "chunks", *METHODS, "delivered", "reconcile",
+         "publish", "target_table", "finalize")
+# Operator arguments that wire the group together, which step_kwargs may not change.
+WIRING = ("task_id", "trigger_rule", "map_index_template", "outlets", "inlets", "dag", "task_group", "default_args")
+
+
+class _StepArguments:
+    """``step_kwargs``, checked when the DAG is parsed: ``step(name, **ours)`` is what one step's
+    operator gets, the user's arguments over the group's own (``retries`` included)."""
+
+    def __init__(self, step_kwargs: dict[str, dict[str, Any]] | None, *, retries: int) -> None:
+        accepted = set(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs", *WIRING}
+        self.retries = retries
+        self.kwargs: dict[str, dict[str, Any]] = {}
+        for name, kwargs in (step_kwargs or {}).items():
+            if name not in (*STEPS, "transfer"):
+                raise ConfigError("step_kwargs", f"{name!r} is not a step of the group",
+                                  f"use: {', '.join(STEPS)}, or transfer for every method")
+            if not isinstance(kwargs, dict):
+                raise ConfigError(f"step_kwargs[{name!r}]", "is not a dict of operator arguments",
+                                  "e.g. {'pool': 'impala', 'queue': 'hadoop_edge'}")
+            wiring = sorted(set(kwargs) & set(WIRING))
+            if wiring:
+                raise ConfigError(f"step_kwargs[{name!r}]", f"{', '.join(wiring)}: set by the group, which wires "
+                                  "its tasks together", "drop it; outlets are the group's outlets argument")
+            unknown = sorted(set(kwargs) - accepted)
+            if unknown:
+                raise ConfigError(f"step_kwargs[{name!r}]", f"{', '.join(unknown)}: not an argument of Airflow's "
+                                  "BaseOperator", "use pool, queue, execution_timeout, retries, retry_delay, "
+                                  "priority_weight, callbacks ... (any BaseOperator argument)")
+            self.kwargs[name] = dict(kwargs)
+
+    def __call__(self, name: str, **ours: Any) -> dict[str, Any]:
+        ours.setdefault("retries", self.retries)
+        every_method = self.kwargs.get("transfer", {}) if name in METHODS else {}
+        return {**ours, **every_method, **self.kwargs.get(name, {})}
 
 
 @task.branch(task_id="extract_mode")

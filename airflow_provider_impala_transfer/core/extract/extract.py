@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class ExtractSpec:
         timestamp_unit: str = "us",
         empty_result: str = "file",
         allow_non_select: bool = False,
+        max_chunks: Any = DEFAULT_MAX_CHUNKS,
     ) -> ExtractSpec:
         """Validate every user-facing field, naming the field in each error."""
         query = sqlmod.resolve_query(sql, table, allow_non_select=allow_non_select)
@@ -98,6 +100,7 @@ class ExtractSpec:
             timestamp_unit=validate_timestamp_unit(timestamp_unit),
             empty_result_file=empty_result == "file",
             allow_non_select=allow_non_select,
+            max_chunks=positive_int(max_chunks, "max_chunks"),
         )
 
     @property
@@ -134,10 +137,15 @@ def plan_chunks(connector: SourceConnector, spec: ExtractSpec) -> list[Chunk]:
         minimum, maximum, rows, non_null = cursor.fetchone()
     stats = SplitStats(minimum=minimum, maximum=maximum, rows=int(rows), non_null_rows=int(non_null))
     log.info("split_by %s: min=%s max=%s rows=%s non-null=%s", spec.split_by, minimum, maximum, rows, non_null)
-    return split_plan(
+    chunks = split_plan(
         column_sql, columns[spec.split_by].type_name, stats, chunk_size=spec.chunk_size,
         num_chunks=spec.num_chunks, max_chunks=spec.max_chunks, empty_result_file=spec.empty_result_file,
     )
+    wanted = (spec.num_chunks or math.ceil(stats.non_null_rows / spec.chunk_size)) + (stats.rows > stats.non_null_rows)
+    if wanted > spec.max_chunks:
+        log.warning("%d chunks of %s rows would be more than the %d mapped tasks allowed ([core] max_map_length): "
+                    "merged into %d larger chunks", wanted, f"{spec.chunk_size:,}", spec.max_chunks, len(chunks))
+    return chunks
 
 
 def iter_raw_batches(cursor: Any) -> Iterator[Any]:
