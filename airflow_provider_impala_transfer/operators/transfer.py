@@ -1,12 +1,9 @@
 """Operators that move extracted chunk files to a target, check them, and publish them.
 
-* :class:`TransferRouteOperator` picks, once per run, the methods every chunk may try; the
-  scheduler skips the others without starting them.
 * :class:`TransferOperator` runs ONE method (distcp, hdfs_put, hdfs_cp, scp, fsspec) for one
-  chunk's manifest and returns what it delivered (paths, bytes, sha256, method) through XCom;
-  once it delivered, the scheduler skips the chunk's later methods without starting them.
-* :class:`ChunkDeliveredOperator` is the per-chunk join of the fallback chain: it fails unless one
-  method delivered the chunk.
+  chunk's manifest and returns what it delivered (paths, bytes, sha256, method) through XCom; in a
+  fallback chain (``task_groups/fallback.py``) it has the chunk's later methods skipped once it
+  delivered.
 * :class:`PublishOperator` renames the run's staging directory to its final place once every
   chunk is there; :class:`FinalizePublishOperator` keeps it, or puts back what it replaced when a
   later task failed.
@@ -24,7 +21,6 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.bases.skipmixin import XCOM_SKIPMIXIN_KEY, XCOM_SKIPMIXIN_SKIPPED
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DownstreamTasksSkipped
 
 from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
@@ -36,7 +32,7 @@ from airflow_provider_impala_transfer.core.common.uris import (
     normalize_uri,
     scheme_of,
 )
-from airflow_provider_impala_transfer.core.common.values import parse_bool, positive_seconds, proxy_user_env
+from airflow_provider_impala_transfer.core.common.values import positive_seconds, proxy_user_env
 from airflow_provider_impala_transfer.core.errors import (ConfigError, GroupConflict, ImpalaTransferError, PublishError,
                                                           TransferError)
 from airflow_provider_impala_transfer.core.export import ExportPlan, drop_export
@@ -50,8 +46,7 @@ from airflow_provider_impala_transfer.core.transfer.destinations import Destinat
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, inside
 from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, PublishLock
-from airflow_provider_impala_transfer.core.transfer.methods import (DistcpOptions, TransferMethod, chain_from,
-                                                                    check_method)
+from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
@@ -223,42 +218,6 @@ TARGET_ARGUMENTS: tuple[str, ...] = tuple(
 )
 
 
-class TransferRouteOperator(BaseOperator):
-    """Once per run, before anything is extracted: the methods each chunk may try, first to last,
-    from ``method`` and ``use_distcp`` (the seed's chain distcp -> hdfs_put -> hdfs_cp -> scp entered
-    at ``method``, or fsspec alone). Returns their task ids.
-
-    The scheduler marks every other method of every chunk skipped without starting it: this task
-    leaves the XCom a branch leaves for tasks it skips (``skipped``), which Airflow's
-    NotPreviouslySkippedDep reads for each chunk's method task once the mapped group is expanded.
-    Unlike ``BranchMixIn`` it does not mark them skipped itself, which would hit the mapped tasks
-    before their expansion.
-
-    :param method: the first method to try (templated); empty: distcp, or hdfs_put without distcp.
-    :param use_distcp: false leaves distcp out (templated).
-    :param method_task_ids: the task ids of the methods, whose last dotted part names the method.
-    """
-
-    template_fields: Sequence[str] = ("method", "use_distcp")
-    inherits_from_skipmixin = True  # what the scheduler looks for before it reads the XCom below
-
-    def __init__(self, *, method: str | None, use_distcp: Any, method_task_ids: Sequence[str],
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.method = method
-        self.use_distcp = use_distcp
-        self.method_task_ids = list(method_task_ids)
-
-    def execute(self, context: Any) -> list[str]:
-        chain = chain_from(self.method or None, use_distcp=parse_bool(self.use_distcp, "use_distcp"))
-        by_method = {task_id.rsplit(".", 1)[-1]: task_id for task_id in self.method_task_ids}
-        chosen = [by_method[name] for name in chain]
-        context["ti"].xcom_push(key=XCOM_SKIPMIXIN_KEY, value={
-            XCOM_SKIPMIXIN_SKIPPED: [task_id for task_id in self.method_task_ids if task_id not in chosen]})
-        self.log.info("every chunk tries %s, each only if the one before did not deliver", " -> ".join(chain))
-        return chosen
-
-
 class TransferOperator(_TargetOperator):
     """Deliver one chunk's files with one method into the run's staging directory, verified.
 
@@ -302,7 +261,7 @@ class TransferOperator(_TargetOperator):
         any gap between a run's publish and its finalize (e.g. a finalize cleared the next day).
     :param transfer_group_id: set by ``impala_transfer_group``: two groups of one DAG run never share
         staging or a lock, and two that publish one final directory are refused.
-    :param route_task_id: in a fallback chain, the :class:`TransferRouteOperator` of the run; this
+    :param route_task_id: in a fallback chain, the run's route (``task_groups/fallback.py``); this
         task skips itself unless it chose this method (the scheduler normally skipped it already).
     :param skip_if_delivered_by: earlier methods of the chain; skips itself if one delivered.
     :param later_methods: later methods of the chain: once this one delivered, the scheduler marks
@@ -358,33 +317,6 @@ class TransferOperator(_TargetOperator):
         ti.xcom_push(key="return_value", value=record.to_dict())
         self.log.info("%s: not needed any more: %s", label, ", ".join(t.rsplit(".", 1)[-1] for t in self.later_methods))
         raise DownstreamTasksSkipped(tasks=[(task_id, ti.map_index) for task_id in self.later_methods])
-
-
-class ChunkDeliveredOperator(BaseOperator):
-    """Join of one chunk's fallback chain (trigger rule ALL_DONE): returns the delivery record of
-    the method that delivered, fails naming the chunk when none did. It looks at XCom for its
-    own map index, because in Airflow 3.3 a ONE_SUCCESS join inside a mapped group fires early."""
-
-    template_fields: Sequence[str] = ("manifest",)
-    ui_color = "#e8f5e9"
-
-    def __init__(self, *, manifest: Any, method_task_ids: Sequence[str], **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")
-        super().__init__(**kwargs)
-        self.manifest = manifest
-        self.method_task_ids = list(method_task_ids)
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        ti = context["ti"]
-        for task_id in self.method_task_ids:
-            data = ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
-            if data:
-                record = DeliveryRecord.from_dict(data)
-                self.log.info("%s delivered by %s to %s", record.chunk, record.method, record.staging_dir)
-                return record.to_dict()
-        tried = ", ".join(t.rsplit(".", 1)[-1] for t in self.method_task_ids)
-        raise TransferError(f"{Manifest.from_dict(self.manifest).label} was not delivered by any method ({tried}); "
-                            "see those tasks' logs for each method's error")
 
 
 def delivery_records(deliveries: Any) -> list[DeliveryRecord]:

@@ -11,17 +11,9 @@
          -> target_table
          -> finalize (ALL_DONE: keep, or put back what the run replaced when a task failed)
 
-A chunk starts only the methods it needs: the scheduler marks the others skipped without a worker
-slot. The methods the route did not choose are skipped from its XCom, as a branch's are; a method
-that delivered marks the later ones of its chunk skipped. Each later method waits until the one
-before is done (ALL_DONE), so a failed method hands over to the next; the grid still shows per
-chunk which method failed (red), delivered (green) or was not needed (pink).
-Why not ONE_FAILED between methods: the first method is chosen at run time (``method``,
-``use_distcp``), so the method after a skipped one must run although nothing upstream failed,
-which no trigger rule expresses. Each method still skips itself if it starts when not needed.
-The join uses ALL_DONE plus XCom, not ONE_SUCCESS, which fires early inside a mapped group on
-Airflow 3.3; and ``finalize`` is the group's leaf, so the run fails if and only if some chunk was
-not delivered, a count differs or the table step failed, and then the target is as it was.
+The per-chunk fallback (route, methods, join) and its rules: ``task_groups/fallback.py``.
+``finalize`` is the group's leaf, so the run fails if and only if some chunk was not delivered, a
+count differs or the table step failed, and then the target is as it was.
 """
 
 from __future__ import annotations
@@ -30,7 +22,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, TaskGroup, get_current_context, task, task_group
+from airflow.sdk import BaseOperator, TaskGroup, get_current_context, task
 
 from airflow_provider_impala_transfer.core.common.partitions import clean_partition, partition_path
 from airflow_provider_impala_transfer.core.common.uris import is_hadoop_uri, join, local_path, normalize_uri
@@ -39,7 +31,7 @@ from airflow_provider_impala_transfer.core.errors import ConfigError
 from airflow_provider_impala_transfer.core.export import DEFAULT_STAGING_DB, EXTRACT_MODES, check_extract_mode
 from airflow_provider_impala_transfer.core.extract.extract import ExtractSpec
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode
-from airflow_provider_impala_transfer.core.transfer.methods import CHAIN, METHODS, chain_from
+from airflow_provider_impala_transfer.core.transfer.methods import METHODS, chain_from
 from airflow_provider_impala_transfer.operators.impala_extract import (
     CHUNK_LABEL_TEMPLATE,
     ImpalaChunkPlanOperator,
@@ -50,14 +42,11 @@ from airflow_provider_impala_transfer.operators.assets import target_asset
 from airflow_provider_impala_transfer.operators.reconcile import ReconcileOperator
 from airflow_provider_impala_transfer.operators.target_table import TargetTableOperator
 from airflow_provider_impala_transfer.operators.transfer import (
-    MANIFEST_LABEL_TEMPLATE,
     TARGET_ARGUMENTS,
-    ChunkDeliveredOperator,
     FinalizePublishOperator,
     PublishOperator,
-    TransferOperator,
-    TransferRouteOperator,
 )
+from airflow_provider_impala_transfer.task_groups.fallback import fallback_chain
 
 CHUNKS_DIR = "_impala_transfer_chunks"  # under source_hdfs_path: the client extract's default output_path
 
@@ -232,42 +221,15 @@ def impala_transfer_group(
             [export, extract] >> manifests.operator
 
         # Once per run, first: a bad method fails before anything is extracted.
-        method_ids = {name: f"{group.child_id('deliver')}.{name}" for name in METHODS}
-        route = TransferRouteOperator(task_id="route", method=method, use_distcp=use_distcp,
-                                      method_task_ids=list(method_ids.values()), **step("route"))
+        route, delivered = fallback_chain(group, manifests, method=method, use_distcp=use_distcp, verify=verify,
+                                          method_retries=method_retries, max_active_chunks=max_active_chunks,
+                                          step=step, target=target)
         route >> first
-
-        @task_group(group_id="deliver")
-        def deliver(manifest: dict):
-            """One chunk: the fallback chain, then a join that fails unless a method delivered."""
-            methods: dict[str, TransferOperator] = {}
-            for name in METHODS:
-                chain = list(CHAIN) if name in CHAIN else [name]
-                earlier, later = chain[:chain.index(name)], chain[chain.index(name) + 1:]
-                methods[name] = TransferOperator(
-                    task_id=name, method=name, manifest=manifest, verify=verify,
-                    route_task_id=route.task_id, skip_if_delivered_by=[method_ids[e] for e in earlier],
-                    later_methods=[method_ids[t] for t in later],
-                    trigger_rule="all_done" if earlier else "all_success",
-                    map_index_template=MANIFEST_LABEL_TEMPLATE, **target,
-                    **step(name, retries=method_retries, max_active_tis_per_dagrun=max_active_chunks),
-                )
-                route >> methods[name]
-                if earlier:
-                    methods[earlier[-1]] >> methods[name]
-            join = ChunkDeliveredOperator(
-                task_id="delivered", manifest=manifest, method_task_ids=[m.task_id for m in methods.values()],
-                map_index_template=MANIFEST_LABEL_TEMPLATE, **step("delivered"),
-            )
-            list(methods.values()) >> join
-            return join
-
-        delivered = deliver.expand(manifest=manifests)
 
         # Before anything is replaced: source COUNT(*) == rows in the files == rows delivered.
         checked = ReconcileOperator(task_id="reconcile", sql=sql, table=table, impala_conn_id=impala_conn_id,
-                                    manifests=manifests, deliveries=delivered.output, **step("reconcile"))
-        publish = PublishOperator(task_id="publish", deliveries=delivered.output, allow_split_publish=allow_split_publish,
+                                    manifests=manifests, deliveries=delivered, **step("reconcile"))
+        publish = PublishOperator(task_id="publish", deliveries=delivered, allow_split_publish=allow_split_publish,
                                   hold_until_finalized=True, **target, **step("publish"))
         checked >> publish
         checks = []
