@@ -255,11 +255,17 @@ def test_every_operator_argument_reaches_a_step_through_default_args_and_step_kw
     assert tasks["g.extract"].pool == "impala" and tasks["g.extract"].execution_timeout == timedelta(hours=2)
     assert {tasks[f"g.deliver.{m}"].queue for m in ("distcp", "hdfs_put", "hdfs_cp", "scp")} == {"hadoop_edge"}
     assert tasks["g.deliver.fsspec"].queue == tasks["g.plan"].queue == "default"  # one method over all of them
-    # retries: default_args' for every step but the methods (the next method is the retry), step_kwargs' over both
-    assert tasks["g.plan"].retries == tasks["g.finalize"].retries == 4 and tasks["g.publish"].retries == 0
+    # retries: default_args' where a retry can help, step_kwargs' over both; none for the methods (the next
+    # method is the retry); the group gives the plan and the reconcile none (a syntax error stays one)
+    assert tasks["g.extract"].retries == tasks["g.finalize"].retries == 4 and tasks["g.publish"].retries == 0
+    assert tasks["g.plan"].retries == tasks["g.reconcile"].retries == 4  # from default_args, not from the group
     assert tasks["g.deliver.distcp"].retries == 0 and tasks["g.publish"].priority_weight == 10
     # bounded fan-out: at most max_active_chunks chunks extract, and take each method, at once
     assert tasks["g.extract"].max_active_tis_per_dagrun == tasks["g.deliver.hdfs_put"].max_active_tis_per_dagrun == 3
+    with DAG("retries", schedule=None) as plain:
+        impala_transfer_group("g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1")
+    assert plain.task_dict["g.extract"].retries == plain.task_dict["g.publish"].retries == 1
+    assert plain.task_dict["g.plan"].retries == plain.task_dict["g.reconcile"].retries == 0
     with pytest.raises(ConfigError, match=r"^step_kwargs\['extract'\]: colour: not an argument of Airflow's BaseOperator"):
         with DAG("bad_step", schedule=None):
             impala_transfer_group("g", target_path="hdfs://nn/x", output_path="/tmp/x", sql="SELECT 1",

@@ -310,10 +310,8 @@ class TransferOperator(_TargetOperator):
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
         if not self.later_methods:
             return record.to_dict()
-        # The later methods of this chunk are not needed: marked skipped now, by the API server, so no
-        # worker starts them. Raising ends the task as a success but pushes no return value, hence the
-        # push here. By (task, map index): SkipMixin.skip() cannot, inside a mapped group
-        # (apache/airflow#67265).
+        # The chunk's later methods are not needed: skipped by the API server (rule 2 of
+        # task_groups/fallback.py). The exception pushes no return value, hence the push first.
         ti.xcom_push(key="return_value", value=record.to_dict())
         self.log.info("%s: not needed any more: %s", label, ", ".join(t.rsplit(".", 1)[-1] for t in self.later_methods))
         raise DownstreamTasksSkipped(tasks=[(task_id, ti.map_index) for task_id in self.later_methods])

@@ -130,7 +130,9 @@ def impala_transfer_group(
     :param export_dialect: the source engine's SQL for the export: ``impala`` or ``spark``.
     :param max_active_chunks: how many chunks extract, and how many take each method, at once in
         one run (``max_active_tis_per_dagrun`` of those tasks).
-    :param retries: of every task but the methods; default ``default_args["retries"]``, else 1.
+    :param retries: of extract (or export), publish, target_table and finalize, which a retry can
+        help; default ``default_args["retries"]``, else 1. The plan, the route, the join and the
+        reconcile get Airflow's default (a syntax error or a count that differs stays so).
     :param method_retries: of each method (default 0: the next method is the retry).
     :param outlets: the Airflow assets the run updates, declared on ``finalize`` (after which the
         new files stay, so a rolled-back run records no event); each gets one event per kept run,
@@ -183,7 +185,7 @@ def impala_transfer_group(
         assets = [asset] if asset is not None else []
     if retries is None:
         retries = (default_args or {}).get("retries", 1)
-    step = _StepArguments(step_kwargs, retries=retries)
+    step = _StepArguments(step_kwargs)
     query_args = dict(sql=sql, table=table, impala_conn_id=impala_conn_id, split_by=split_by, chunk_size=chunk_size,
                       lineage_sql=lineage_sql)
     target = dict(target_path=target_path, partition=partition, **target_args)
@@ -200,7 +202,7 @@ def impala_transfer_group(
                 source_webhdfs_conn_id=source_webhdfs_conn_id, staging_db=staging_db, dialect=export_dialect,
                 compression=compression, hadoop_conn_id=target_args.get("hadoop_conn_id"),
                 hdfs_bin=target_args.get("hdfs_bin"), proxy_user=target_args.get("proxy_user"),
-                transfer_group_id=group.group_id, **query_args, **step("export"),
+                transfer_group_id=group.group_id, **query_args, **step("export", retries=retries),
             )
             manifests = export.output  # one manifest per chunk of the exported files
         if "client" in modes:
@@ -210,7 +212,7 @@ def impala_transfer_group(
                 order_by=order_by, map_index_template=CHUNK_LABEL_TEMPLATE,
                 hadoop_conn_id=target_args.get("hadoop_conn_id"), hdfs_bin=target_args.get("hdfs_bin"),
                 proxy_user=target_args.get("proxy_user"), output_fsspec_conn_id=target_args.get("output_fsspec_conn_id"),
-                **query_args, **step("extract", max_active_tis_per_dagrun=max_active_chunks),
+                **query_args, **step("extract", retries=retries, max_active_tis_per_dagrun=max_active_chunks),
             ).expand(chunk=plan.output)
             manifests = extract.output
         first = export or plan
@@ -230,7 +232,7 @@ def impala_transfer_group(
         checked = ReconcileOperator(task_id="reconcile", sql=sql, table=table, impala_conn_id=impala_conn_id,
                                     manifests=manifests, deliveries=delivered, **step("reconcile"))
         publish = PublishOperator(task_id="publish", deliveries=delivered, allow_split_publish=allow_split_publish,
-                                  hold_until_finalized=True, **target, **step("publish"))
+                                  hold_until_finalized=True, **target, **step("publish", retries=retries))
         checked >> publish
         checks = []
         if target_table:
@@ -239,7 +241,7 @@ def impala_transfer_group(
                 published=publish.output, target_path=target_path,
                 target_cluster=target_args.get("target_cluster"),
                 target_impala_conn_id=target_impala_conn_id or impala_conn_id, partition=partition,
-                dialect=table_dialect, file_format=output_format, **step("target_table"),
+                dialect=table_dialect, file_format=output_format, **step("target_table", retries=retries),
             ))
         finalize = FinalizePublishOperator(
             task_id="finalize", publish_task_id=publish.task_id, check_task_ids=[t.task_id for t in checks],
@@ -247,7 +249,7 @@ def impala_transfer_group(
             source_impala_conn_id=impala_conn_id, source_webhdfs_conn_id=source_webhdfs_conn_id,
             target_table=target_table, target_impala_conn_id=target_impala_conn_id or impala_conn_id,
             table_dialect=table_dialect, staged_chunks_path=output_path if extract is not None else None,
-            outlets=list(assets), **target, **step("finalize"),
+            outlets=list(assets), **target, **step("finalize", retries=retries),
         )
         [publish, *checks] >> finalize
     return group
@@ -262,11 +264,10 @@ WIRING = ("task_id", "trigger_rule", "map_index_template", "outlets", "inlets", 
 
 class _StepArguments:
     """``step_kwargs``, checked when the DAG is parsed: ``step(name, **ours)`` is what one step's
-    operator gets, the user's arguments over the group's own (``retries`` included)."""
+    operator gets, the user's arguments over the group's own."""
 
-    def __init__(self, step_kwargs: dict[str, dict[str, Any]] | None, *, retries: int) -> None:
+    def __init__(self, step_kwargs: dict[str, dict[str, Any]] | None) -> None:
         accepted = set(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs", *WIRING}
-        self.retries = retries
         self.kwargs: dict[str, dict[str, Any]] = {}
         for name, kwargs in (step_kwargs or {}).items():
             if name not in (*STEPS, "transfer"):
@@ -287,7 +288,6 @@ class _StepArguments:
             self.kwargs[name] = dict(kwargs)
 
     def __call__(self, name: str, **ours: Any) -> dict[str, Any]:
-        ours.setdefault("retries", self.retries)
         every_method = self.kwargs.get("transfer", {}) if name in METHODS else {}
         return {**ours, **every_method, **self.kwargs.get(name, {})}
 
