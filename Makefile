@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-fast bench bench-transfer clean
+.PHONY: setup demo test test-fast bench bench-transfer bench-airflow clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,9 @@ bench: setup
 
 bench-transfer: setup
 	$(PY) benchmarks/transfer_bench.py
+
+bench-airflow: setup
+	$(PY) benchmarks/airflow_overhead.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache
