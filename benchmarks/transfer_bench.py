@@ -284,9 +284,8 @@ def build_benches(names: list[str], manifest, work: Path, hadoop, cluster: Clust
         SshDestination,
     )
     from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+    from airflow_provider_impala_transfer.core.transfer.distcp import DistcpMethod, DistcpOptions
     from airflow_provider_impala_transfer.core.transfer.methods import (
-        DistcpMethod,
-        DistcpOptions,
         FsspecMethod,
         HdfsCpMethod,
         HdfsPutMethod,

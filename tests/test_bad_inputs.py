@@ -465,6 +465,22 @@ CASES = [
          "distcp_maps: 0 is not a whole number > 0 (fix or leave unset)",
          lambda g: refused(lambda: TransferOperator(task_id="t", method="distcp", manifest={},
                                                     target_path="hdfs://nn/x", distcp_maps=0))),
+    Case("distcp-conf-secret-operator",
+         "distcp_conf.fs.s3a.secret.key: would put a secret on the distcp command line, which any local user can "
+         "read (keep it in a Hadoop credential provider (hadoop.security.credential.provider.path) or the "
+         "cluster's configuration)",
+         lambda g: refused(lambda: TransferOperator(task_id="t", method="distcp", manifest={}, target_path="hdfs://nn/x",
+                                                    distcp_conf={"fs.s3a.secret.key": "AKIA…"}))),
+    Case("distcp-conf-connection-key",
+         "distcp_conf: mapreduce.map.java.opts in the distcp_conf extra of connection 'hadoop' is not allowed: a "
+         "connection may set only mapreduce.job.priority, … (set it with the operator argument distcp_conf= "
+         "(DAG code), or remove it)",
+         lambda g: refused(lambda: HadoopCliHook(g.connection(
+             "hadoop", conn_type="hadoop_cli", extra={"distcp_conf": {"mapreduce.map.java.opts": "-javaagent:/tmp/x.jar"}})))),
+    Case("yarn-queue-not-a-name",
+         "impala-transfer: yarn_queue: 'etl -Dx=y' is not a queue name (give the leaf queue's name, e.g. etl or "
+         "root.etl)",
+         lambda g: g.cli("--yarn-queue", "etl -Dx=y")),
     Case("source-port-out-of-range",
          "impala-transfer: --source-port: 99999 is not a port number (give a port between 1 and 65535)",
          lambda g: g.cli("--source-port", "99999")),

@@ -315,7 +315,8 @@ def test_dry_run_prints_plan_and_commands_and_writes_nothing(source, dirs, hadoo
     out = result.stdout
     assert "3 chunk(s)" in out and "chunk 0: `id` < " in out and "chunk 2: `id` >= " in out
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
-    assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
+    assert re.search(r"hadoop distcp -Dmapreduce\.job\.name=impala-transfer:n1:chunk-00000 "
+                     r"-Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
                      rf"-f file://\S+\.list {dirs['target']}/cli_dry_even/_impala_transfer_staging/n1", out)
     assert f"hdfs dfs -put -f file://{dirs['temp']}/n1-XXXXXXXX/chunk-00001-part-00000.parquet" in out
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS `cli_dry_even`" in out

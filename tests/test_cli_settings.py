@@ -29,7 +29,8 @@ def test_seed_production_example_dry_run(tmp_path):
     assert "methods, tried in order per chunk: distcp -> hdfs_put -> hdfs_cp -> scp" in out
     assert re.search(rf"hdfs dfs -put -f file://{tmp_path}/tmp/prod-XXXXXXXX/chunk-00000-part-00000\.parquet "
                      r"/data/source/_impala_transfer_staging/prod-[0-9a-f]{8}/chunk-00000/$", out, re.M)  # staged first
-    assert re.search(r"hadoop distcp -Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
+    assert re.search(r"hadoop distcp -Dmapreduce\.job\.name=impala-transfer:prod:chunk-00000 "
+                     r"-Ddfs\.checksum\.combine\.mode=COMPOSITE_CRC -update -strategy dynamic -m 20 "
                      r"-f file://\S+\.list "
                      r"hdfs://cluster2\.example\.com/data/target/query_result/_impala_transfer_staging/prod$", out, re.M)
     assert "-delete" not in out

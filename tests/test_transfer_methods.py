@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import dataclasses
 import re
 import signal
 import subprocess
@@ -39,9 +40,8 @@ from airflow_provider_impala_transfer.core.transfer.delivery import deliver_chun
 from airflow_provider_impala_transfer.core.transfer.destinations import FsspecDestination, HdfsDestination, SshDestination
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpMethod, DistcpOptions
 from airflow_provider_impala_transfer.core.transfer.methods import (
-    DistcpMethod,
-    DistcpOptions,
     FsspecMethod,
     HdfsCpMethod,
     HdfsPutMethod,
@@ -115,6 +115,32 @@ def test_method_names_and_chain_entry():
         chain_from("distcp", use_distcp=False)
 
 
+def test_distcp_job_is_named_after_its_run_and_chunk_and_queued_where_the_user_says(tmp_path):
+    """The RM lists the job as impala-transfer:<dag>:<run>:chunk-<n>; the queue and the job settings
+    are generic -D options before DistCp's own, and the checksum mode comes last so none overrides it."""
+    manifest = make_chunk(tmp_path / "extract", parts=1)
+    options = DistcpOptions(yarn_queue="etl", conf={"mapreduce.map.memory.mb": 2048, "mapreduce.job.priority": "HIGH"})
+    method = DistcpMethod(destination=hdfs_destination("hdfs://nn2/t"), source_shell=HdfsShell(), runner=CommandRunner(),
+                          options=options, listing_dir="/lists")
+    hdfs_files = [dataclasses.replace(f, path=f"hdfs://nn1/x/{f.name}") for f in manifest.files]
+    argv = method.commands(hdfs_files, Run(RUN, dag_id="sales"), overwrite=False)[-1]
+    assert argv[:7] == ["hadoop", "distcp", f"-Dmapreduce.job.name=impala-transfer:sales:{RUN}:chunk-00000",
+                        "-Dmapreduce.job.queuename=etl", "-Dmapreduce.map.memory.mb=2048",
+                        "-Dmapreduce.job.priority=HIGH", "-Ddfs.checksum.combine.mode=COMPOSITE_CRC"]
+    for conf, message in [
+        ({"dfs.checksum.combine.mode": "MD5MD5CRC"}, "distcp_conf.dfs.checksum.combine.mode: the copy is verified"),
+        ({"fs.s3a.secret.key": "x"}, "distcp_conf.fs.s3a.secret.key: would put a secret on the distcp command line"),
+        ({"a b": "1"}, "distcp_conf: 'a b' is not a Hadoop setting name"),
+        ({"mapreduce.map.memory.mb": "1\n-Dx=y"}, "distcp_conf.mapreduce.map.memory.mb: is empty or has a line break"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            DistcpOptions(conf=conf)
+    with pytest.raises(ConfigError, match="yarn_queue: is given twice"):
+        DistcpOptions(yarn_queue="etl", conf={"mapreduce.job.queuename": "adhoc"})
+    with pytest.raises(ConfigError, match="yarn_queue: 'etl -Dx=y' is not a queue name"):
+        DistcpOptions(yarn_queue="etl -Dx=y")
+
+
 def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     manifest = make_chunk(tmp_path / "extract", parts=3)
     method = DistcpMethod(destination=hdfs_destination("/t"), source_shell=HdfsShell(), runner=CommandRunner(),
@@ -126,7 +152,8 @@ def test_distcp_is_one_job_per_chunk_with_update_and_no_delete(tmp_path):
     staged = f"hdfs://source-nn:8020/staging/_impala_transfer_staging/{key}/chunk-00000"  # one dir per chunk
     assert commands[0] == ["hdfs", "dfs", "-mkdir", "-p", staged]
     assert commands[1][:4] == ["hdfs", "dfs", "-put", "-f"] and commands[1][-1] == staged + "/"
-    assert commands[-1] == ["hadoop", "distcp", "-Ddfs.checksum.combine.mode=COMPOSITE_CRC", "-update",
+    assert commands[-1] == ["hadoop", "distcp", f"-Dmapreduce.job.name=impala-transfer:{RUN}:chunk-00000",
+                            "-Ddfs.checksum.combine.mode=COMPOSITE_CRC", "-update",
                             "-strategy", "dynamic", "-m", "8", "-bandwidth", "50",
                             "-f", f"file:///lists/distcp-{key}-chunk-00000.list",
                             f"file:///t/_impala_transfer_staging/{Run(RUN).key}"]

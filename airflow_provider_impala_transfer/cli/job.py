@@ -37,7 +37,8 @@ from airflow_provider_impala_transfer.core.transfer.commands import CommandRunne
 from airflow_provider_impala_transfer.core.transfer.destinations import fsspec_destination, refuse_without_exclusive_create
 from airflow_provider_impala_transfer.core.transfer.layout import Run
 from airflow_provider_impala_transfer.core.transfer.lock import PublishLock
-from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, chain_from
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpOptions
+from airflow_provider_impala_transfer.core.transfer.methods import chain_from
 from airflow_provider_impala_transfer.core.transfer.scp import ScpTarget, check_key_file
 from airflow_provider_impala_transfer.core.transfer.targets import TransferTargets
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
@@ -222,7 +223,8 @@ def _targets(s: Resolved, table_dir: str) -> tuple[TransferTargets, list[str]]:
     targets = TransferTargets(
         source_hdfs_path=_hadoop_location(s.source_hdfs_path, "--source-hdfs-path") if s.source_hdfs_path else None,
         hadoop_bin=s.hadoop_bin, hdfs_bin=s.hdfs_bin, hadoop_env=proxy_user_env(s.proxy_user, "proxy_user") or None,
-        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy),
+        distcp=DistcpOptions(maps=s.distcp_maps, bandwidth_mb=s.distcp_bandwidth_mb, strategy=s.distcp_strategy,
+                            yarn_queue=s.yarn_queue, conf=s.distcp_conf or {}, resource_manager=s.yarn_rm_url),
         command_timeout=float(s.command_timeout),
         withhold=(s.password_env,),
     )

@@ -26,7 +26,8 @@ from airflow_provider_impala_transfer.core.extract.writer import OUTPUT_FORMATS
 from airflow_provider_impala_transfer.core.table.ddl import DIALECTS
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT
 from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, VERIFY_MODES
-from airflow_provider_impala_transfer.core.transfer.methods import DISTCP_STRATEGIES, METHODS
+from airflow_provider_impala_transfer.core.transfer.distcp import DISTCP_STRATEGIES
+from airflow_provider_impala_transfer.core.transfer.methods import METHODS
 from airflow_provider_impala_transfer.core.transfer.scp import HOST_KEY_CHECKING
 
 
@@ -140,6 +141,12 @@ SETTINGS: tuple[Setting, ...] = (
     _s("distcp_bandwidth_mb", "distcp -bandwidth (MB/s per map)", None, "int", "DISTCP_BANDWIDTH_MB", group="target"),
     _s("distcp_strategy", "distcp -strategy", "dynamic", choices=DISTCP_STRATEGIES, env="DISTCP_STRATEGY",
        group="target"),
+    _s("yarn_queue", "YARN queue of the distcp job (mapreduce.job.queuename; default: the cluster's)",
+       env="YARN_QUEUE", group="target"),
+    _s("distcp_conf", "more settings of the distcp job as JSON, e.g. '{\"mapreduce.map.memory.mb\": 2048}' "
+       "('{\"mapreduce.framework.name\": \"local\"}': the local job runner)", None, "json", group="target"),
+    _s("yarn_rm_url", "the ResourceManager's web address, to kill a distcp job this run stops (default: the "
+       "job's tracking URL)", env="YARN_RM_URL", group="target"),
     _s("scp_target_host", "host for scp", env="SCP_TARGET_HOST", group="target"),
     _s("scp_target_path", "remote directory for scp", env="SCP_TARGET_PATH", group="target"),
     _s("scp_user", "remote user", env="SCP_USER", group="target"),

@@ -63,8 +63,8 @@ from airflow_provider_impala_transfer.core.transfer.delivery import (
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination, FsspecDestination
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, RunLayout
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpOptions
 from airflow_provider_impala_transfer.core.transfer.methods import (
-    DistcpOptions,
     FsspecMethod,
     TransferMethod,
     chain_from,

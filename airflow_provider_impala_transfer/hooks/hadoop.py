@@ -26,6 +26,11 @@ Kerberos: the connection's ``env`` may point ``KRB5CCNAME`` at a cache someone k
 worker, mode 0600) make the task ``kinit -kt`` into a private cache that every Hadoop client of
 the task uses and that is removed when the task ends (``core/common/kerberos.py``).
 
+DistCp on YARN: extras ``yarn_queue``, ``distcp_conf`` (only the keys of
+:data:`~airflow_provider_impala_transfer.core.transfer.distcp.CONNECTION_CONF_KEYS`: queue, priority,
+memory, vcores, timeouts) and ``yarn_rm_url`` (the ResourceManager's web address, to kill a job
+whose task is stopped); the operator's ``yarn_queue``/``distcp_conf``/``yarn_rm_url`` win.
+
 A ``webhdfs`` connection (the hdfs provider's ``WebHDFSHook``: host(s), port, login,
 Kerberos/SSL extras) of the *target* cluster moves the metadata steps (exists, list, mkdir,
 rename, delete) from a JVM per call to HTTP.
@@ -49,6 +54,7 @@ from airflow_provider_impala_transfer.core.common.kerberos import (
 from airflow_provider_impala_transfer.core.common.values import proxy_user_env
 from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
+from airflow_provider_impala_transfer.core.transfer.distcp import check_distcp_conf
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.webhdfs import WebHdfsMetadata
 
@@ -101,6 +107,11 @@ class HadoopCliHook(BaseHook):
             from_connection.update(ticket_cache(login).env())
         merged = {**from_connection, **(env or {}), **proxy_user_env(proxy_user, "proxy_user")}
         self.env: dict[str, str] | None = {k: str(v) for k, v in merged.items()} or None
+        # How distcp's YARN job runs: where it queues and how big it is (an allow-list), and where
+        # the ResourceManager answers; DAG code may override each and set any distcp_conf key.
+        self.yarn_queue: str | None = extras.get("yarn_queue") or None
+        self.distcp_conf: dict[str, str] = check_distcp_conf(extras.get("distcp_conf"), connection=hadoop_conn_id)
+        self.yarn_rm_url: str | None = extras.get("yarn_rm_url") or None
 
     def hdfs_shell(self, log: Callable[[str], None], timeout: float | None = DEFAULT_TIMEOUT) -> HdfsShell:
         """``hdfs dfs`` with this hook's binary and environment, each call bounded by ``timeout``."""

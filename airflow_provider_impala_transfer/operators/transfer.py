@@ -46,7 +46,8 @@ from airflow_provider_impala_transfer.core.transfer.destinations import Destinat
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, inside
 from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, PublishLock
-from airflow_provider_impala_transfer.core.transfer.methods import DistcpOptions, TransferMethod, check_method
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpOptions
+from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod, check_method
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
@@ -69,7 +70,7 @@ class _TargetOperator(BaseOperator):
     """Where chunks go and how each method reaches it; shared by transfer and publish."""
 
     template_fields: Sequence[str] = ("target_path", "target_cluster", "source_hdfs_path", "scp_target_path",
-                                      "scp_target_host", "partition")
+                                      "scp_target_host", "partition", "yarn_queue")
     ui_color = "#fdf0e0"
 
     def __init__(
@@ -96,6 +97,9 @@ class _TargetOperator(BaseOperator):
         distcp_maps: int = 20,
         distcp_bandwidth_mb: int | None = None,
         distcp_strategy: str = "dynamic",
+        yarn_queue: str | None = None,
+        distcp_conf: dict[str, Any] | None = None,
+        yarn_rm_url: str | None = None,
         command_timeout: float | None = DEFAULT_TIMEOUT,
         publish_lock: str = "atomic",
         publish_lock_lease: float | timedelta = DEFAULT_LEASE,
@@ -124,7 +128,12 @@ class _TargetOperator(BaseOperator):
         self.output_fsspec_conn_id = output_fsspec_conn_id
         self.distcp_options = dict(maps=distcp_maps, bandwidth_mb=distcp_bandwidth_mb,
                                    strategy=distcp_strategy)
-        DistcpOptions(**self.distcp_options)  # bad options fail when the DAG is parsed
+        self.yarn_queue = yarn_queue
+        self.distcp_conf = distcp_conf
+        self.yarn_rm_url = yarn_rm_url
+        if "{{" not in str(yarn_queue):  # bad options fail when the DAG is parsed
+            DistcpOptions(**self.distcp_options, yarn_queue=yarn_queue, conf=distcp_conf or {},
+                          resource_manager=yarn_rm_url)
         self.command_timeout = None if command_timeout is None else positive_seconds(command_timeout, "command_timeout")
         self.lock = PublishLock(mode=publish_lock, lease=publish_lock_lease)  # bad values fail when the DAG is parsed
         if "{{" not in str(target_path) and scheme_of(str(target_path)) not in (*HADOOP_SCHEMES, "file", ""):
@@ -183,8 +192,17 @@ class _TargetOperator(BaseOperator):
         source = normalize_uri(self.source_hdfs_path, "source_hdfs_path") if self.source_hdfs_path else None
         return TransferTargets(hdfs_root=self._target_uri(), source_hdfs_path=source, hadoop_bin=hadoop.hadoop_bin,
                                hdfs_bin=hadoop.hdfs_bin, hadoop_env=hadoop.env,
-                               distcp=DistcpOptions(**self.distcp_options), command_timeout=self.command_timeout,
+                               distcp=self._distcp_options(hadoop), command_timeout=self.command_timeout,
                                webhdfs=webhdfs_metadata(self.webhdfs_conn_id) if self.webhdfs_conn_id else None)
+
+    def _distcp_options(self, hadoop: HadoopCliHook) -> DistcpOptions:
+        """This task's distcp settings over its hadoop_cli connection's (queue, job settings, RM)."""
+        conf = {**hadoop.distcp_conf, **(self.distcp_conf or {})}
+        if self.yarn_queue:
+            conf.pop("mapreduce.job.queuename", None)
+        queue = self.yarn_queue or (None if "mapreduce.job.queuename" in conf else hadoop.yarn_queue)
+        return DistcpOptions(**self.distcp_options, yarn_queue=queue, conf=conf,
+                             resource_manager=self.yarn_rm_url or hadoop.yarn_rm_url)
 
     def _runner_for(self, targets: TransferTargets) -> CommandRunner:
         self._runner = targets.runner(log=self.log.info)

@@ -46,7 +46,7 @@ def test_distcps_listing_is_written_privately_and_never_through_a_planted_link(t
     from airflow_provider_impala_transfer.core.transfer.destinations import HdfsDestination
     from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
     from airflow_provider_impala_transfer.core.transfer.layout import Run
-    from airflow_provider_impala_transfer.core.transfer.methods import DistcpMethod, DistcpOptions, private_dir
+    from airflow_provider_impala_transfer.core.transfer.distcp import DistcpMethod, DistcpOptions, private_dir
 
     assert os.stat(private_dir()).st_mode & 0o777 == 0o700
     data = tmp_path / "chunk-00000-part-00000.parquet"

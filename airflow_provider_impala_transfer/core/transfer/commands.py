@@ -21,7 +21,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -57,11 +58,13 @@ class CommandRunner:
     _procs: set[subprocess.Popen] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)
+    _at_stop: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None, check: bool = True,
-            capture: bool = False) -> subprocess.CompletedProcess:
+            capture: bool = False, watch: Callable[[str], None] | None = None) -> subprocess.CompletedProcess:
         """Run to completion. Each line the tool writes to stderr, and to stdout unless ``capture``
-        keeps stdout for the caller, is logged as it comes; the returned ``stderr`` holds the last
+        keeps stdout for the caller, is logged as it comes, and handed to ``watch`` (which must be
+        quick: it runs on the reading thread); the returned ``stderr`` holds the last
         :data:`OUTPUT_TAIL_LINES` lines (a job's final counters)."""
         self.log("running: " + " ".join(argv))
         proc = self._start(argv, stdout=subprocess.PIPE)
@@ -71,13 +74,18 @@ class CommandRunner:
 
         def stderr_line(line: str) -> None:
             tail.append(line)
+            output_line(line)
+
+        def output_line(line: str) -> None:
+            if watch is not None:
+                watch(line)
             self.log(f"{name}: {line}")
 
         readers = [_reader(proc.stderr, stderr_line)]
         if capture:
             readers.append(_thread(lambda: captured.append(proc.stdout.read())))  # type: ignore[union-attr]
         else:
-            readers.append(_reader(proc.stdout, lambda line: self.log(f"{name}: {line}")))
+            readers.append(_reader(proc.stdout, output_line))
         try:
             proc.wait(timeout=timeout or self.timeout or DEFAULT_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -151,10 +159,29 @@ class CommandRunner:
 
     def stop(self) -> None:
         """The task or command is being cancelled: kill the running tool and start no other (a
-        fallback chain would otherwise go on to its next method)."""
+        fallback chain would otherwise go on to its next method); then what the tools started
+        elsewhere is stopped (:meth:`stopping`: a YARN application)."""
         with self._lock:
             self._stopped = True
+            callbacks = list(self._at_stop)
         self.kill()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # on_kill must go on; the failure is said
+                self.log(f"while stopping: {exc}")
+
+    @contextmanager
+    def stopping(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Within this block :meth:`stop` also calls ``callback`` (after killing the tools): for
+        what a tool started that outlives it, such as the YARN application of a MapReduce client."""
+        with self._lock:
+            self._at_stop.append(callback)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._at_stop.remove(callback)
 
     def kill(self, grace: float = 5.0) -> None:
         """Terminate every running tool's whole process group (SIGTERM, then SIGKILL)."""

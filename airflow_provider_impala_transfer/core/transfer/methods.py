@@ -9,11 +9,8 @@ external program, each copy), which the CLI's ``--dry-run`` prints. Verification
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import re
 import shlex
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -35,13 +32,10 @@ from airflow_provider_impala_transfer.core.transfer.destinations import (
     HdfsDestination,
     SshDestination,
 )
-from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
-from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STAGING_NAME, STALE_AFTER, Run
-from airflow_provider_impala_transfer.core.transfer.sweep import stale_entries
+from airflow_provider_impala_transfer.core.transfer.layout import Run
 
 CHAIN = ("distcp", "hdfs_put", "hdfs_cp", "scp")
 METHODS = (*CHAIN, "fsspec")
-DISTCP_STRATEGIES = ("dynamic", "uniformsize")
 
 
 def check_method(method: object, field: str = "method") -> str:
@@ -105,8 +99,8 @@ class TransferMethod(ABC):
             self._run(argv)
         return None
 
-    def _run(self, argv: Sequence[str]):
-        return self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]])
+    def _run(self, argv: Sequence[str], **kwargs: Any):
+        return self.runner.run([resolve_binary(argv[0], f"{os.path.basename(argv[0])}_bin"), *argv[1:]], **kwargs)
 
 
 class HdfsTargetMethod(TransferMethod):
@@ -128,178 +122,6 @@ class HdfsTargetMethod(TransferMethod):
 
     def copy(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> dict[str, int] | None:
         return TransferMethod.deliver(self, files, run, overwrite=overwrite)
-
-
-_PRIVATE_DIR: str | None = None
-
-
-def private_dir() -> str:
-    """A 0700 directory of this process (made once), for files no other local user may read or
-    plant: distcp listings name the run's staged files."""
-    global _PRIVATE_DIR
-    if _PRIVATE_DIR is None or not os.path.isdir(_PRIVATE_DIR):
-        _PRIVATE_DIR = tempfile.mkdtemp(prefix="impala-transfer-")
-    return _PRIVATE_DIR
-
-
-def files_key(files: Sequence[FileEntry]) -> str:
-    """What a set of files is called in staging paths: ``chunk-00002`` for one chunk's files."""
-    chunks = {f.chunk for f in files}
-    if len(chunks) == 1 and None not in chunks:
-        return f"chunk-{chunks.pop():05d}"
-    return "files-" + hashlib.sha256("\n".join(f.name for f in files).encode()).hexdigest()[:8]
-
-
-_COUNTER = re.compile(r"^\s+(?P<name>[A-Za-z][\w ]*?)=(?P<value>\d+)\s*$")
-
-
-def distcp_counters(output: str) -> dict[str, int]:
-    """The ``DistCp Counters`` group of a finished job's output (``Bytes Copied``, ``Bytes
-    Expected``, ``Files Copied``, ``Files Skipped``...), as the job prints it last on stderr."""
-    counters: dict[str, int] = {}
-    inside = False
-    for line in output.splitlines():
-        if line.strip() == "DistCp Counters":
-            inside = True
-            continue
-        match = _COUNTER.match(line) if inside else None
-        if inside and not match:
-            if counters:
-                break
-            continue
-        if match:
-            counters[match["name"]] = int(match["value"])
-    return counters
-
-
-@dataclass
-class DistcpOptions:
-    hadoop_bin: str = "hadoop"
-    maps: int = 20
-    bandwidth_mb: int | None = None
-    strategy: str = "dynamic"
-
-    def __post_init__(self) -> None:
-        check_choice(self.strategy, "distcp_strategy", DISTCP_STRATEGIES, "a distcp strategy")
-        for name in ("maps", "bandwidth_mb"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                raise ConfigError(f"distcp_{name}", f"{value!r} is not a whole number > 0", "fix or leave unset")
-
-
-@dataclass
-class DistcpMethod(HdfsTargetMethod):
-    """ONE distcp job for all of a chunk's files (a ``-f`` listing), never one job per file.
-
-    Local chunk files are first put into
-    ``source_hdfs_path/_impala_transfer_staging/<run>-<target>/chunk-NNNNN/`` on the source cluster
-    (the seed tool forgot this and handed local paths to a MapReduce job that runs on other
-    machines); that directory is removed once distcp has finished with it. The ``<target>`` tag (a
-    hash of the target directory) keeps two transfers of one run id (two task groups, two DAGs)
-    from overwriting each other's staged files or listings.
-
-    ``-Ddfs.checksum.combine.mode=COMPOSITE_CRC``: DistCp compares each copy's checksum with the
-    source's, and HDFS's default checksum depends on the block size, so between clusters with
-    different block sizes every multi-block file would fail ("Source and target differ in
-    block-size"); the composite CRC does not, and the target keeps its own block size (``-pb``
-    would impose the source's). ``-update`` (no ``-delete``: the target directory is shared with
-    other chunks), ``-strategy dynamic`` so fast mappers take more files, ``-m``, ``-bandwidth`` in
-    MB/s per map. No ``-atomic``: DistCp refuses it together with ``-update`` and into an existing
-    directory, and the run's publish-by-rename already makes the files visible all at once.
-    """
-
-    destination: HdfsDestination
-    source_shell: HdfsShell
-    runner: CommandRunner
-    source_hdfs_path: str | None = None
-    options: DistcpOptions = field(default_factory=DistcpOptions)
-    listing_dir: str = field(default_factory=lambda: private_dir())
-    name: str = "distcp"
-    copies_from_hdfs = True
-
-    def staging_key(self, run: Run) -> str:
-        """``<run's staging name>-<target tag>``: the run (its group, its partition) and a hash of
-        the target root, so one run sending to two targets keeps two sets of copies."""
-        return f"{run.staging_name}-{self._target_tag}"
-
-    @property
-    def _target_tag(self) -> str:
-        return hashlib.sha256(self.destination.root.encode()).hexdigest()[:8]
-
-    def listing_path(self, run: Run, files: Sequence[FileEntry]) -> str:
-        return os.path.join(self.listing_dir, f"distcp-{self.staging_key(run)}-{files_key(files)}.list")
-
-    def source_staging_dir(self, run: Run, files: Sequence[FileEntry]) -> str:
-        """Where local files are put on the source cluster for this job (one directory per chunk)."""
-        if not self.source_hdfs_path:
-            raise ConfigError("source_hdfs_path", "chunk files are on this machine, and distcp copies "
-                              "between clusters", "set source_hdfs_path=hdfs://<source-namenode>/staging "
-                              "(files are put there first) or use hdfs_put")
-        return join(self.source_hdfs_path, STAGING_DIR, self.staging_key(run), files_key(files))
-
-    def sources(self, files: Sequence[FileEntry], run: Run) -> tuple[list[list[str]], list[str]]:
-        if all(f.local is None for f in files):
-            return [], [f.path for f in files]
-        staged = self.source_staging_dir(run, files)
-        locals_ = _local_uris(files, self.name)
-        steps = [self.source_shell.mkdir_argv(staged),
-                 self.source_shell.put_argv(locals_, staged, overwrite=True)]  # run-scoped: ours to replace
-        return steps, [join(staged, f.name) for f in files]
-
-    def distcp_argv(self, listing: str, target_dir: str) -> list[str]:
-        o = self.options
-        argv = [o.hadoop_bin, "distcp", COMPOSITE_CRC, "-update", "-strategy", o.strategy, "-m", str(o.maps)]
-        if o.bandwidth_mb:
-            argv += ["-bandwidth", str(o.bandwidth_mb)]
-        return [*argv, "-f", "file://" + listing, target_dir]
-
-    def commands(self, files, run, *, overwrite):
-        staging, _ = self.sources(files, run)
-        target_dir = self.target_dir(run)
-        return [*staging, *self.target_mkdir(run), self.distcp_argv(self.listing_path(run, files), target_dir)]
-
-    def copy(self, files, run, *, overwrite):
-        resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
-        _, sources = self.sources(files, run)
-        listing = self.listing_path(run, files)
-        os.makedirs(os.path.dirname(listing), mode=0o700, exist_ok=True)
-        # O_EXCL|O_NOFOLLOW: never through a file or link someone else put at this name
-        fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(source + "\n" for source in sources)
-        staged = self.source_staging_dir(run, files) if any(f.local is not None for f in files) else None
-        if staged:
-            self._sweep_source_staging(run)
-        counters: dict[str, int] = {}
-        try:
-            for argv in self.commands(files, run, overwrite=overwrite):
-                result = self._run(argv)
-                if argv[1] == "distcp":
-                    counters = distcp_counters(result.stderr.decode("utf-8", "replace"))
-        finally:
-            os.unlink(listing)
-            if staged:  # the copies on the source cluster served this job only
-                try:
-                    self.source_shell.remove(staged, recursive=True)
-                except TransferError as exc:
-                    self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
-        self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters printed"))
-        return counters
-
-
-    def _sweep_source_staging(self, run: Run) -> None:
-        """Staged copies a stopped job left on the source cluster (killed before its clean-up) for
-        this target, by any run: removed once older than any job of ours can run."""
-        root = join(self.source_hdfs_path, STAGING_DIR)
-        ours = re.compile(rf"(?:{STAGING_NAME.pattern})-{self._target_tag}")
-        try:
-            stale = stale_entries(self.source_shell.modified(root), root, ours, older_than=STALE_AFTER,
-                                  keep={self.staging_key(run)})
-            if stale:
-                self.runner.log(f"removing staged copies a stopped run left on the source cluster: {', '.join(stale)}")
-                self.source_shell.remove(*stale, recursive=True)
-        except TransferError as exc:  # housekeeping must not fail the delivery
-            self.runner.log(f"could not sweep {root}: {exc}")
 
 
 @dataclass

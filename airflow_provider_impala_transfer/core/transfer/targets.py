@@ -21,9 +21,8 @@ from airflow_provider_impala_transfer.core.transfer.destinations import (
     SshDestination,
 )
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpMethod, DistcpOptions
 from airflow_provider_impala_transfer.core.transfer.methods import (
-    DistcpMethod,
-    DistcpOptions,
     FsspecMethod,
     HdfsCpMethod,
     HdfsPutMethod,
