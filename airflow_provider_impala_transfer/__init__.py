@@ -46,6 +46,15 @@ _HADOOP_CLI_FIELDS = {
                            "HADOOP_CLIENT_OPTS...) and the hadoop/hdfs binaries are refused here: set them in the DAG "
                            "(hadoop_env=, hadoop_bin=, hdfs_bin=) or in [impala_transfer] of the Airflow config."},
     **_KEYTAB_LOGIN_FIELDS,
+    "yarn_queue": {"label": "YARN queue", "schema": {"type": ["string", "null"]},
+                   "description": "Queue of the distcp jobs (mapreduce.job.queuename) when the DAG names none."},
+    "distcp_conf": {"label": "distcp job settings", "schema": {"type": ["object", "null"]},
+                    "description": "e.g. {\"mapreduce.map.memory.mb\": 2048}: only the queue, priority, memory, "
+                                   "vcores, timeouts and attempts; other keys belong in the DAG (distcp_conf=)."},
+    "yarn_rm_url": {"label": "ResourceManager web address", "schema": {"type": ["string", "null"]},
+                    "description": "http(s)://rm:8088: where a stopped task kills its distcp job and a deferred one "
+                                   "polls it (default: the job's tracking URL, which is the ResourceManager unless "
+                                   "yarn.web-proxy.address is set)."},
 }
 
 # Deployment-wide settings ([impala_transfer] in airflow.cfg, or AIRFLOW__IMPALA_TRANSFER__<NAME>):
@@ -62,6 +71,12 @@ _CONFIG = {
                                         "Connections cannot set it.",
                          "version_added": "0.1.0", "type": "string", "example": "/opt/hadoop/bin/hdfs",
                          "default": None},
+            "default_deferrable": {"description": "Whether distcp tasks defer while their YARN job copies (the "
+                                                  "worker slot is free; the triggerer polls the ResourceManager) "
+                                                  "when a task does not say. Default: [operators] "
+                                                  "default_deferrable.",
+                                   "version_added": "0.1.0", "type": "boolean", "example": "True",
+                                   "default": None},
         },
     },
 }
@@ -98,6 +113,10 @@ def get_provider_info() -> dict:
                                 "airflow_provider_impala_transfer.operators.transfer",
                                 "airflow_provider_impala_transfer.operators.reconcile",
                                 "airflow_provider_impala_transfer.operators.target_table"]}
+        ],
+        "triggers": [
+            {"integration-name": "Impala Transfer",
+             "python-modules": ["airflow_provider_impala_transfer.triggers.distcp"]}
         ],
         "config": _CONFIG,
         "connection-types": [

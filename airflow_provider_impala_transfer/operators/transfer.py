@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, DownstreamTasksSkipped
 
 from airflow_provider_impala_transfer.core.common.kerberos import closes_tickets
@@ -41,21 +41,23 @@ from airflow_provider_impala_transfer.core.reconcile import count_mismatch
 from airflow_provider_impala_transfer.core.table.ddl import TableTarget
 from airflow_provider_impala_transfer.core.table.publish import refresh_table
 from airflow_provider_impala_transfer.core.transfer.commands import DEFAULT_TIMEOUT, CommandRunner
-from airflow_provider_impala_transfer.core.transfer.delivery import DEFAULT_VERIFY, check_verify_mode, deliver_chunk
+from airflow_provider_impala_transfer.core.transfer.delivery import (DEFAULT_VERIFY, check_verify_mode, deliver_chunk,
+                                                                    verify_delivery)
 from airflow_provider_impala_transfer.core.transfer.destinations import Destination, refuse_without_exclusive_create
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import Run, inside
 from airflow_provider_impala_transfer.core.transfer.lock import DEFAULT_LEASE, PublishLock
-from airflow_provider_impala_transfer.core.transfer.distcp import DistcpOptions
+from airflow_provider_impala_transfer.core.transfer.distcp import DistcpMethod, DistcpOptions, DistcpSubmission
 from airflow_provider_impala_transfer.core.transfer.methods import TransferMethod, check_method
 from airflow_provider_impala_transfer.core.transfer.publish import commit_kinds, publish_deliveries, roll_back_kinds
 from airflow_provider_impala_transfer.core.transfer.records import DeliveryRecord, PublishResult
 from airflow_provider_impala_transfer.core.transfer.targets import DESTINATION_OF, TransferTargets
 from airflow_provider_impala_transfer.hooks.fsspec import FsspecHook
-from airflow_provider_impala_transfer.hooks.hadoop import HadoopCliHook, webhdfs_metadata
+from airflow_provider_impala_transfer.hooks.hadoop import CONFIG_SECTION, HadoopCliHook, webhdfs_metadata
 from airflow_provider_impala_transfer.hooks.impala import ImpalaTransferHook
 from airflow_provider_impala_transfer.hooks.masking import mask_in_task_logs
 from airflow_provider_impala_transfer.operators.assets import record_published
+from airflow_provider_impala_transfer.triggers.distcp import DistcpJobTrigger, application_from_event
 from airflow_provider_impala_transfer.operators.impala_extract import EXPORT_KEY, run_directory
 from airflow_provider_impala_transfer.operators.target_table import switch_tables_back
 from airflow_provider_impala_transfer.hooks.scp import ScpHook
@@ -262,6 +264,14 @@ class TransferOperator(_TargetOperator):
         identity impersonates it, which the cluster must allow (``hadoop.proxyuser.*``). Not
         templated, and never from a connection: whoever may trigger a run or edit a connection
         does not choose whom to impersonate.
+    :param yarn_queue: YARN queue of the distcp job (templated; default: the ``hadoop_cli``
+        connection's extra ``yarn_queue``, else the cluster's default queue).
+    :param distcp_conf: more settings of the distcp job, ``{"mapreduce.map.memory.mb": 2048}``
+        (``-D`` options over the connection's extra ``distcp_conf``); no secrets (they would be on a
+        command line), not ``dfs.checksum.combine.mode``.
+    :param yarn_rm_url: the ResourceManager's web address (``http://rm:8088``), where a stopped
+        task kills its distcp job and a deferred one follows it; default: the connection's extra
+        ``yarn_rm_url``, else the tracking URL the job's client prints.
     :param webhdfs_conn_id: ``webhdfs`` connection of the target cluster (the hdfs provider's): exists,
         list, mkdir, rename and delete over HTTP instead of a JVM per call. Copies and checksums
         always go through the Hadoop client.
@@ -284,15 +294,24 @@ class TransferOperator(_TargetOperator):
     :param skip_if_delivered_by: earlier methods of the chain; skips itself if one delivered.
     :param later_methods: later methods of the chain: once this one delivered, the scheduler marks
         them skipped for this chunk without starting them.
+    :param deferrable: distcp only: submit the job (``hadoop distcp -async``) and defer to
+        :class:`~airflow_provider_impala_transfer.triggers.distcp.DistcpJobTrigger` while it copies;
+        the task resumes to remove the staged copies and verify. Default: ``[impala_transfer]
+        default_deferrable``, else ``[operators] default_deferrable``.
+    :param poll_interval: seconds between the trigger's first polls of the ResourceManager (it
+        backs off to 60 s).
     """
 
     template_fields: Sequence[str] = (*_TargetOperator.template_fields, "manifest")
 
     def __init__(self, *, method: str, manifest: Any, verify: str = DEFAULT_VERIFY,
                  route_task_id: str | None = None, skip_if_delivered_by: Sequence[str] = (),
-                 later_methods: Sequence[str] = (), **kwargs: Any) -> None:
+                 later_methods: Sequence[str] = (), deferrable: bool | None = None, poll_interval: float = 5.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.method = check_method(method)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.poll_interval = positive_seconds(poll_interval, "poll_interval")
         self.verify = check_verify_mode(verify)
         self.manifest = manifest
         self.route_task_id = route_task_id
@@ -323,8 +342,49 @@ class TransferOperator(_TargetOperator):
                 stores = [f.path for f in manifest.files if f.local is None and not is_hadoop_uri(f.path)]
                 manifest = fetch_local(manifest, shell, private,
                                        storage_options=self._staging_options(stores[0]) if stores else None)
+            if self.deferrable and isinstance(method, DistcpMethod):
+                self._defer_distcp(method, manifest, self.transfer_run(context), overwrite=overwrite)
             record = deliver_chunk(method, manifest, self.transfer_run(context),
                                    overwrite=overwrite, verify_mode=self.verify, log=self.log.info)
+        return self._delivered(ti, label, record)
+
+    def _defer_distcp(self, method: DistcpMethod, manifest: Manifest, run: Run, *, overwrite: bool) -> None:
+        """Submit the chunk's distcp job and give the worker slot back while it copies: the
+        triggerer polls the ResourceManager (:class:`DistcpJobTrigger`), and the task resumes in
+        :meth:`execute_complete`. What it needs then travels in the deferral's kwargs."""
+        self.log.info("%s: distcp -> %s (deferred while the job copies)", manifest.label,
+                      method.destination.describe(method.target_dir(run)))
+        submission = method.submit(manifest.files, run, overwrite=overwrite)
+        if submission.resource_manager is None:
+            raise TransferError(f"distcp job {submission.application_id} was submitted, but no ResourceManager "
+                                "address is known to follow it (set yarn_rm_url, or the hadoop_cli connection's "
+                                f"extra yarn_rm_url; stop it: yarn application -kill {submission.application_id})")
+        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else self.command_timeout
+        self.defer(trigger=DistcpJobTrigger(submission.application_id, submission.resource_manager,
+                                            poll_interval=self.poll_interval, timeout=timeout),
+                   method_name="execute_complete", kwargs={"submission": submission.to_dict()})
+
+    @closes_tickets
+    def execute_complete(self, context: Any, event: dict[str, Any], submission: dict[str, Any]) -> dict[str, Any]:
+        """The deferred distcp job ended: remove its staged copies, fail unless it succeeded, verify
+        the chunk's files at the target as the synchronous path does."""
+        ti = context["ti"]
+        manifest = Manifest.from_dict(self.manifest)
+        submitted = DistcpSubmission.from_dict(submission)
+        app = application_from_event(event) if event.get("status") == "ended" else None
+        with self.connections():
+            method = self.build_method(self.method)
+            if not isinstance(method, DistcpMethod):
+                raise AirflowFailException(f"{manifest.label}: resumed a deferred distcp as {self.method}")
+            if app is None:
+                self.log.error("%s: %s", manifest.label, event.get("message"))
+            method.finish(submitted, app)
+            self.log.info("%s: distcp job %s", manifest.label, app.describe() if app else submitted.application_id)
+            run = self.transfer_run(context)
+            record = verify_delivery(method, manifest, run, verify_mode=self.verify, log=self.log.info)
+        return self._delivered(ti, manifest.label, record)
+
+    def _delivered(self, ti: Any, label: str, record: DeliveryRecord) -> dict[str, Any]:
         self.log.info("%s delivered by %s: %d files, %d bytes", label, self.method, len(record.files), record.bytes)
         if not self.later_methods:
             return record.to_dict()
@@ -333,6 +393,13 @@ class TransferOperator(_TargetOperator):
         ti.xcom_push(key="return_value", value=record.to_dict())
         self.log.info("%s: not needed any more: %s", label, ", ".join(t.rsplit(".", 1)[-1] for t in self.later_methods))
         raise DownstreamTasksSkipped(tasks=[(task_id, ti.map_index) for task_id in self.later_methods])
+
+
+def default_deferrable() -> bool:
+    """``[impala_transfer] default_deferrable``, else Airflow's ``[operators] default_deferrable``."""
+    if conf.get(CONFIG_SECTION, "default_deferrable", fallback=None) not in (None, ""):
+        return conf.getboolean(CONFIG_SECTION, "default_deferrable")
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 def delivery_records(deliveries: Any) -> list[DeliveryRecord]:

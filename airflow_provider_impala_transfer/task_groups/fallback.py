@@ -51,7 +51,7 @@ from airflow_provider_impala_transfer.operators.transfer import MANIFEST_LABEL_T
 
 def fallback_chain(group: TaskGroup, manifests: Any, *, method: str | None, use_distcp: Any, verify: str,
                    method_retries: int, max_active_chunks: int, step: Callable[..., dict[str, Any]],
-                   target: dict[str, Any]) -> tuple[TransferRouteOperator, Any]:
+                   target: dict[str, Any], deferrable: bool | None = None) -> tuple[TransferRouteOperator, Any]:
     """The run's ``route`` and the mapped ``deliver`` group over ``manifests`` (one per chunk), in
     ``group``. Returns the route (wire it before the extract) and the joins' output."""
     method_ids = {name: f"{group.child_id('deliver')}.{name}" for name in METHODS}
@@ -66,7 +66,7 @@ def fallback_chain(group: TaskGroup, manifests: Any, *, method: str | None, use_
             chain = list(CHAIN) if name in CHAIN else [name]
             earlier, later = chain[:chain.index(name)], chain[chain.index(name) + 1:]
             methods[name] = TransferOperator(
-                task_id=name, method=name, manifest=manifest, verify=verify,
+                task_id=name, method=name, manifest=manifest, verify=verify, deferrable=deferrable,
                 route_task_id=route.task_id, skip_if_delivered_by=[method_ids[e] for e in earlier],
                 later_methods=[method_ids[t] for t in later],
                 trigger_rule="all_done" if earlier else "all_success",

@@ -79,6 +79,7 @@ def impala_transfer_group(
     max_active_chunks: int = 4,
     retries: int | None = None,
     method_retries: int = 0,
+    deferrable: bool | None = None,
     outlets: Sequence[Any] | None = None,
     lineage_sql: bool = True,
     default_args: dict[str, Any] | None = None,
@@ -134,6 +135,9 @@ def impala_transfer_group(
         help; default ``default_args["retries"]``, else 1. The plan, the route, the join and the
         reconcile get Airflow's default (a syntax error or a count that differs stays so).
     :param method_retries: of each method (default 0: the next method is the retry).
+    :param deferrable: the distcp tasks submit their YARN job and defer while it copies (the worker
+        slot is free; the triggerer polls the ResourceManager). Default: ``[impala_transfer]
+        default_deferrable``, else Airflow's ``[operators] default_deferrable``.
     :param outlets: the Airflow assets the run updates, declared on ``finalize`` (after which the
         new files stay, so a rolled-back run records no event); each gets one event per kept run,
         its extras naming the directory published, partition, rows, files, bytes, table and run.
@@ -225,7 +229,7 @@ def impala_transfer_group(
         # Once per run, first: a bad method fails before anything is extracted.
         route, delivered = fallback_chain(group, manifests, method=method, use_distcp=use_distcp, verify=verify,
                                           method_retries=method_retries, max_active_chunks=max_active_chunks,
-                                          step=step, target=target)
+                                          step=step, target=target, deferrable=deferrable)
         route >> first
 
         # Before anything is replaced: source COUNT(*) == rows in the files == rows delivered.

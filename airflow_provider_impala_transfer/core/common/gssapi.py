@@ -1,7 +1,10 @@
-"""Kerberos (GSSAPI) sessions to Impala: impyla authenticates through pure-sasl, which needs the
-``kerberos`` module, the provider's ``kerberos`` extra (impyla's own extra of the same name)."""
+"""What Kerberos (GSSAPI) needs from the provider's ``kerberos`` extra: the ``kerberos`` module for
+sessions to Impala (impyla authenticates through pure-sasl; impyla's own extra of the same name),
+and requests-kerberos for SPNEGO to a YARN ResourceManager."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow_provider_impala_transfer.core.errors import ConfigError
 
@@ -15,3 +18,13 @@ def check_installed() -> None:
         raise ConfigError("auth_mechanism", "GSSAPI needs the Python module kerberos, which is not installed",
                           "pip install 'airflow-provider-impala-transfer[kerberos]' (it builds against "
                           "libkrb5-dev)") from None
+
+
+def spnego() -> Any:
+    """A ``requests`` auth doing SPNEGO with this process's ticket (``KRB5CCNAME``) when a server
+    asks for it (a 401 ``Negotiate``), and nothing otherwise; None without requests-kerberos."""
+    try:
+        from requests_kerberos import OPTIONAL, HTTPKerberosAuth
+    except ImportError:
+        return None
+    return HTTPKerberosAuth(mutual_authentication=OPTIONAL)

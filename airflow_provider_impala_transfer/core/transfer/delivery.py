@@ -80,11 +80,25 @@ def deliver_files(method: TransferMethod, files: Sequence[FileEntry], run: Run, 
                   overwrite: bool, verify_mode: str = DEFAULT_VERIFY,
                   log: Callable[[str], None] = lambda message: None) -> DeliveryRecord:
     """Copy ``files`` into the run's staging directory with ``method``, then verify every one."""
-    target_dir = method.target_dir(run)
     counters = None
     if files:
-        log(f"{label}: {method.name} -> {method.destination.describe(target_dir)}")
+        log(f"{label}: {method.name} -> {method.destination.describe(method.target_dir(run))}")
         counters = method.deliver(files, run, overwrite=overwrite)
+    return verified(method, files, run, label=label, verify_mode=verify_mode, log=log, counters=counters)
+
+
+def verify_delivery(method: TransferMethod, manifest: Manifest, run: Run, *, verify_mode: str = DEFAULT_VERIFY,
+                    log: Callable[[str], None] = lambda message: None) -> DeliveryRecord:
+    """The record of a chunk ``method`` has copied by other means (a deferred distcp job), once
+    every file is verified."""
+    record = verified(method, manifest.files, run, label=manifest.label, verify_mode=verify_mode, log=log)
+    record.rows = manifest.rows
+    return record
+
+
+def verified(method: TransferMethod, files: Sequence[FileEntry], run: Run, *, label: str, verify_mode: str,
+             log: Callable[[str], None], counters: dict[str, int] | None = None) -> DeliveryRecord:
+    target_dir = method.target_dir(run)
     delivered = verify(method.destination, target_dir, files, mode=verify_mode) if files else []
     for entry in delivered:
         value = f" {getattr(entry, entry.check)}" if entry.check != "size" else ""

@@ -10,6 +10,7 @@ no fallback method writes next to a job that is still copying.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -27,7 +28,7 @@ from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STAGING_NAME, STALE_AFTER, Run
 from airflow_provider_impala_transfer.core.transfer.methods import HdfsTargetMethod, _local_uris
 from airflow_provider_impala_transfer.core.transfer.sweep import stale_entries
-from airflow_provider_impala_transfer.core.transfer.yarn import ResourceManager, SubmittedJob
+from airflow_provider_impala_transfer.core.transfer.yarn import ResourceManager, SubmittedJob, YarnApplication
 
 DISTCP_STRATEGIES = ("dynamic", "uniformsize")
 
@@ -42,6 +43,26 @@ def private_dir() -> str:
     if _PRIVATE_DIR is None or not os.path.isdir(_PRIVATE_DIR):
         _PRIVATE_DIR = tempfile.mkdtemp(prefix="impala-transfer-")
     return _PRIVATE_DIR
+
+
+@dataclass(frozen=True)
+class DistcpSubmission:
+    """A distcp job YARN accepted (``hadoop distcp -async``): what its task needs after a deferral."""
+
+    application_id: str
+    resource_manager: str | None  # the web address to poll and kill it at
+    staged: str | None = None  # the staged copies on the source cluster, removed once the job ended
+
+    def to_dict(self) -> dict[str, str | None]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str | None]) -> DistcpSubmission:
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def _has_local(files: Sequence[FileEntry]) -> bool:
+    return any(f.local is not None for f in files)
 
 
 def job_name(run: Run, files: Sequence[FileEntry]) -> str:
@@ -249,6 +270,33 @@ class DistcpMethod(HdfsTargetMethod):
                 self.distcp_argv(self.listing_path(run, files), target_dir, job_name(run, files))]
 
     def copy(self, files, run, *, overwrite):
+        _, counters = self._launch(files, run, overwrite=overwrite)
+        self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters printed"))
+        return counters
+
+    def submit(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool) -> DistcpSubmission:
+        """``hadoop distcp -async``: return once YARN has accepted the job, which then copies on its
+        own; :meth:`finish` ends it (the staged copies on the source cluster stay until then).
+        Only on YARN: the local job runner's job would die with its client."""
+        if self.destination.metadata is not None:
+            self.destination.makedirs(self.target_dir(run))
+        job, _ = self._launch(files, run, overwrite=overwrite, asynchronous=True)
+        return DistcpSubmission(application_id=job.application_id,  # type: ignore[arg-type]
+                                resource_manager=self.options.resource_manager or job.tracking_root,
+                                staged=self.source_staging_dir(run, files) if _has_local(files) else None)
+
+    def finish(self, submission: DistcpSubmission, app: YarnApplication | None) -> None:
+        """After a submitted job ended (``app``: what the ResourceManager said, None if nothing
+        could be learnt): remove the staged copies, and fail unless the job succeeded."""
+        try:
+            if app is None or not app.succeeded:
+                raise TransferError(f"distcp job {app.describe() if app else submission.application_id}")
+        finally:
+            if submission.staged:
+                self._remove_staged(submission.staged)
+
+    def _launch(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool,
+                asynchronous: bool = False) -> tuple[SubmittedJob, dict[str, int]]:
         resolve_binary(self.options.hadoop_bin, "hadoop_bin")  # before staging anything
         _, sources = self.sources(files, run)
         listing = self.listing_path(run, files)
@@ -257,33 +305,42 @@ class DistcpMethod(HdfsTargetMethod):
         fd = os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.writelines(source + "\n" for source in sources)
-        staged = self.source_staging_dir(run, files) if any(f.local is not None for f in files) else None
+        staged = self.source_staging_dir(run, files) if _has_local(files) else None
         if staged:
             self._sweep_source_staging(run)
         counters: dict[str, int] = {}
         job = SubmittedJob()
+        submitted = False
         try:
             with self.runner.stopping(lambda: self._kill(job)):  # on_kill: the client, then its job
                 for argv in self.commands(files, run, overwrite=overwrite):
                     if argv[1] != "distcp":
                         self._run(argv)
                         continue
+                    if asynchronous:
+                        argv = [*argv[:-3], "-async", *argv[-3:]]  # before -f <listing> <target>
                     try:
                         result = self._run(argv, watch=job.read)
                     except BaseException:  # failed, timed out or interrupted: its job must not go on
                         self._kill(job)
                         raise
                     counters = distcp_counters(result.stderr.decode("utf-8", "replace"))
+            if asynchronous and job.application_id is None:
+                raise TransferError("hadoop distcp -async printed no YARN application: the job ran on the local job "
+                                    "runner, which cannot go on without its client (run on a cluster client whose "
+                                    "mapreduce.framework.name is yarn, or set deferrable=False)")
+            submitted = asynchronous
         finally:
-            os.unlink(listing)
-            if staged:  # the copies on the source cluster served this job only
-                try:
-                    self.source_shell.remove(staged, recursive=True)
-                except TransferError as exc:
-                    self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
-        self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters printed"))
-        return counters
+            os.unlink(listing)  # read by the client only: the job copies from the listing it wrote on HDFS
+            if staged and not submitted:  # the copies on the source cluster served this job only
+                self._remove_staged(staged)
+        return job, counters
 
+    def _remove_staged(self, staged: str) -> None:
+        try:
+            self.source_shell.remove(staged, recursive=True)
+        except TransferError as exc:
+            self.runner.log(f"could not remove staged copies on the source cluster: {exc}")
 
     def _kill(self, job: SubmittedJob) -> None:
         """Kill the job's YARN application unless the client saw it end; return once the

@@ -21,12 +21,14 @@ tracking URL's: YARN's web proxy runs inside the ResourceManager unless a cluste
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_impala_transfer.core.common.gssapi import spnego
 from airflow_provider_impala_transfer.core.errors import TransferError
 
 FINAL_STATES = ("FINISHED", "FAILED", "KILLED")
@@ -125,7 +127,7 @@ class ResourceManager:
     ``requests.Session`` (made when first needed). Every call is bounded by ``timeout``."""
 
     url: str  # http(s)://host:port
-    auth: Any = None
+    auth: Any = dataclasses.field(default_factory=lambda: spnego())
     timeout: float = 10.0
     session: Any = None
 
