@@ -12,8 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,7 +27,7 @@ from tests.conftest import EVENTS_ROWS, repo_root
 from tests.support.airflow_runs import latest_run
 from tests.support.airflow_runs import run_airflow as airflow
 from tests.support.hdfs_files import hdfs_bytes, hdfs_names, parquet_rows
-from tests.support.processes import answers, free_port, wait_for
+from tests.support.airflow_services import AirflowServices
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -366,11 +364,16 @@ def test_a_rerun_whose_table_step_fails_puts_the_previous_partition_back(server_
 
 
 @pytest.mark.timeout(900)
-def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_hadoop, tmp_path):
-    """api-server (127.0.0.1), scheduler and dag-processor as separate processes, a triggered run.
+def test_fallback_for_a_real_refusal_under_a_real_scheduler_with_distcp_deferred_on_yarn(
+        airflow_home, local_hadoop, local_yarn, tmp_path):
+    """api-server (127.0.0.1), scheduler, dag-processor and triggerer as separate processes, ONE
+    worker slot (LocalExecutor, parallelism 1), a triggered run whose distcp tasks defer
+    (``[impala_transfer] default_deferrable``) while their jobs copy on YARN.
+
     Chunk 3's staging directory on cluster1 belongs to the HDFS superuser and is read-only, so
     distcp cannot stage that chunk (a real permission refusal by cluster1's NameNode) and hdfs put
-    delivers it; the other chunks go by distcp."""
+    delivers it; the other chunks go by distcp, each a MapReduce application named after its chunk,
+    and at least two of those copy at the same time: the one slot was free while they ran."""
     target = target_dir("scheduled")
     staging = airflow_home["env"]["IMPALA_TRANSFER_SOURCE_HDFS_PATH"]
     distcp = TransferTargets(hdfs_root=target, source_hdfs_path=staging).method("distcp", CommandRunner())
@@ -379,52 +382,14 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
     local_hadoop.hdfs("dfs", "-mkdir", "-p", chunk3.rsplit("/", 1)[0], check=True)
     local_hadoop.hdfs("dfs", "-mkdir", chunk3, superuser=True, check=True)
     local_hadoop.hdfs("dfs", "-chmod", "555", chunk3, superuser=True, check=True)
-    env = dict(airflow_home["env"], IMPALA_TRANSFER_SCHEDULE="", IMPALA_TRANSFER_TARGET_TABLE="default.events_scheduled")
-    port = free_port()
-    env.update(AIRFLOW__API__PORT=str(port), AIRFLOW__API__HOST="127.0.0.1",
-               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-               AIRFLOW__CORE__EXECUTOR="LocalExecutor", AIRFLOW__CORE__PARALLELISM="2",
-               AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
-               AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5")
-    cli = str(Path(sys.executable).with_name("airflow"))
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs = []
-    try:
-        for name, args in (("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(port)]),
-                           ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
-            out = open(logs / f"{name}.log", "wb")
-            procs.append(subprocess.Popen([cli, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-        wait_for(lambda: answers(f"http://127.0.0.1:{port}/api/v2/monitor/health"), 120, "the api-server")
-        conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000,
-                "method": "distcp", "target_path": target}
-        wait_for(lambda: airflow(env, "dags", "unpause", DAG_ID, check=False).returncode == 0, 120, "the DAG parsed")
-        airflow(env, "dags", "trigger", DAG_ID, "-c", json.dumps(conf), "-r", "scheduled_fallback",
-                "-l", "2026-03-20T00:00:00+00:00")
-        db = airflow_home["home"] / "airflow.db"
-
-        def finished():
-            with sqlite3.connect(db) as conn:
-                row = conn.execute("SELECT state FROM dag_run WHERE run_id = 'scheduled_fallback'").fetchone()
-            return row and row[0] in ("success", "failed")
-        wait_for(finished, 600, "the run finished")
-        with sqlite3.connect(db) as conn:
-            run_state = conn.execute("SELECT state FROM dag_run WHERE run_id = 'scheduled_fallback'").fetchone()[0]
-            rows = conn.execute("SELECT task_id, map_index, state, hostname FROM task_instance "
-                                "WHERE run_id = 'scheduled_fallback'").fetchall()
-    finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, 15)
-            except ProcessLookupError:
-                pass
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-    assert run_state == "success", (logs / "scheduler.log").read_text()[-3000:]
+    env = dict(airflow_home["env"], **local_yarn.env(), IMPALA_TRANSFER_SCHEDULE="",
+               IMPALA_TRANSFER_TARGET_TABLE="default.events_scheduled",
+               AIRFLOW__IMPALA_TRANSFER__DEFAULT_DEFERRABLE="True")
+    conf = {"query": "SELECT * FROM default.events", "split_by": "id", "chunk_size": 5000, "method": "distcp",
+            "target_path": target}
+    with AirflowServices(env, tmp_path / "logs", parallelism=1, triggerer=True) as services:
+        run_state, rows = services.trigger(DAG_ID, conf, "scheduled_fallback", "2026-03-20T00:00:00+00:00")
+    assert run_state == "success", services.log("scheduler")[-3000:]
     states = {(task, i): state for task, i, state, _ in rows}
     assert chunk_states(states, "distcp") == ["success", "success", "success", "failed"]
     assert chunk_states(states, "hdfs_put") == ["skipped", "skipped", "skipped", "success"]
@@ -441,6 +406,19 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler(airflow_home, local_
         "chunks", "extract_mode", "finalize", "plan", "publish", "reconcile", "route", "target_table"]
     assert states[("events.reconcile", -1)] == "success"
     assert parquet_rows(local_hadoop, f"{target}/ds={_run_date(airflow_home)}") == EVENTS_ROWS
+    # YARN ran the three distcp jobs, under their chunks' names; two or more copied at once.
+    apps = {app["name"]: app for app in local_yarn.apps()
+            if app["name"].startswith(f"distcp: impala-transfer:{DAG_ID}:scheduled_fallback:")}
+    assert sorted(apps) == [f"distcp: impala-transfer:{DAG_ID}:scheduled_fallback:chunk-0000{i}" for i in range(3)]
+    assert {(a["state"], a["finalStatus"]) for a in apps.values()} == {("FINISHED", "SUCCEEDED")}
+    spans = sorted((a["startedTime"], a["finishedTime"]) for a in apps.values())
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    # The triggerer polled each job and the task resumed to verify it.
+    logs = "\n".join(p.read_text(errors="replace") for p in (airflow_home["home"] / "logs").glob(
+        f"dag_id={DAG_ID}/run_id=scheduled_fallback/task_id=events.deliver.distcp/**/*.log"))
+    for app in apps.values():
+        assert re.search(rf"distcp job {app['id']} \(queue root\.default\): (ACCEPTED|RUNNING)", logs), logs[-3000:]
+        assert f"distcp job {app['id']} (queue root.default): FINISHED, SUCCEEDED" in logs, logs[-3000:]
 
 
 def _run_date(airflow_home) -> str:

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from airflow_provider_impala_transfer.core.common.records import FileEntry
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.common.values import check_choice
-from airflow_provider_impala_transfer.core.errors import ConfigError, TransferError
+from airflow_provider_impala_transfer.core.errors import CommandFailed, ConfigError, TransferError
 from airflow_provider_impala_transfer.core.transfer.commands import CommandRunner, resolve_binary
 from airflow_provider_impala_transfer.core.transfer.destinations import HdfsDestination
 from airflow_provider_impala_transfer.core.transfer.hdfs_shell import COMPOSITE_CRC, HdfsShell
 from airflow_provider_impala_transfer.core.transfer.layout import STAGING_DIR, STAGING_NAME, STALE_AFTER, Run
 from airflow_provider_impala_transfer.core.transfer.methods import HdfsTargetMethod, _local_uris
 from airflow_provider_impala_transfer.core.transfer.sweep import stale_entries
-from airflow_provider_impala_transfer.core.transfer.yarn import ResourceManager, SubmittedJob, YarnApplication
+from airflow_provider_impala_transfer.core.transfer.yarn import ResourceManager, SubmittedJob, YarnApplication, refusal
 
 DISTCP_STRATEGIES = ("dynamic", "uniformsize")
 
@@ -66,7 +66,8 @@ def _has_local(files: Sequence[FileEntry]) -> bool:
 
 
 def job_name(run: Run, files: Sequence[FileEntry]) -> str:
-    """What the ResourceManager lists the job as: ``impala-transfer:<dag>:<run>:chunk-00002``."""
+    """The job's name, ``impala-transfer:<dag>:<run>:chunk-00002``; DistCp prefixes it, so the
+    ResourceManager lists ``distcp: impala-transfer:...``."""
     return ":".join(["impala-transfer", *(part for part in (run.dag_id, run.run_id) if part), files_key(files)])
 
 
@@ -321,7 +322,12 @@ class DistcpMethod(HdfsTargetMethod):
                         argv = [*argv[:-3], "-async", *argv[-3:]]  # before -f <listing> <target>
                     try:
                         result = self._run(argv, watch=job.read)
-                    except BaseException:  # failed, timed out or interrupted: its job must not go on
+                    except CommandFailed as exc:
+                        self._kill(job)  # failed or timed out: its job must not go on
+                        if reason := refusal(exc.stderr_tail):  # the queue's answer first, where it is read
+                            raise TransferError(f"distcp: {reason}\n{exc}") from exc
+                        raise
+                    except BaseException:  # interrupted (Ctrl-C, a task's timeout)
                         self._kill(job)
                         raise
                     counters = distcp_counters(result.stderr.decode("utf-8", "replace"))

@@ -115,6 +115,20 @@ class YarnApplication:
         return words
 
 
+_REFUSED = re.compile(r"Failed to submit (application_\d+_\d+) to YARN : (.+)")
+_SUBMITTED_BY = re.compile(r"^Application \S+ submitted by user \S+?(?=Application )")
+
+
+def refusal(output: str) -> str | None:
+    """The ResourceManager's reason when it refused a submission (an unknown queue, a queue ACL,
+    resources over the queue's maximum), from the client's output: ``YarnException: Failed to
+    submit application_... to YARN : <reason>`` (Hadoop 3.5.0 repeats the reason's first words)."""
+    match = _REFUSED.search(output)
+    if match is None:
+        return None
+    return f"YARN refused {match[1]}: {_SUBMITTED_BY.sub('', match[2].strip())}"
+
+
 def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
