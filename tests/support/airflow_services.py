@@ -64,12 +64,19 @@ class AirflowServices:
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
+    def _paused(self, dag_id: str) -> bool | None:
+        """None while the dag-processor has not stored the DAG yet."""
+        with sqlite3.connect(self.db) as conn:
+            row = conn.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
+        return None if row is None else bool(row[0])
+
     def trigger(self, dag_id: str, conf: dict, run_id: str, logical_date: str | None = None,
                 timeout: float = 600) -> tuple[str, list[tuple[str, int, str, str | None]]]:
         """Unpause (once parsed), trigger, and wait until the run ends: its state and its task
         instances as (task_id, map_index, state, hostname) — a started task has a hostname."""
-        wait_for(lambda: run_airflow(self.env, "dags", "unpause", dag_id, check=False).returncode == 0, 120,
-                 f"{dag_id} parsed")
+        wait_for(lambda: self._paused(dag_id) is not None, 120, f"{dag_id} parsed")
+        run_airflow(self.env, "dags", "unpause", dag_id)
+        assert self._paused(dag_id) is False, f"{dag_id} is still paused"
         run_airflow(self.env, "dags", "trigger", dag_id, "-c", json.dumps(conf), "-r", run_id,
                     *(["-l", logical_date] if logical_date else []))
         deadline = time.monotonic() + timeout
