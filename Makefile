@@ -7,7 +7,7 @@ STAMP := $(VENV)/.setup-done
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt scripts/setup.sh tests/support/hadoop/pom.xml tests/support/hadoop/fetch.sh
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh tests/support/hadoop/pom.xml tests/support/hadoop/yarn-pom.xml tests/support/hadoop/fetch.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	touch $(STAMP)
 

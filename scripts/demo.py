@@ -3,8 +3,10 @@
 Starts, on 127.0.0.1 and stopped by PID at the end:
 
 * two real HDFS clusters (Hadoop 3.5.0: a NameNode and a DataNode each), ``hdfs://cluster1`` (the
-  source, 1 MiB blocks) and ``hdfs://cluster2`` (the target, 2 MiB blocks), with the real ``hdfs``
-  and ``hadoop`` clients (FsShell, DistCp on the local job runner) on PATH;
+  source, 1 MiB blocks) and ``hdfs://cluster2`` (the target, 2 MiB blocks), with the real ``hdfs``,
+  ``hadoop`` and ``yarn`` clients on PATH;
+* a YARN (a ResourceManager, a NodeManager and the MapReduce JobHistory server): every chunk's
+  distcp is a MapReduce application there, and the summary lists them;
 * a HiveServer2-protocol server (Spark Thrift Server; Impala cannot run here) whose warehouse is on
   cluster1, seeded with ``default.events``;
 
@@ -52,6 +54,7 @@ from tests.support.hdfs_files import hdfs_names, parquet_rows  # noqa: E402
 from tests.support.local_hdfs import SUPERUSER, LocalHadoop, MiB  # noqa: E402
 from tests.support.local_hiveserver import LocalHiveServer  # noqa: E402
 from tests.support.local_kdc import LocalKdc  # noqa: E402
+from tests.support.local_yarn import LocalYarn  # noqa: E402
 from tests.support.processes import free_port, stop_process_group, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +76,7 @@ def main() -> int:
     logging.getLogger("thrift").setLevel(logging.CRITICAL)  # no connection-retry noise from impyla's transport
 
     home = DEMO / "airflow"
-    for stale in (home, DEMO / "hadoop", DEMO / "hiveserver2", DEMO / "extract", DEMO / "kdc"):
+    for stale in (home, DEMO / "hadoop", DEMO / "yarn", DEMO / "hiveserver2", DEMO / "extract", DEMO / "kdc"):
         shutil.rmtree(stale, ignore_errors=True)  # every demo starts from nothing
     home.mkdir(parents=True)
     kdc = None
@@ -84,12 +87,16 @@ def main() -> int:
     hadoop = LocalHadoop(DEMO / "hadoop", block_sizes={"cluster1": 1 * MiB, "cluster2": 2 * MiB}, kdc=kdc)
     step("starting two HDFS clusters (Hadoop 3.5.0): cluster1 = source, cluster2 = target"
          + (", in Hadoop secure mode, one realm each" if kdc else ""))
-    server = None
+    server = yarn = None
     try:
         hadoop.start()
         for name, cluster in hadoop.clusters.items():
             step(f"  {name}: hdfs://{name} (NameNode 127.0.0.1:{cluster.rpc_address.split(':')[1]}, "
                  f"WebHDFS {cluster.webhdfs_address}, {cluster.block_size // MiB} MiB blocks)")
+        yarn = LocalYarn(hadoop, DEMO / "yarn")
+        step("starting YARN (ResourceManager, NodeManager, JobHistory server): distcp runs as MapReduce jobs")
+        yarn.start()
+        step(f"  ResourceManager {yarn.rm_web_url}, JobHistory {yarn.jhs_web_url}")
         server = LocalHiveServer(workdir=DEMO / "hiveserver2", port=free_port(), hadoop=hadoop, kdc=kdc)
         step(f"starting a HiveServer2-protocol server on 127.0.0.1:{server.port} (Spark Thrift Server), "
              f"warehouse {server.warehouse}" + (f", GSSAPI sessions only, as {server.principal}" if kdc else ""))
@@ -97,6 +104,7 @@ def main() -> int:
         step(f"seeding default.events ({args.rows:,} rows) on cluster1")
         server.seed_range_table("default.events", args.rows)
         env = airflow_env(home, hadoop, server)
+        env.update(yarn.env())  # the workers' Hadoop configuration sends MapReduce jobs to YARN
         airflow = str(Path(sys.executable).with_name("airflow"))
         step(f"preparing the Airflow metadata DB (SQLite) in {home}")
         run([airflow, "db", "migrate"], env, quiet=True)
@@ -130,10 +138,14 @@ def main() -> int:
             rows = None
         elif ok:
             files, rows = hdfs_names(hadoop, published), parquet_rows(hadoop, published)
+        applications = sorted((app["name"].rsplit(":", 1)[-1], app) for app in yarn.apps()
+                              if app["name"].startswith(f"distcp: impala-transfer:{DAG_ID}:"))
     finally:
         step("stopping the local servers")
         if server is not None:
             server.stop()
+        if yarn is not None:
+            yarn.stop()
         hadoop.stop()
         if kdc is not None:
             kdc.stop()
@@ -153,6 +165,11 @@ def main() -> int:
         states = [tasks.get((f"events.deliver.{m}", index), "-") for m in METHODS]
         winner = next((m for m, s in zip(METHODS, states) if s == "success"), "nobody")
         print(f"{label:<{width}}" + "".join(f"{s:<10}" for s in states) + f"{winner:<14}{checks.get(index, '-')}")
+    print(f"\ndistcp on YARN ({len(applications)} MapReduce applications, one per chunk that distcp delivered "
+          "or tried after staging):")
+    for chunk, app in applications:
+        seconds = (app["finishedTime"] - app["startedTime"]) / 1000
+        print(f"  {chunk}: {app['id']} {app['state']}/{app['finalStatus']} in {seconds:.1f}s, queue {app['queue']}")
     if kdc is not None:
         source_realm, target_realm = hadoop.source.kerberos.realm, hadoop.target.kerberos.realm
         print(f"\nKerberos: realms {source_realm} (cluster1, the server, the workers) and {target_realm} "

@@ -211,7 +211,7 @@ from tests.support.airflow_deployment import AirflowDeployment, transfer_example
 # The Kerberized stack (a KDC, four secure HDFS daemons, a Spark Thrift Server) and the Celery
 # deployment on it: their tests run first, one after the other, the deployment's last, and all of it
 # stops (in this order) after the last of them instead of idling beside every later test.
-KERBEROS_FIXTURES = ("airflow_deployment", "kerberized_hiveserver", "kerberized_hadoop", "kdc")
+KERBEROS_FIXTURES = ("airflow_deployment", "kerberized_hiveserver", "kerberized_yarn", "kerberized_hadoop", "kdc")
 _started_kerberos: dict[str, object] = {}
 
 
@@ -274,3 +274,41 @@ def kerberized_hadoop(tmp_path_factory, kdc) -> Iterator[LocalHadoop]:
         yield hadoop
     finally:
         hadoop.stop()
+
+
+# --- YARN (tests/support/local_yarn.py): DistCp as a real MapReduce job, for the tests that ask --
+
+from tests.support.local_yarn import LocalYarn  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def local_yarn(tmp_path_factory, local_hadoop) -> Iterator[LocalYarn]:
+    """A ResourceManager, a NodeManager and the MapReduce JobHistory server (three JVMs, ``-Xmx256m``
+    each, ~12 s to start) on the session's plain ``local_hadoop``, started only when a test asks for it
+    and stopped by PID at the end of the session. ``local_hadoop``'s own configuration keeps the local
+    job runner; ``local_yarn.conf_dir`` is a client configuration that sends jobs to YARN:
+    ``local_yarn.distcp(...)`` (or ``local_hadoop.hadoop("distcp", ..., env={"HADOOP_CONF_DIR":
+    str(local_yarn.conf_dir)})``), ``local_yarn.yarn("application", "-kill", app_id)``,
+    ``local_yarn.app(app_id)`` (the RM's record), ``local_yarn.job_counters(job_id)`` (JobHistory)."""
+    yarn = LocalYarn(local_hadoop, tmp_path_factory.mktemp("yarn"))
+    yarn.start()
+    try:
+        yield yarn
+    finally:
+        yarn.stop()
+
+
+@pytest.fixture(scope="session")
+def kerberized_yarn(tmp_path_factory, kerberized_hadoop) -> Iterator[LocalYarn]:
+    """``local_yarn`` on the Kerberized clusters: ``rm|nm|jhs/localhost@IMPALA-TRANSFER.TEST`` from one
+    keytab, SPNEGO (``HTTP/localhost``) on the RM, NodeManager and JobHistory web servers (``/jmx``
+    open); ``app()``/``job_counters()`` ask with SPNEGO as ``hdfs@IMPALA-TRANSFER.TEST``. A job runs as
+    the submitting principal, on delegation tokens of both clusters that the RM renews as ``rm``.
+    Started for the tests that ask, stopped by PID with the rest of the Kerberized stack."""
+    yarn = LocalYarn(kerberized_hadoop, tmp_path_factory.mktemp("yarn-kerberos"))
+    yarn.start()
+    _started_kerberos["kerberized_yarn"] = yarn
+    try:
+        yield yarn
+    finally:
+        yarn.stop()

@@ -419,6 +419,8 @@ def test_fallback_for_a_real_refusal_under_a_real_scheduler_with_distcp_deferred
     for app in apps.values():
         assert re.search(rf"distcp job {app['id']} \(queue root\.default\): (ACCEPTED|RUNNING)", logs), logs[-3000:]
         assert f"distcp job {app['id']} (queue root.default): FINISHED, SUCCEEDED" in logs, logs[-3000:]
+    # ...and logged the job's DistCp counters, read from the JobHistory server, as a synchronous distcp prints them.
+    assert len(re.findall(r"distcp: .*Bytes Copied=[\d,]+.*Files Copied=1", logs)) == 3, logs[-3000:]
 
 
 def _run_date(airflow_home) -> str:

@@ -378,10 +378,10 @@ class TransferOperator(_TargetOperator):
                 raise AirflowFailException(f"{manifest.label}: resumed a deferred distcp as {self.method}")
             if app is None:
                 self.log.error("%s: %s", manifest.label, event.get("message"))
-            method.finish(submitted, app)
-            self.log.info("%s: distcp job %s", manifest.label, app.describe() if app else submitted.application_id)
+            counters = method.finish(submitted, app)
             run = self.transfer_run(context)
             record = verify_delivery(method, manifest, run, verify_mode=self.verify, log=self.log.info)
+            record.counters = counters
         return self._delivered(ti, manifest.label, record)
 
     def _delivered(self, ti: Any, label: str, record: DeliveryRecord) -> dict[str, Any]:

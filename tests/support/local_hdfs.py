@@ -14,6 +14,8 @@ this module runs them:
   ``dfsadmin``, ``getconf``, ``version``) and ``<workdir>/bin/hadoop`` (``distcp``, ``fs``,
   ``version``, ``classpath``) that ``exec`` the real Hadoop classes. DistCp runs its MapReduce job
   with the LOCAL job runner (``mapreduce.framework.name=local``): maps are threads of the client JVM.
+  ``<workdir>/bin/yarn`` (``application``, ``node``) and ``bin/hadoop`` with a conf directory that
+  holds a yarn-site.xml take ``.hadoop/yarn`` too: see tests/support/local_yarn.py (a real YARN).
 
 Usage::
 
@@ -167,6 +169,7 @@ HADOOP_DIST = Path(os.environ.get("HADOOP_DIST_DIR", REPO / ".hadoop"))
 MiB = 1024 * 1024
 
 SUPERUSER = "hdfs"  # the daemons' user: the NameNode's superuser
+RM_SERVICE = "rm"  # the ResourceManager's principal: rm/localhost@<first realm> (tests/support/local_yarn.py)
 PROXIED_USER = "etl-proxied"  # the one user the clients' user may impersonate (HADOOP_PROXY_USER)
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
@@ -260,6 +263,16 @@ def hadoop_jars() -> list[str]:
 def _artifact(jar: str) -> str:
     """``/x/hadoop-common-3.5.0.jar`` -> ``hadoop-common``."""
     return re.sub(r"-\d[^/]*$", "", Path(jar).name)
+
+
+def yarn_jars() -> list[str]:
+    """``.hadoop/yarn/*.jar``: what YARN adds to ``.hadoop/lib`` (ResourceManager, NodeManager,
+    MRAppMaster, JobHistory server, job submission to YARN, ``yarn application``; tests/support/local_yarn.py).
+    Never on the class path of ``hdfs``; on ``hadoop``'s only with a yarn-site.xml in its conf directory."""
+    jars = sorted(str(p) for p in (HADOOP_DIST / "yarn").glob("*.jar"))
+    if not jars:
+        raise RuntimeError(f"no YARN jars in {HADOOP_DIST / 'yarn'}: run bash {FETCH_SCRIPT}")
+    return jars
 
 
 def client_classpath() -> list[str]:
@@ -713,7 +726,7 @@ CP='{classpath}'
 ARCHIVE='{archive}'
 DEFAULT_CONF='{conf}'
 conf="${{HADOOP_CONF_DIR:-$DEFAULT_CONF}}"
-log4j="$conf/log4j.properties"
+{yarn}log4j="$conf/log4j.properties"
 [ -f "$log4j" ] || log4j="$DEFAULT_CONF/log4j.properties"
 share=""
 [ -f "$ARCHIVE" ] && share="-XX:SharedArchiveFile=$ARCHIVE"
@@ -755,7 +768,22 @@ COMMANDS = {
         "version": "org.apache.hadoop.util.VersionInfo",
         "classpath": None,
     },
+    # A YARN client (a conf directory with yarn-site.xml: LocalYarn.conf_dir). As in Hadoop's own
+    # `yarn` script, ApplicationCLI gets its sub-command ("application") as its first argument.
+    "yarn": {
+        "application": "org.apache.hadoop.yarn.client.cli.ApplicationCLI",
+        "node": "org.apache.hadoop.yarn.client.cli.NodeCLI",
+        "version": "org.apache.hadoop.util.VersionInfo",
+        "classpath": None,
+    },
 }
+# Commands whose main class gets the command word itself as its first argument.
+UNSHIFTED_COMMANDS = {"version", "application"}
+# The YARN jars join a client's class path (after .hadoop/lib, so the class archive still applies):
+# always for `yarn`; for `hadoop` when its conf directory holds a yarn-site.xml (distcp on YARN needs
+# hadoop-mapreduce-client-jobclient's YarnClientProtocolProvider and YarnClientImpl's dependencies);
+# never for `hdfs`. The test is a shell builtin: no cost for the local-runner configuration.
+YARN_CLASSPATH_WHEN = {"yarn": "always", "hadoop": "yarn-site.xml"}
 
 
 @dataclass
@@ -966,7 +994,9 @@ class LocalHadoop:
             # principal as their renewer, even on the local job runner (Master.getMasterPrincipal ->
             # YarnClientUtils.getRmPrincipal: hadoop-yarn-client must be on the class path), and
             # refuses to run without one ("Can't get Master Kerberos principal for use as renewer").
-            mapred["yarn.resourcemanager.principal"] = f"yarn/localhost@{self.kdc.realm}"
+            # The principal tests/support/local_yarn.py's ResourceManager logs in as (rm/<host>, as on a
+            # real cluster's rm/_HOST): renewer "rm" in the tokens, the RM's own short name.
+            mapred["yarn.resourcemanager.principal"] = f"{RM_SERVICE}/localhost@{self.kdc.realm}"
         return {"core-site.xml": core, "hdfs-site.xml": hdfs, "mapred-site.xml": mapred}
 
     def write_client(self) -> None:
@@ -981,13 +1011,20 @@ class LocalHadoop:
                 if main_class is None:  # `hadoop classpath`
                     cases.append(f'  {command}) echo "$CP:$conf"; exit 0 ;;')
                     continue
-                steps = [] if command == "version" else ["shift"]
+                steps = [] if command in UNSHIFTED_COMMANDS else ["shift"]
                 steps.append(f"class={main_class}")
                 if command == "distcp":  # the job's progress and counters, as a real distcp prints them
                     steps += [f"heap='{DISTCP_HEAP}'", "logging='-Dhadoop.tools.log.level=INFO'"]
                 cases.append(f"  {command}) {'; '.join(steps)} ;;")
+            when = YARN_CLASSPATH_WHEN.get(tool)
+            yarn = ""
+            if when == "always":
+                yarn = f"CP=\"$CP:{os.pathsep.join(yarn_jars())}\"\n"
+            elif when:
+                yarn = f"[ -f \"$conf/{when}\" ] && CP=\"$CP:{os.pathsep.join(yarn_jars())}\"\n"
             text = CLIENT_SCRIPT.format(
                 tool=tool, java=java_binary(), classpath=os.pathsep.join(client_classpath()), archive=archive,
+                yarn=yarn,
                 conf=self.conf_dir, heap=CLIENT_HEAP, cases="\n".join(cases),
                 commands=", ".join(commands), jvm_options=" ".join(CLIENT_JVM_OPTIONS), home=HADOOP_DIST,
                 security=self._script_security())

@@ -31,6 +31,11 @@ from airflow_provider_impala_transfer.core.transfer.sweep import stale_entries
 from airflow_provider_impala_transfer.core.transfer.yarn import ResourceManager, SubmittedJob, YarnApplication, refusal
 
 DISTCP_STRATEGIES = ("dynamic", "uniformsize")
+# DistCp's counters as the JobHistory server names them, and as its client prints them.
+COPY_COUNTER_GROUP = "org.apache.hadoop.tools.mapred.CopyMapper$Counter"
+COPY_COUNTERS = {"COPY": "Files Copied", "SKIP": "Files Skipped", "FAIL": "Files Failed",
+                 "BYTESCOPIED": "Bytes Copied", "BYTESEXPECTED": "Bytes Expected", "BYTESFAILED": "Bytes Failed",
+                 "BYTESSKIPPED": "Bytes Skipped"}
 
 
 _PRIVATE_DIR: str | None = None
@@ -286,15 +291,26 @@ class DistcpMethod(HdfsTargetMethod):
                                 resource_manager=self.options.resource_manager or job.tracking_root,
                                 staged=self.source_staging_dir(run, files) if _has_local(files) else None)
 
-    def finish(self, submission: DistcpSubmission, app: YarnApplication | None) -> None:
+    def finish(self, submission: DistcpSubmission, app: YarnApplication | None) -> dict[str, int]:
         """After a submitted job ended (``app``: what the ResourceManager said, None if nothing
-        could be learnt): remove the staged copies, and fail unless the job succeeded."""
+        could be learnt): remove the staged copies, fail unless the job succeeded, and return its
+        DistCp counters as the synchronous path prints them (from the JobHistory server; empty,
+        and said, when it cannot tell)."""
         try:
             if app is None or not app.succeeded:
                 raise TransferError(f"distcp job {app.describe() if app else submission.application_id}")
         finally:
             if submission.staged:
                 self._remove_staged(submission.staged)
+        counters: dict[str, int] = {}
+        try:
+            groups = ResourceManager(submission.resource_manager).job_counters(submission.application_id)
+            counters = {COPY_COUNTERS.get(name, name): value
+                        for name, value in groups.get(COPY_COUNTER_GROUP, {}).items()}
+        except (TransferError, KeyError, TypeError, ValueError) as exc:  # verified anyway: counters are for the log
+            self.runner.log(f"distcp counters of {submission.application_id} not read: {exc}")
+        self.runner.log("distcp: " + (", ".join(f"{k}={v:,}" for k, v in counters.items()) or "no counters"))
+        return counters
 
     def _launch(self, files: Sequence[FileEntry], run: Run, *, overwrite: bool,
                 asynchronous: bool = False) -> tuple[SubmittedJob, dict[str, int]]:

@@ -145,11 +145,14 @@ class ResourceManager:
     timeout: float = 10.0
     session: Any = None
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _session(self) -> None:
         if self.session is None:
             import requests
 
             self.session = requests.Session()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        self._session()
         url = self.url.rstrip("/") + path
         try:
             answer = self.session.request(method, url, auth=self.auth, timeout=self.timeout,
@@ -163,6 +166,26 @@ class ResourceManager:
 
     def application(self, application_id: str) -> YarnApplication:
         return YarnApplication.from_rest(self._request("GET", f"/ws/v1/cluster/apps/{application_id}")["app"])
+
+    def job_counters(self, application_id: str) -> dict[str, dict[str, int]]:
+        """A finished MapReduce job's counters, ``{group: {counter: total}}``, from the JobHistory
+        server the ResourceManager's proxy redirects a finished application to (so its address
+        needs no setting): ``GET /ws/v1/history/mapreduce/jobs/{job}/counters``."""
+        self._session()
+        url = f"{self.url.rstrip('/')}/proxy/{application_id}/"
+        try:
+            answer = self.session.get(url, auth=self.auth, timeout=self.timeout, allow_redirects=False)
+        except Exception as exc:
+            raise TransferError(f"YARN ResourceManager {self.url}: {exc}") from exc
+        location = answer.headers.get("Location", "")
+        if "/jobhistory/" not in location:
+            raise TransferError(f"{url} does not lead to a JobHistory server (HTTP {answer.status_code}"
+                                f"{', to ' + location if location else ''})")
+        history = ResourceManager(location.split("/jobhistory/")[0], auth=self.auth, timeout=self.timeout,
+                                  session=self.session)
+        groups = history._request("GET", f"/ws/v1/history/mapreduce/jobs/{job_of(application_id)}/counters")
+        return {group["counterGroupName"]: {c["name"]: int(c["totalCounterValue"]) for c in _listed(group.get("counter"))}
+                for group in _listed((groups.get("jobCounters") or {}).get("counterGroup"))}
 
     def request_kill(self, application_id: str) -> None:
         """Ask the ResourceManager to kill the application (it answers at once, 202 while it kills)."""
@@ -187,6 +210,13 @@ class ResourceManager:
             app = self.application(application_id)
         log(f"YARN application {app.describe()}")
         return app
+
+
+def _listed(value: Any) -> list[Any]:
+    """Hadoop's REST JSON (Jersey) writes a list of one as that one object, and none as nothing."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _remote_message(answer: Any) -> str:
