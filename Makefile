@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test test-fast bench bench-transfer bench-airflow clean
+.PHONY: setup demo test test-fast bench bench-transfer bench-airflow bench-yarn clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ bench-transfer: setup
 
 bench-airflow: setup
 	$(PY) benchmarks/airflow_overhead.py
+
+bench-yarn: setup
+	$(PY) benchmarks/yarn_bench.py
 
 clean:
 	rm -rf .demo .bench .pytest_cache
