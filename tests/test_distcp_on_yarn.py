@@ -81,16 +81,10 @@ def test_a_job_the_queue_refuses_fails_the_method_with_the_rms_reason(local_yarn
                         r"user \S+ to unknown queue: nope", str(failed.value).splitlines()[0]), str(failed.value)
 
 
-def test_a_stopped_distcp_client_kills_its_yarn_job_before_the_method_returns(local_yarn, hadoop_env, tmp_path):
-    """What ``on_kill`` does (``runner.stop()``) while the job copies at 1 MB/s: the client's
-    process group is stopped, then the application, which the ResourceManager reports KILLED within
-    10 s; nothing changes in the target directory afterwards."""
-    target = unique_dir("yarn-kill")
-    manifest = make_chunk(tmp_path / "extract", parts=1, size=24 << 20)
-    method = distcp_method(local_yarn, target, maps=1, bandwidth_mb=1)
-    runner = method.runner
-    run = Run("yarn_killed", dag_id="kill")
-    name = "impala-transfer:kill:yarn_killed:chunk-00000"
+def stop_mid_copy(yarn, method, run: Run, manifest, name: str, hdfs) -> dict:
+    """Deliver in a thread, stop the method's runner (what ``on_kill`` does) once the job copies;
+    return the application as the RM then says. Asserts the method failed, the RM said KILLED within
+    10 s, and nothing changed in the target directory afterwards."""
     failure: list[BaseException] = []
 
     def deliver():
@@ -102,22 +96,56 @@ def test_a_stopped_distcp_client_kills_its_yarn_job_before_the_method_returns(lo
     thread = threading.Thread(target=deliver)
     thread.start()
     try:
-        wait_for(lambda: any(a["state"] == "RUNNING" and a["progress"] > 0 for a in our_apps(local_yarn, name)), 120,
+        wait_for(lambda: any(a["state"] == "RUNNING" and a["progress"] > 0 for a in our_apps(yarn, name)), 120,
                  "the job copying")
         time.sleep(2)
         stopped = time.monotonic()
-        runner.stop()
+        method.runner.stop()
         thread.join(60)
-        (app,) = our_apps(local_yarn, name)
-        assert app["state"] == "KILLED"
+        (app,) = our_apps(yarn, name)
+        assert app["state"] == "KILLED", app
         assert time.monotonic() - stopped < 10
     finally:
-        runner.stop()
+        method.runner.stop()
         thread.join(60)
     assert failure, "the method returned as if it had delivered"
-    listing = hadoop_env.hdfs("dfs", "-ls", "-R", method.target_dir(run)).stdout
+    listing = hdfs("dfs", "-ls", "-R", method.target_dir(run)).stdout
     time.sleep(3)
-    assert hadoop_env.hdfs("dfs", "-ls", "-R", method.target_dir(run)).stdout == listing
+    assert hdfs("dfs", "-ls", "-R", method.target_dir(run)).stdout == listing
+    return app
+
+
+def test_a_stopped_distcp_client_kills_its_yarn_job_before_the_method_returns(local_yarn, hadoop_env, tmp_path):
+    """What ``on_kill`` does (``runner.stop()``) while the job copies at 1 MB/s: the client's
+    process group is stopped, then the application, which the ResourceManager reports KILLED within
+    10 s; nothing changes in the target directory afterwards."""
+    target = unique_dir("yarn-kill")
+    manifest = make_chunk(tmp_path / "extract", parts=1, size=24 << 20)
+    method = distcp_method(local_yarn, target, maps=1, bandwidth_mb=1)
+    stop_mid_copy(local_yarn, method, Run("yarn_killed", dag_id="kill"), manifest,
+                  "impala-transfer:kill:yarn_killed:chunk-00000", hadoop_env.hdfs)
+
+
+def test_on_kerberized_yarn_a_stopped_client_kills_its_job_with_the_users_ticket(kerberized_yarn, kdc, tmp_path):
+    """The same on the Kerberized stack: the job runs as the user's principal, and the kill goes to
+    the SPNEGO-protected RM with the ticket the task's Hadoop clients were given (its KRB5CCNAME),
+    not with this process's own."""
+    hadoop = kerberized_yarn.hadoop
+    principal = kdc.add_principal("etl-kill", tmp_path / "etl-kill.keytab")
+    kdc.kinit(principal, tmp_path / "etl-kill.keytab", tmp_path / "etl-kill.ccache")
+    ticket = {"KRB5CCNAME": f"FILE:{tmp_path / 'etl-kill.ccache'}", "KRB5_CONFIG": str(kdc.krb5_conf)}
+    target = f"hdfs://cluster2/tmp/yarn-kill-{tmp_path.name}"
+    targets = TransferTargets(hdfs_root=target, source_hdfs_path=f"hdfs://cluster1/tmp/yarn-kill-{tmp_path.name}",
+                              hadoop_bin=str(hadoop.bin_dir / "hadoop"), hdfs_bin=str(hadoop.bin_dir / "hdfs"),
+                              hadoop_env={"HADOOP_CONF_DIR": str(kerberized_yarn.conf_dir), **ticket},
+                              distcp=DistcpOptions(maps=1, bandwidth_mb=1), command_timeout=300)
+    method = targets.method("distcp", targets.runner())
+    manifest = make_chunk(tmp_path / "extract", parts=1, size=24 << 20)
+    app = stop_mid_copy(kerberized_yarn, method, Run("yarn_killed_kerberos", dag_id="kill"), manifest,
+                        "impala-transfer:kill:yarn_killed_kerberos:chunk-00000",
+                        lambda *args: hadoop.hdfs(*args, env=ticket))
+    assert app["user"] == "etl-kill"
+    assert "KRB5CCNAME" not in os.environ or os.environ["KRB5CCNAME"] != ticket["KRB5CCNAME"]
 
 
 @pytest.fixture(scope="module")

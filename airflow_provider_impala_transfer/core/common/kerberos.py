@@ -396,16 +396,29 @@ def as_login(login: KeytabLogin | None, call: Callable[[], T]) -> T:
 def in_environ(cache: TicketCache) -> Iterator[None]:
     """``KRB5CCNAME`` of this process names ``cache`` during the block (one such block at a time:
     it is one variable), and is put back after."""
+    with as_tools(KRB5CCNAME=cache.name):
+        yield
+
+
+@contextmanager
+def as_tools(env: dict[str, str] | None = None, **variables: str) -> Iterator[None]:
+    """During the block this process's ``KRB5CCNAME`` and ``KRB5_CONFIG`` are those of ``env`` (the
+    environment the task's Hadoop clients get) and ``variables``: an HTTP call with SPNEGO from this
+    process then authenticates as the tools do (MIT krb5 reads both only from the environment).
+    One such block at a time; the variables are put back after."""
+    wanted = {name: value for name, value in {**(env or {}), **variables}.items()
+              if name in ("KRB5CCNAME", "KRB5_CONFIG")}
     with _environ_lock:
-        before = os.environ.get("KRB5CCNAME")
-        os.environ["KRB5CCNAME"] = cache.name
+        before = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
         try:
             yield
         finally:
-            if before is None:
-                os.environ.pop("KRB5CCNAME", None)
-            else:
-                os.environ["KRB5CCNAME"] = before
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 atexit.register(close_tickets)

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from airflow_provider_impala_transfer.core.common import kerberos
 from airflow_provider_impala_transfer.core.common.records import FileEntry
 from airflow_provider_impala_transfer.core.common.uris import join
 from airflow_provider_impala_transfer.core.common.values import check_choice
@@ -304,7 +305,8 @@ class DistcpMethod(HdfsTargetMethod):
                 self._remove_staged(submission.staged)
         counters: dict[str, int] = {}
         try:
-            groups = ResourceManager(submission.resource_manager).job_counters(submission.application_id)
+            with kerberos.as_tools(self.runner.env):
+                groups = ResourceManager(submission.resource_manager).job_counters(submission.application_id)
             counters = {COPY_COUNTERS.get(name, name): value
                         for name, value in groups.get(COPY_COUNTER_GROUP, {}).items()}
         except (TransferError, KeyError, TypeError, ValueError) as exc:  # verified anyway: counters are for the log
@@ -375,7 +377,9 @@ class DistcpMethod(HdfsTargetMethod):
             raise TransferError(f"distcp's YARN application {job.application_id} may still be running, and "
                                 "no ResourceManager address is known to kill it (set yarn_rm_url; kill it: "
                                 f"yarn application -kill {job.application_id})")
-        ResourceManager(url, timeout=5.0).kill(job.application_id, wait=self.options.kill_wait, log=self.runner.log)
+        with kerberos.as_tools(self.runner.env):  # SPNEGO, if the RM asks, with the tools' ticket
+            ResourceManager(url, timeout=5.0).kill(job.application_id, wait=self.options.kill_wait,
+                                                   log=self.runner.log)
         job.ended = True
 
     def _sweep_source_staging(self, run: Run) -> None:
