@@ -433,7 +433,8 @@ class FSSpecFileTransferManager:
 TRADITIONAL_KWARGS = ("target_hdfs_path", "use_distcp", "source_hdfs_path", "target_cluster", "scp_target_host",
                       "scp_target_path")
 EXTRA_KWARGS = ("scp_user", "scp_port", "scp_key_file", "scp_known_hosts", "scp_host_key_checking", "hadoop_bin",
-                "hdfs_bin", "hadoop_env", "distcp_maps", "distcp_bandwidth_mb", "command_timeout", "verify")
+                "hdfs_bin", "hadoop_env", "distcp_maps", "distcp_bandwidth_mb", "yarn_queue", "distcp_conf",
+                "yarn_rm_url", "command_timeout", "verify")
 FSSPEC_CONFIG_KEYS = ("source_fs_config", "target_fs_config", "transfer_options")
 
 
@@ -455,7 +456,8 @@ class UnifiedFileTransferManager:
     the seed's ``target_hdfs_path``, ``use_distcp``, ``source_hdfs_path``, ``target_cluster``,
     ``scp_target_host``, ``scp_target_path``, and ``scp_user``, ``scp_port``, ``scp_key_file``,
     ``scp_known_hosts``, ``scp_host_key_checking`` ('yes' or 'accept-new'), ``hadoop_bin``,
-    ``hdfs_bin``, ``hadoop_env``, ``distcp_maps``, ``distcp_bandwidth_mb``, ``command_timeout``
+    ``hdfs_bin``, ``hadoop_env``, ``distcp_maps``, ``distcp_bandwidth_mb``, ``yarn_queue``,
+    ``distcp_conf`` and ``yarn_rm_url`` (the distcp job's queue, settings and ResourceManager), ``command_timeout``
     (seconds per tool run), ``verify`` ('sha256' or 'size'). Files go to
     ``<target_hdfs_path>/<target_table>/`` (``hdfs://<target_cluster><path>`` when a cluster is
     given) or ``<scp_target_path>/<target_table>/`` on the scp host.
@@ -513,7 +515,9 @@ class UnifiedFileTransferManager:
         self._distcp_options()
 
     def _distcp_options(self) -> DistcpOptions:
-        return DistcpOptions(maps=self._get("distcp_maps", 20), bandwidth_mb=self._get("distcp_bandwidth_mb"))
+        return DistcpOptions(maps=self._get("distcp_maps", 20), bandwidth_mb=self._get("distcp_bandwidth_mb"),
+                             yarn_queue=self._get("yarn_queue"), conf=self._get("distcp_conf") or {},
+                             resource_manager=self._get("yarn_rm_url"))
 
     def _scp_target(self, table: str | None) -> ScpTarget | None:
         s = self._get
