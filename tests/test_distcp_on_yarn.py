@@ -71,7 +71,10 @@ def test_a_chunks_distcp_runs_on_yarn_under_its_name_in_the_users_queue(local_ya
 
 def test_a_job_the_queue_refuses_fails_the_method_with_the_rms_reason(local_yarn, hadoop_env, tmp_path):
     """Queue ACLs and unknown queues refuse a job when it is submitted: the method fails with the
-    ResourceManager's reason in the first line (the fallback chain's summary and the grid show it)."""
+    ResourceManager's reason in the first line (the fallback chain's summary and the grid show it).
+    Hadoop 3.5.0's client prints it as ``java.io.IOException: ...YarnException: Failed to submit
+    application_... to YARN : Application application_... submitted by user rootApplication
+    application_... submitted by user root to unknown queue: nope`` (the RM repeats its first words)."""
     target = unique_dir("yarn-queue")
     manifest = make_chunk(tmp_path / "extract", parts=1, size=1000)
     method = distcp_method(local_yarn, target, yarn_queue="nope")

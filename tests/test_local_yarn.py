@@ -79,23 +79,6 @@ def test_the_jobhistory_server_serves_a_finished_jobs_counters(local_yarn, yarn_
     assert [(t["type"], t["state"]) for t in tasks] == [("MAP", "SUCCEEDED")] * 2
 
 
-def test_a_job_sent_to_an_unknown_queue_is_refused_with_the_rms_reason(local_yarn, yarn_copy):
-    result = local_yarn.distcp("-Dmapreduce.job.queuename=nope", "-f", "hdfs://cluster1/yarn/listing",
-                               "hdfs://cluster2/yarn/never")
-
-    assert result.returncode == 25
-    error = next(line for line in result.stderr.splitlines() if line.startswith("java.io.IOException"))
-    app_id = re.search(r"Failed to submit (application_\d+_\d+) to YARN", error)[1]
-    # Hadoop 3.5.0's RM writes its reason twice, the first time without the queue (sic).
-    assert error == (f"java.io.IOException: org.apache.hadoop.yarn.exceptions.YarnException: Failed to submit "
-                     f"{app_id} to YARN : Application {app_id} submitted by user {local_yarn.hadoop.user}"
-                     f"Application {app_id} submitted by user {local_yarn.hadoop.user} to unknown queue: nope")
-    assert "ERROR tools.DistCp: Exception encountered" in result.stderr
-    app = local_yarn.app(app_id)
-    assert (app["state"], app["finalStatus"], app["queue"]) == ("FAILED", "FAILED", "nope")
-    assert app["diagnostics"].endswith("to unknown queue: nope")
-
-
 def test_yarn_application_kill_stops_a_running_distcp_job(local_yarn):
     local_yarn.hadoop.source.put_bytes("/yarn/slow/big.bin", os.urandom(16 * MiB))
 
