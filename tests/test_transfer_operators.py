@@ -221,9 +221,11 @@ def test_dag_code_and_the_airflow_config_choose_the_hadoop_clients_and_any_envir
     assert config_ran.exists()
 
     [hadoop_cli] = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "hadoop_cli"]
-    assert set(hadoop_cli["conn-fields"]) == {"env", "principal", "keytab"}  # a keytab login: a path, no key
+    # a keytab login (a path, no key), and where the distcp job queues, how big it is, where its RM answers
+    assert set(hadoop_cli["conn-fields"]) == {"env", "principal", "keytab", "yarn_queue", "distcp_conf", "yarn_rm_url"}
     assert all(name in hadoop_cli["conn-fields"]["env"]["description"] for name in CONNECTION_ENV)
-    assert set(get_provider_info()["config"]["impala_transfer"]["options"]) == {"hadoop_bin", "hdfs_bin"}
+    assert set(get_provider_info()["config"]["impala_transfer"]["options"]) == {"hadoop_bin", "hdfs_bin",
+                                                                                "default_deferrable"}
 
 
 @pytest.mark.parametrize(("argument", "message"), [
