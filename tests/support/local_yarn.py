@@ -140,6 +140,7 @@ JOBHISTORY_CLASS = "org.apache.hadoop.mapreduce.v2.hs.JobHistoryServer"
 ROLES = {"resourcemanager": RESOURCEMANAGER_CLASS, "nodemanager": NODEMANAGER_CLASS,
          "historyserver": JOBHISTORY_CLASS}
 STATE_FILE = "yarn.json"
+STAGING_ROOT = "/tmp/hadoop-yarn/staging"  # on cluster1, 1777: each user's jobs stage in <root>/<user>
 NM_STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL: see LocalYarn.stop
 PORT_NAMES = ("rm", "rm_scheduler", "rm_tracker", "rm_admin", "rm_web", "nm", "nm_localizer", "nm_web",
               "shuffle", "jhs", "jhs_web", "jhs_admin")
@@ -399,7 +400,7 @@ class LocalYarn:
         mb, opts = self.container_mb, self._container_opts()
         return {
             "mapreduce.framework.name": "yarn",
-            "yarn.app.mapreduce.am.staging-dir": f"{c1}/tmp/hadoop-yarn/staging",
+            "yarn.app.mapreduce.am.staging-dir": f"{c1}{STAGING_ROOT}",
             "mapreduce.jobhistory.intermediate-done-dir": f"{c1}/mr-history/tmp",
             "mapreduce.jobhistory.done-dir": f"{c1}/mr-history/done",
             "mapreduce.jobhistory.address": self._address("jhs"),
@@ -543,13 +544,20 @@ class LocalYarn:
             return
         self.hadoop.source.webhdfs("PUT", "/mr-history", "MKDIRS", SUPERUSER, permission="755")
         self.hadoop.source.webhdfs("PUT", "/mr-history", "SETPERMISSION", SUPERUSER, permission="755")
+        self.hadoop.source.webhdfs("PUT", STAGING_ROOT, "MKDIRS", SUPERUSER, permission="1777")
+        self.hadoop.source.webhdfs("PUT", STAGING_ROOT, "SETPERMISSION", SUPERUSER, permission="1777")
 
     def _secure_bootstrap(self, timeout: float = 60.0) -> None:
         cluster = self.hadoop.source
         base = f"http://{cluster.webhdfs_address}/webhdfs/v1/mr-history"
+        staging = f"http://{cluster.webhdfs_address}/webhdfs/v1{STAGING_ROOT}"
         calls = [(f"{base}?op=MKDIRS&permission=755", cluster.kerberos.host),
                  (f"{base}?op=SETPERMISSION&permission=755", cluster.kerberos.host),
-                 (f"{base}?op=SETOWNER&owner=jhs", cluster.kerberos.host)]
+                 (f"{base}?op=SETOWNER&owner=jhs", cluster.kerberos.host),
+                 # Every user's job stages under it (<root>/<user>/.staging): a root made by the first
+                 # user's job would be 0755 and refuse the next user, as on a cluster nobody set up.
+                 (f"{staging}?op=MKDIRS&permission=1777", cluster.kerberos.host),
+                 (f"{staging}?op=SETPERMISSION&permission=1777", cluster.kerberos.host)]
         self._kinit()
         result = subprocess.run([sys.executable, "-c", SPNEGO_PUTS, json.dumps(calls)], env=self._spnego_env(),
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
