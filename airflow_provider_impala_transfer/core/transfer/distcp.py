@@ -297,6 +297,9 @@ class DistcpMethod(HdfsTargetMethod):
         could be learnt): remove the staged copies, fail unless the job succeeded, and return its
         DistCp counters as the synchronous path prints them (from the JobHistory server; empty,
         and said, when it cannot tell)."""
+        if app is None:  # the trigger could not follow it: the job may still copy, so it is killed first
+            self._kill(SubmittedJob(application_id=submission.application_id,
+                                    tracking_root=submission.resource_manager))
         try:
             if app is None or not app.succeeded:
                 raise TransferError(f"distcp job {app.describe() if app else submission.application_id}")
